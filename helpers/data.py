@@ -1,0 +1,154 @@
+"""Data for the course: the MNIST file shipped in ``data/`` (checked by sha256), and seeded toy data.
+
+Nothing is downloaded: the course works offline. ``data/README.md`` gives the provenance
+and the license (CC BY-SA 3.0) of ``data/mnist.npz``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "MNIST",
+    "MNIST_SHA256",
+    "DataFileError",
+    "find_data_file",
+    "load_mnist",
+    "mnist_tensors",
+]
+
+MNIST_FILENAME = "mnist.npz"
+MNIST_SHA256 = "ee068f36682cba7f38bafdedc77b0f873ebbcf877036f7ebde566966146ac146"
+MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
+#: Environment variable that may point at the folder holding mnist.npz.
+DATA_DIR_ENV = "BATCHNORM_COURSE_DATA"
+
+_HOW_TO_FIX = (
+    "The file ships with the course in its data/ folder. Get a fresh copy of the course "
+    "(git clone, or re-download the repository) so that data/mnist.npz is present and "
+    "unchanged, or set the environment variable BATCHNORM_COURSE_DATA to the folder that "
+    "holds a good copy."
+)
+
+
+class DataFileError(OSError):
+    """The MNIST file is missing or is not the file the course expects."""
+
+
+class MNIST(NamedTuple):
+    """The MNIST arrays.
+
+    As numpy (default): x_* uint8 (n, 28, 28), y_* uint8 (n,).
+    As tensors (``mnist_tensors``): x_* float32 (n, 28, 28) in [0, 1] (or (n, 784) if
+    flattened), y_* int64 (n,).
+    """
+
+    x_train: object
+    y_train: object
+    x_test: object
+    y_test: object
+
+
+def _candidate_dirs():
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        yield Path(env)
+    # the course folder, when helpers/ is used from a checkout (editable install or sys.path)
+    yield Path(__file__).resolve().parent.parent / "data"
+    cwd = Path.cwd()
+    yield cwd / "data"
+    yield cwd.parent / "data"
+
+
+def find_data_file(filename: str = MNIST_FILENAME) -> Path:
+    """Where ``filename`` is: $BATCHNORM_COURSE_DATA, the course's data/ folder, or ./data, ../data."""
+    tried = []
+    for folder in _candidate_dirs():
+        path = folder / filename
+        if path.is_file():
+            return path
+        tried.append(str(path))
+    raise DataFileError(f"{filename} was not found (looked in: {', '.join(tried)}). {_HOW_TO_FIX}")
+
+
+def sha256_of(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_verified: dict = {}  # path -> (size, mtime) already verified in this process
+
+
+def _verify(path: Path) -> None:
+    stat = path.stat()
+    signature = (stat.st_size, stat.st_mtime_ns)
+    if _verified.get(path) == signature:
+        return
+    actual = sha256_of(path)
+    if actual != MNIST_SHA256:
+        raise DataFileError(
+            f"{path} is damaged or is not the course's MNIST file: its sha256 is {actual}, "
+            f"expected {MNIST_SHA256}. {_HOW_TO_FIX}"
+        )
+    _verified[path] = signature
+
+
+def load_mnist(path=None, verify: bool = True) -> MNIST:
+    """Load MNIST as numpy arrays, after checking the file's sha256.
+
+    Args:
+        path:   the .npz file; found with ``find_data_file`` if None
+        verify: check the sha256 (once per process and file)
+
+    Returns:
+        MNIST(x_train (60000, 28, 28) uint8, y_train (60000,) uint8,
+              x_test (10000, 28, 28) uint8, y_test (10000,) uint8)
+
+    Raises:
+        DataFileError: the file is missing, damaged or has the wrong contents.
+    """
+    path = find_data_file() if path is None else Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path} does not exist. {_HOW_TO_FIX}")
+    if verify:
+        _verify(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return MNIST(*(npz[key] for key in MNIST_KEYS))
+    except (KeyError, ValueError, OSError) as error:
+        raise DataFileError(f"{path} could not be read as MNIST ({error}). {_HOW_TO_FIX}") from error
+
+
+def mnist_tensors(path=None, flatten: bool = False, verify: bool = True) -> MNIST:
+    """MNIST as torch tensors: images float32 scaled to [0, 1], labels int64.
+
+    Args:
+        flatten: return images as (n, 784) instead of (n, 28, 28)
+
+    Returns:
+        MNIST of tensors: x_train (60000, 28, 28) or (60000, 784), y_train (60000,), and
+        the same for the 10,000 test images.
+    """
+    import torch  # imported here so that numpy-only users of this module need no torch
+
+    arrays = load_mnist(path, verify=verify)
+
+    def images(x):
+        t = torch.from_numpy(x.astype(np.float32) / 255.0)
+        return t.reshape(len(x), -1) if flatten else t
+
+    return MNIST(
+        images(arrays.x_train),
+        torch.from_numpy(arrays.y_train.astype(np.int64)),
+        images(arrays.x_test),
+        torch.from_numpy(arrays.y_test.astype(np.int64)),
+    )
