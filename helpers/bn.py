@@ -15,8 +15,8 @@ Conventions (the same as ``torch.nn.BatchNorm1d`` / ``BatchNorm2d``):
 
 Numerics: the variance is computed in two passes (mean first, then the mean of the
 squared deviations), never as E[x^2] - E[x]^2, which cancels catastrophically when the
-mean is large compared with the spread. Statistics are accumulated in float64, as
-torch does on the CPU; the output keeps the floating dtype of ``x``.
+mean is large compared with the spread; the data are shifted by one sample first, which
+keeps float32 accurate too. Everything is computed in the floating dtype of ``x``.
 """
 
 from __future__ import annotations
@@ -139,17 +139,22 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     gamma = _check_per_feature(gamma, d, "gamma", x.dtype)
     beta = _check_per_feature(beta, d, "beta", x.dtype)
 
-    # Pass 1: the mean, accumulated in float64 (a no-op for float64 input).
-    mu = x.mean(axis=0, dtype=np.float64)  # (D,)
-    # Subtract in float64, then return to x's precision: the deviations are small
-    # numbers, so float32 now represents them accurately even when the mean is huge.
-    xc = (x - mu).astype(x.dtype, copy=False)  # (N, D)
-    # Pass 2: the biased variance, the mean of squared deviations.
-    var = np.mean(xc * xc, axis=0, dtype=np.float64)  # (D,)
+    # Pass 1: the mean. Subtract one sample first ("shifted data"): the differences are
+    # small numbers, so their mean and the deviations from it stay accurate even in float32
+    # when the mean is large compared with the spread. Any sample works as the shift.
+    shift = x[0]  # (D,)
+    xc = x - shift  # (N, D) shifted data
+    shifted_mean = xc.mean(axis=0)  # (D,)
+    xc -= shifted_mean  # (N, D) now x - mu (in place: no new array)
+    mu = shift + shifted_mean  # (D,)
+    # Pass 2: the biased variance, the mean of squared deviations. einsum sums xc * xc
+    # over the batch without building the (N, D) array of squares.
+    var = np.einsum("ij,ij->j", xc, xc) / n  # (D,)
     std = np.sqrt(var + eps)  # (D,)
     inv_std = 1.0 / std  # (D,)
-    x_hat = xc * inv_std.astype(x.dtype)  # (N, D)
-    out = gamma * x_hat + beta  # (N, D)
+    x_hat = xc * inv_std  # (N, D)
+    out = x_hat * gamma  # (N, D)
+    out += beta  # in place
 
     cache = BatchNormCache(
         x=x, mu=mu, xc=xc, var=var, std=std, inv_std=inv_std,
@@ -222,9 +227,13 @@ def batchnorm_backward_compact(dout, cache: BatchNormCache):
     dout = _check_upstream(dout, cache.x.shape)
     n = cache.x.shape[0]
     dbeta = dout.sum(axis=0)  # (D,)
-    dgamma = (dout * cache.x_hat).sum(axis=0)  # (D,)
-    scale = (cache.gamma * cache.inv_std / n).astype(dout.dtype)  # (D,)
-    dx = scale * (n * dout - dbeta - cache.x_hat * dgamma)  # (N, D)
+    dgamma = np.einsum("ij,ij->j", dout, cache.x_hat)  # (D,) sum of dout * x_hat, no temporary
+    # The same formula, rearranged to fill one (N, D) buffer in place:
+    # dx = gamma / sqrt(var + eps) * (dout - (dbeta + x_hat * dgamma) / N)
+    dx = cache.x_hat * (dgamma / n)  # (N, D)
+    dx += dbeta / n
+    np.subtract(dout, dx, out=dx)
+    dx *= cache.gamma * cache.inv_std
     return dx, dgamma, dbeta
 
 
@@ -324,15 +333,20 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, n, mo
 
 
 def _channels_last_2d(x: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) -> (N * H * W, C): every pixel of every image becomes a row."""
+    """(N, C, H, W) -> (N * H * W, C): every pixel of every image becomes a row.
+
+    Built as (N, C, H, W) -> (C, N, H, W) -> (C, N * H * W), then transposed: one copy,
+    and each channel's N * H * W values stay side by side in memory, so the per-channel
+    sums of the 2-D code run over contiguous data.
+    """
     n, c, h, w = x.shape
-    return x.transpose(0, 2, 3, 1).reshape(n * h * w, c)
+    return x.transpose(1, 0, 2, 3).reshape(c, n * h * w).T
 
 
 def _channels_first_4d(rows: np.ndarray, shape) -> np.ndarray:
     """(N * H * W, C) -> (N, C, H, W), the inverse of ``_channels_last_2d``."""
     n, c, h, w = shape
-    return rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    return rows.T.reshape(c, n, h, w).transpose(1, 0, 2, 3)
 
 
 def spatial_batchnorm_forward(x, gamma, beta, eps=1e-5):
