@@ -1,0 +1,53 @@
+"""Each notebook's run time on a fresh kernel in its quick default, and the kernel's peak memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from benchmarks.common import Result, at_most
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Notebooks with training experiments get a longer budget (issue: 06 and 07 within 60 s).
+LONG_NOTEBOOKS = ("06_", "07_")
+PEAK_MEMORY_CELL = (
+    "import json, resource\n"
+    "print(json.dumps({'peak_rss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))"
+)
+
+
+def execute(path: Path) -> tuple[float, float]:
+    """Run the notebook on a fresh kernel; return (seconds, peak RSS of the kernel in MB)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(PEAK_MEMORY_CELL))
+    os.environ.setdefault("BATCHNORM_COURSE_PROGRESS", "0")
+    start = time.perf_counter()
+    NotebookClient(notebook, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    seconds = time.perf_counter() - start
+    printed = "".join(output.get("text", "") for output in notebook.cells[-1].outputs)
+    peak_kib = json.loads(printed.strip().splitlines()[-1])["peak_rss_kib"]
+    return seconds, peak_kib / 1024
+
+
+def run(tiny: bool = False) -> list[Result]:
+    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if tiny:
+        paths = paths[:1]
+    results, total = [], 0.0
+    for path in paths:
+        seconds, peak_mb = execute(path)
+        total += seconds
+        limit = 60 if path.name.startswith(LONG_NOTEBOOKS) else 30
+        results += [
+            at_most(f"notebook run time: {path.stem}", seconds, "s", limit),
+            at_most(f"notebook memory (peak RSS): {path.stem}", peak_mb, "MB", 1536),
+        ]
+    if not tiny:
+        results.append(at_most("notebook series run time", total, "s", 240))
+    return results
