@@ -47,17 +47,22 @@ class Figure1MLP(nn.Module):
         depth:       number of hidden layers
         init_std:    weights ~ N(0, init_std^2), biases 0 ("small random Gaussian values")
         seed:        seed for the initial weights (None: torch's current global state)
+        dropout:     probability of zeroing each hidden unit's output in training (after the
+                     sigmoid, and after BN when bn_position is "after"); 0 (the default) adds
+                     no dropout at all
 
     Shapes: input (N, 784) or (N, 28, 28); output (N, 10).
     """
 
     def __init__(self, batchnorm=False, bn_position="before", hidden=100, depth=3,
-                 init_std=0.1, seed=None):
+                 init_std=0.1, seed=None, dropout=0.0):
         super().__init__()
         if bn_position not in ("before", "after"):
             raise ValueError(f"bn_position must be 'before' or 'after', got {bn_position!r}")
         if init_std <= 0:
             raise ValueError(f"init_std must be positive, got {init_std!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         self.batchnorm = bool(batchnorm)
         self.bn_position = bn_position
         sizes = [28 * 28] + [hidden] * depth
@@ -70,6 +75,7 @@ class Figure1MLP(nn.Module):
                 nn.BatchNorm1d(fan_out) if self.batchnorm else nn.Identity() for fan_out in sizes[1:]
             )
             self.output = nn.Linear(hidden, 10)
+            self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
             for linear in [*self.linears, self.output]:
                 nn.init.normal_(linear.weight, mean=0.0, std=init_std)
                 if linear.bias is not None:
@@ -88,6 +94,7 @@ class Figure1MLP(nn.Module):
             h = torch.sigmoid(z)
             if self.bn_position == "after":
                 h = norm(h)
+            h = self.dropout(h)
         logits = self.output(h)
         return (logits, preactivations) if return_preactivations else logits
 
