@@ -1,0 +1,292 @@
+"""Panels of notebook 02 (the forward transform).
+
+1. ``forward: gamma, beta, batch size``: one feature drawn from a skewed, shifted population is
+   batch-normalized. Histograms of the input batch, of x_hat and of the output y, and the batch's
+   mean / std estimates against the population's, with how far off a batch of this size
+   typically is.
+2. ``forward: sigmoid saturation``: standardized inputs, scaled by gamma and shifted by beta,
+   fed to a sigmoid: how linear the sigmoid is over them and how much slope is left.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from helpers.bn import batchnorm_forward
+from helpers.forward_demo import SkewedPopulation, batch_estimate_errors, sigmoid, sigmoid_regime
+from helpers.panels.base import Control, Notice, Panel
+
+__all__ = [
+    "PANELS",
+    "compute_forward_histograms",
+    "compute_sigmoid_regime",
+    "draw_forward_histograms",
+    "draw_sigmoid_regime",
+]
+
+POPULATION = SkewedPopulation()
+EPS = 1e-5
+#: batch sizes at which the typical estimation error is precomputed (the noise curve)
+NOISE_GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+
+BATCH_OF_ONE = (
+    "<b>Batch size 1: nothing to normalize.</b> A batch of one value has that value as its "
+    "mean and 0 as its variance, so x&#770; = (x &minus; x) / &radic;(0 + &epsilon;) = 0 for "
+    "<i>every</i> input, and the output is &beta; whatever the input was: the layer would pass "
+    "on no information and no gradient to x. That is why "
+    "<code>torch.nn.functional.batch_norm</code> in training mode refuses such a batch "
+    "(<code>ValueError: Expected more than 1 value per channel when training, got input size "
+    "torch.Size([1, 1])</code>) and <code>helpers.bn.batchnorm_forward</code> does too. "
+    "At inference (eval mode) a single example is fine: it is normalized with the running "
+    "statistics (notebook 04). Move the slider to 2 or more."
+)
+
+
+def _batch_seed(batch_size: int, batch_number: int) -> int:
+    return 10_000 * int(batch_number) + int(batch_size)
+
+
+@lru_cache(maxsize=1)
+def _noise_curve() -> dict:
+    """Typical error of the batch mean / std at each size of NOISE_GRID (computed once)."""
+    return batch_estimate_errors(POPULATION, NOISE_GRID, batches=400, seed=1)
+
+
+@lru_cache(maxsize=1)
+def _population_curve():
+    """(x, density) of the population, for drawing (computed once)."""
+    grid = np.linspace(POPULATION.shift - 0.2, POPULATION.shift + POPULATION.scale * np.exp(3.3 * POPULATION.sigma), 300)
+    return grid, POPULATION.pdf(grid)
+
+
+def compute_forward_histograms(gamma=1.0, beta=0.0, batch_size=32, batch_number=0):
+    """Batch-normalize one mini-batch of the skewed population (one feature, eps = 1e-5).
+
+    Returns a Notice for batch_size < 2, else a dict:
+        x, x_hat, y:             (m,) the batch, its normalized values, the output
+        batch_mean, batch_std:   the batch's mean and biased std (what BN divides by)
+        population_mean, population_std
+        mean_error:              |batch_mean - population_mean| / population_std
+        std_error:               batch_std / population_std - 1
+        typical_mean_error:      RMS of mean_error over many batches of this size
+                                 (about 1 / sqrt(m))
+        output_mean, output_std: mean and std (ddof=0) of y; output_mean = beta exactly,
+                                 output_std = |gamma| * sqrt(var / (var + eps))
+        x_hat_bound:             sqrt(m - 1), the largest |x_hat| any batch of m can produce
+        gamma, beta, batch_size, batch_number, noise (the precomputed noise curve),
+        population_curve ((x, density))
+    """
+    batch_size = int(batch_size)
+    if batch_size < 2:
+        return Notice(BATCH_OF_ONE)
+    x = POPULATION.sample(batch_size, seed=_batch_seed(batch_size, batch_number))  # (m,)
+    out, cache = batchnorm_forward(x[:, None], np.array([gamma]), np.array([beta]), eps=EPS)
+    y = out[:, 0]
+    batch_mean, batch_var = float(cache.mu[0]), float(cache.var[0])
+    noise = _noise_curve()
+    typical = float(np.interp(np.log(batch_size), np.log(noise["batch_sizes"]), noise["mean_rmse"]))
+    return dict(
+        x=x,
+        x_hat=cache.x_hat[:, 0],
+        y=y,
+        batch_mean=batch_mean,
+        batch_std=float(np.sqrt(batch_var)),
+        population_mean=POPULATION.mean,
+        population_std=POPULATION.std,
+        mean_error=abs(batch_mean - POPULATION.mean) / POPULATION.std,
+        std_error=float(np.sqrt(batch_var)) / POPULATION.std - 1,
+        typical_mean_error=typical,
+        output_mean=float(y.mean()),
+        output_std=float(y.std()),
+        x_hat_bound=float(np.sqrt(batch_size - 1)),
+        gamma=float(gamma),
+        beta=float(beta),
+        batch_size=batch_size,
+        batch_number=int(batch_number),
+        noise=noise,
+        population_curve=_population_curve(),
+    )
+
+
+def _number(value: float, digits: int = 2) -> str:
+    """value rounded for a title, without a "-0.00"."""
+    return f"{round(value, digits) + 0.0:.{digits}f}"
+
+
+def _edges(values, low, high, width):
+    """Histogram bin edges of a fixed width covering [low, high] and every value."""
+    low = min(low, float(np.min(values)))
+    high = max(high, float(np.max(values)))
+    return low + width * np.arange(int(np.ceil((high - low) / width)) + 1)
+
+
+def _histogram(ax, values, edges, color, density=False):
+    """A filled histogram drawn as one artist (much faster than ax.hist's bars), with a rug
+    of the individual values underneath (a small batch is a handful of ticks)."""
+    counts, edges = np.histogram(values, bins=edges, density=density)
+    ax.stairs(counts, edges, fill=True, color=color)
+    ax.plot(values, np.zeros_like(values), "|", color="#333", ms=8, alpha=0.6)
+
+
+def draw_forward_histograms(result):
+    """Four small plots: input batch, x_hat, output y, and the noise of batch estimates."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator
+
+    r = result
+    m, gamma, beta = r["batch_size"], r["gamma"], r["beta"]
+    with plt.rc_context({"font.size": 9, "axes.titlesize": 9.5}):
+        fig, axes = plt.subplots(2, 2, figsize=(9.2, 5.6))
+        (ax_in, ax_hat), (ax_out, ax_noise) = axes
+
+        # 1. the input batch against its population
+        grid, density = r["population_curve"]
+        _histogram(ax_in, r["x"], _edges(r["x"], grid[0], grid[-1], 0.25), "#9ecae1", density=True)
+        ax_in.plot(grid, density, color="#555", lw=1.2, label="population")
+        ax_in.axvline(r["population_mean"], color="#555", ls="--", lw=1.2,
+                      label=f"population mean {_number(r['population_mean'])}")
+        ax_in.axvline(r["batch_mean"], color="#d62728", lw=1.6, label=f"batch mean {_number(r['batch_mean'])}")
+        ax_in.set_title(f"input batch, m = {m}: std {_number(r['batch_std'])} "
+                        f"(population {_number(r['population_std'])}, {r['std_error']:+.0%})")
+        ax_in.legend(loc="upper right", fontsize=7.5, frameon=False)
+        ax_in.set_yticks([])
+
+        # 2. x_hat: centred and scaled, but exactly as skewed as the input
+        hat_edges = _edges(r["x_hat"], -3.0, 6.0, 0.25)
+        _histogram(ax_hat, r["x_hat"], hat_edges, "#a1d99b")
+        ax_hat.axvline(0, color="#d62728", lw=1.6)
+        if r["x_hat_bound"] <= 3:
+            for sign in (-1, 1):
+                ax_hat.axvline(sign * r["x_hat_bound"], color="#777", ls=":", lw=1.2)
+            ax_hat.text(r["x_hat_bound"], 0.92, " |x̂| ≤ √(m−1)", fontsize=7.5, color="#555",
+                        transform=ax_hat.get_xaxis_transform())
+        ax_hat.set_title(f"x̂ = (x − {_number(r['batch_mean'])}) / √({_number(r['batch_std'] ** 2, 3)} + ε): "
+                         "mean 0, std 1, same shape")
+        ax_hat.set_yticks([])
+
+        # 3. the output: the x_hat histogram, stretched by gamma and moved by beta
+        ax_out.axvline(beta, color="#d62728", lw=1.6, label=f"β = {_number(beta)}")
+        if gamma != 0:
+            _histogram(ax_out, r["y"], np.sort(gamma * hat_edges + beta), "#fdae6b")
+            for sign in (-1, 1):
+                ax_out.axvline(beta + sign * abs(gamma), color="#d62728", ls=":", lw=1.2)
+            ax_out.plot([], [], color="#d62728", ls=":", lw=1.2, label="β ± |γ|")
+            ax_out.set_title(f"y = {_number(gamma)}·x̂ + {_number(beta)}: "
+                             f"mean {_number(r['output_mean'])}, std {_number(r['output_std'], 3)}")
+        else:
+            ax_out.plot(r["y"], np.zeros_like(r["y"]), "|", color="#333", ms=8)
+            ax_out.set_title(f"γ = 0: every output equals β = {_number(beta)}")
+            ax_out.text(0.02, 0.8, "the input is forgotten:\nno information, and no gradient to x",
+                        transform=ax_out.transAxes, fontsize=8, color="#555")
+        low, high = min(-9.0, float(r["y"].min()) - 0.5), max(9.0, float(r["y"].max()) + 0.5)
+        ax_out.set_xlim(low, high)
+        ax_out.legend(loc="upper right", fontsize=7.5, frameon=False)
+        ax_out.set_yticks([])
+
+        # 4. how far off a batch of this size is
+        noise = r["noise"]
+        sizes = noise["batch_sizes"]
+        ax_noise.loglog(sizes, noise["mean_rmse"], "o-", ms=3, color="#d62728", label="batch mean: typical error")
+        ax_noise.loglog(sizes, noise["std_rmse"], "s-", ms=3, color="#3182bd", label="batch std: typical error")
+        ax_noise.loglog(sizes, 1 / np.sqrt(sizes), "--", color="#555", lw=1, label="1/√m")
+        ax_noise.axvline(m, color="#999", lw=1)
+        ax_noise.plot([m], [max(r["mean_error"], 0.01)], "*", ms=11, color="#d62728", label="this batch's mean")
+        # plain tick labels, no minor ticks: log axes' default labels are slow to typeset
+        ax_noise.xaxis.set_major_locator(FixedLocator([2, 4, 8, 16, 32, 64, 128, 256]))
+        ax_noise.yaxis.set_major_locator(FixedLocator([0.01, 0.03, 0.1, 0.3, 1.0]))
+        for axis in (ax_noise.xaxis, ax_noise.yaxis):
+            axis.set_minor_locator(NullLocator())
+            axis.set_major_formatter(FormatStrFormatter("%g"))
+        ax_noise.set_ylim(0.008, 2)
+        ax_noise.set_xlabel("batch size m (error in units of the population std)")
+        ax_noise.set_title(f"this batch's mean is off by {_number(r['mean_error'])}σ "
+                           f"(typical at m = {m}: {_number(r['typical_mean_error'])}σ)")
+        ax_noise.legend(loc="lower left", fontsize=7.5, frameon=False)
+        fig.subplots_adjust(left=0.04, right=0.98, bottom=0.09, top=0.95, wspace=0.14, hspace=0.32)
+    return fig
+
+
+@lru_cache(maxsize=1)
+def _standard_normal_sample() -> np.ndarray:
+    """2000 fixed draws of N(0, 1), standardized exactly: what x_hat looks like for a big batch."""
+    z = np.random.default_rng(2).standard_normal(2000)
+    return (z - z.mean()) / z.std()
+
+
+def compute_sigmoid_regime(gamma=1.0, beta=0.0):
+    """Standardized inputs x_hat (2000 values, mean 0, std 1), then z = gamma * x_hat + beta.
+
+    Returns a dict: z (2000,), gamma, beta, verdict (a short description of the regime:
+    "saturated", "nearly linear" or "nonlinear"), and the entries of
+    ``helpers.forward_demo.sigmoid_regime(z)`` (linear_r2, tangent_r2, mean_slope,
+    saturated_fraction).
+    """
+    z = float(gamma) * _standard_normal_sample() + float(beta)
+    regime = sigmoid_regime(z)
+    if regime["saturated_fraction"] > 0.5:
+        verdict = "saturated: most inputs get almost no gradient"
+    elif regime["linear_r2"] > 0.97:
+        verdict = "nearly linear: the sigmoid acts as a straight line here"
+    else:
+        verdict = "nonlinear: the inputs reach the sigmoid's bends"
+    return dict(z=z, gamma=float(gamma), beta=float(beta), verdict=verdict, **regime)
+
+
+def draw_sigmoid_regime(result):
+    """The sigmoid with the inputs beneath it, and the slopes the inputs get."""
+    import matplotlib.pyplot as plt
+
+    r = result
+    z = r["z"]
+    grid = np.linspace(-10, 10, 400)
+    with plt.rc_context({"font.size": 9, "axes.titlesize": 9.5}):
+        fig, (ax_curve, ax_slope) = plt.subplots(1, 2, figsize=(9.2, 3.0))
+        ax_hist = ax_curve.twinx()
+        counts, edges = np.histogram(np.clip(z, -10, 10), bins=np.linspace(-10, 10, 81))
+        ax_hist.stairs(counts, edges, fill=True, color="#c6dbef")
+        ax_hist.set_yticks([])
+        ax_curve.set_zorder(ax_hist.get_zorder() + 1)
+        ax_curve.patch.set_visible(False)
+        ax_curve.plot(grid, sigmoid(grid), color="#333", lw=1.5)
+        low, high = np.percentile(z, [1, 99])
+        inside = (grid >= low) & (grid <= high)
+        slope, intercept = np.polyfit(z, sigmoid(z), 1)
+        ax_curve.plot(grid[inside], slope * grid[inside] + intercept, color="#d62728", lw=2,
+                      label=f"best straight line: R² = {r['linear_r2']:.3f}")
+        ax_curve.set_xlim(-10, 10)
+        ax_curve.set_ylim(-0.05, 1.05)
+        ax_curve.set_xlabel("z = γ·x̂ + β")
+        ax_curve.legend(loc="upper left", fontsize=7.5, frameon=False)
+        ax_curve.set_title(f"σ(z) over the inputs (γ = {r['gamma']:.2f}, β = {r['beta']:.2f})")
+
+        slopes = sigmoid(z) * (1 - sigmoid(z))
+        counts, edges = np.histogram(slopes, bins=np.linspace(0, 0.25, 41))
+        ax_slope.stairs(counts, edges, fill=True, color="#fdae6b")
+        ax_slope.axvline(r["mean_slope"], color="#d62728", lw=1.6, label=f"mean σ'(z) = {r['mean_slope']:.3f}")
+        ax_slope.axvline(0.01, color="#777", ls=":", lw=1.2, label=f"saturated (σ' < 0.01): {r['saturated_fraction']:.0%}")
+        ax_slope.set_xlim(0, 0.26)
+        ax_slope.set_xlabel("σ'(z) at the inputs (0.25 at most)")
+        ax_slope.set_yticks([])
+        ax_slope.legend(loc="upper center", fontsize=7.5, frameon=False)
+        ax_slope.set_title(r["verdict"])
+        fig.subplots_adjust(left=0.05, right=0.98, bottom=0.16, top=0.9, wspace=0.08)
+    return fig
+
+
+PANELS = [
+    Panel("forward: gamma, beta, batch size", compute_forward_histograms, draw_forward_histograms, [
+        Control("gamma", "float", 1.0, low=-3.0, high=3.0, step=0.1, description="γ (scale)",
+                test_values=(-3.0, 0.0, 3.0)),
+        Control("beta", "float", 0.0, low=-3.0, high=3.0, step=0.1, description="β (shift)",
+                test_values=(-3.0, 3.0)),
+        Control("batch_size", "int", 32, low=1, high=256, description="batch size m",
+                test_values=(1, 2, 256)),
+        Control("batch_number", "int", 0, low=0, high=19, description="which batch"),
+    ]),
+    Panel("forward: sigmoid saturation", compute_sigmoid_regime, draw_sigmoid_regime, [
+        Control("gamma", "log", 1.0, low=0.1, high=10.0, step=0.05, description="γ (scale)"),
+        Control("beta", "float", 0.0, low=-8.0, high=8.0, step=0.25, description="β (shift)"),
+    ]),
+]
