@@ -162,7 +162,7 @@ def draw_forward_histograms(result):
                 ax_hat.axvline(sign * r["x_hat_bound"], color="#777", ls=":", lw=1.2)
             ax_hat.text(r["x_hat_bound"], 0.92, " |x̂| ≤ √(m−1)", fontsize=7.5, color="#555",
                         transform=ax_hat.get_xaxis_transform())
-        ax_hat.set_title(f"x̂ = (x − {_number(r['batch_mean'])}) / √({_number(r['batch_std'] ** 2, 3)} + ε): "
+        ax_hat.set_title(f"x̂ = (x − {_number(r['batch_mean'])})/√({_number(r['batch_std'] ** 2, 3)} + ε): "
                          "mean 0, std 1, same shape")
         ax_hat.set_yticks([])
 
