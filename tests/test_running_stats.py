@@ -91,6 +91,12 @@ def test_batch_stream_shuffled_covers_every_example_once_per_epoch():
         assert sorted(epoch) == list(range(100))
 
 
+def test_batch_stream_iid_draws_with_replacement():
+    indices = batch_stream(10, 8, 50, "iid", seed=0)
+    assert indices.shape == (50, 8) and indices.min() >= 0 and indices.max() < 10
+    assert any(len(set(batch)) < 8 for batch in indices)  # repeats happen
+
+
 def test_batch_stream_sorted_follows_the_labels():
     labels = np.repeat(np.arange(5), 20)[::-1].copy()
     indices = batch_stream(100, 10, 10, "sorted", labels=labels)

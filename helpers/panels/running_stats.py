@@ -119,8 +119,9 @@ def draw_running_estimates(result):
     ax_acc.set_ylim(0.3, 1.0)
     ax_acc.set_title("eval-mode test accuracy (500 images)", fontsize=10)
 
+    ax_var.set_xlabel("training batches seen")
     for ax in (ax_mean, ax_var, ax_acc):
-        ax.set_xlabel("training batches seen")
+        ax.locator_params(nbins=5)
         ax.legend(fontsize=7, loc="lower right")
         ax.grid(alpha=0.3)
     fig.suptitle(
