@@ -4,6 +4,8 @@
                                         notebook's header (Colab badge + navigation), setup cell
                                         and footer (navigation)
     python -m tools.notebooks --check   change nothing; list what is out of date and exit 1
+    python -m tools.notebooks --folder tests/fixtures/course/notebooks
+                                        the same for another folder (the test fixtures)
 
 The generated cells carry a tag (course:header, course:setup, course:footer) and are rewritten
 on every run; everything else in a notebook is the author's. The Colab badge and the setup
@@ -87,9 +89,14 @@ def setup_source() -> str:
     )
 
 
-def notebook_paths() -> list[Path]:
+def notebook_paths(folder: Path = NOTEBOOKS) -> list[Path]:
     """The course's notebooks, in order (names like 03_backward_pass.ipynb)."""
-    return sorted(p for p in NOTEBOOKS.glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
+    return sorted(p for p in Path(folder).glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
+
+
+def misnamed_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
+    """Notebooks in ``folder`` that the course ignores because their names are not NN_name.ipynb."""
+    return sorted(p for p in Path(folder).glob("*.ipynb") if not NOTEBOOK_NAME.match(p.name))
 
 
 def source_text(cell) -> str:
@@ -172,9 +179,9 @@ def dumps(notebook: dict) -> str:
     return json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def expected_texts() -> dict:
+def expected_texts(folder: Path = NOTEBOOKS) -> dict:
     """{path: the text each notebook should have}."""
-    paths = notebook_paths()
+    paths = notebook_paths(folder)
     titles = [(p, title_of(json.loads(p.read_text(encoding="utf-8")))) for p in paths]
     return {
         path: dumps(normalized(path, titles[i - 1] if i > 0 else None,
@@ -186,19 +193,29 @@ def expected_texts() -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if out of date")
+    parser.add_argument("--folder", type=Path, default=NOTEBOOKS,
+                        help="the folder of notebooks (default: the course's notebooks/)")
     args = parser.parse_args(argv)
+    folder = args.folder.resolve()
+    for path in misnamed_notebooks(folder):
+        print(f"{path.name}: ignored (a course notebook is named like 03_backward_pass.ipynb)")
     stale = []
-    for path, text in expected_texts().items():
+    for path, text in expected_texts(folder).items():
         if path.read_text(encoding="utf-8") != text:
             stale.append(path)
             if not args.check:
                 path.write_text(text, encoding="utf-8")
     verb = "out of date (run python -m tools.notebooks)" if args.check else "rewritten"
     for path in stale:
-        print(f"{path.relative_to(ROOT)}: {verb}")
+        print(f"{display_path(path)}: {verb}")
     if not stale:
         print("all notebooks are clean")
-    return 1 if (args.check and stale) else 0
+    return 1 if (args.check and (stale or misnamed_notebooks(folder))) else 0
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the course folder when it is inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 if __name__ == "__main__":
