@@ -1,6 +1,8 @@
-"""Shared pytest configuration: float64 torch comparisons, seeded generators, quiet progress bars."""
+"""Shared pytest configuration: float64 torch comparisons, seeded generators, quiet progress
+bars, and a closing summary of how long each notebook (and each panel's redraw) took."""
 
 import os
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -13,3 +15,53 @@ os.environ.setdefault("BATCHNORM_COURSE_PROGRESS", "0")
 def rng():
     """A fresh, seeded numpy generator for each test."""
     return np.random.default_rng(20150211)  # the paper's arXiv submission date
+
+
+# --- timings: tests record them, the summary at the end prints the slowest ------------------
+
+TIMING = "course timing"
+#: How long a notebook may take on 2 cores (CONTRIBUTING.md); the summary flags slower ones.
+NOTEBOOK_BUDGET_SECONDS = {"06": 60, "07": 60}
+DEFAULT_NOTEBOOK_BUDGET_SECONDS = 30
+_timings = defaultdict(list)  # layer -> [(name, seconds)], gathered from every test report
+
+
+@pytest.fixture
+def record_timing(request):
+    """``record_timing(layer, name, seconds)``: show this timing in the closing summary.
+
+    Stored on the test's report, so it also reaches the summary from pytest-xdist workers."""
+
+    def record(layer: str, name: str, seconds: float) -> None:
+        request.node.user_properties.append((TIMING, [layer, name, round(seconds, 2)]))
+
+    return record
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call":
+        return
+    for key, value in report.user_properties:
+        if key == TIMING:
+            layer, name, seconds = value
+            _timings[layer].append((name, seconds))
+
+
+def budget_note(layer: str, name: str, seconds: float) -> str:
+    if layer != "notebook run":
+        return ""
+    budget = NOTEBOOK_BUDGET_SECONDS.get(name[:2], DEFAULT_NOTEBOOK_BUDGET_SECONDS)
+    return f"  (over its {budget} s budget)" if seconds > budget else ""
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _timings:
+        return
+    terminalreporter.section("course timings (slowest first; inflated on a busy machine)")
+    for layer in sorted(_timings):
+        entries = sorted(_timings[layer], key=lambda entry: -entry[1])
+        total = sum(seconds for _, seconds in entries)
+        terminalreporter.write_line(f"{layer}: {len(entries)} timed, {total:.1f} s in all")
+        for name, seconds in entries[:10]:
+            note = budget_note(layer, name, seconds)
+            terminalreporter.write_line(f"  {seconds:7.2f} s  {name}{note}")
