@@ -36,6 +36,7 @@ __all__ = [
     "drifting_stream",
     "ema_weights",
     "frozen_bn_layer",
+    "mnist_flat",
     "moving_average",
     "running_statistics",
     "trained_bn_mlp",
@@ -298,6 +299,19 @@ def drifting_stream(steps: int = 600, batch_size: int = 32, drift_steps: int = 3
 # ----------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def mnist_flat():
+    """MNIST as flat float32 tensors, loaded once per process and shared (do not modify them).
+
+    Returns:
+        ``helpers.data.mnist_tensors(flatten=True)``: x_train (60000, 784) in [0, 1],
+        y_train (60000,) int64, x_test (10000, 784), y_test (10000,)
+    """
+    from helpers.data import mnist_tensors
+
+    return mnist_tensors(flatten=True)
+
+
 @contextmanager
 def _one_torch_thread():
     """Run a block on one torch thread and restore the setting afterwards. A small MLP is as
@@ -314,11 +328,10 @@ def _one_torch_thread():
 
 @lru_cache(maxsize=4)
 def _train_bn_mlp(batch_size: int, steps: int, lr: float, hidden: int, depth: int, seed: int):
-    from helpers.data import mnist_tensors
     from helpers.models import Figure1MLP
     from helpers.training import train_classifier
 
-    data = mnist_tensors(flatten=True)
+    data = mnist_flat()
     model = Figure1MLP(batchnorm=True, hidden=hidden, depth=depth, seed=seed)
     with _one_torch_thread():
         history = train_classifier(
@@ -418,10 +431,8 @@ def frozen_bn_layer(train_examples: int = 6000, test_examples: int = 500, seed: 
     """
     import torch
 
-    from helpers.data import mnist_tensors
-
     model, _ = trained_bn_mlp(seed=seed)
-    data = mnist_tensors(flatten=True)
+    data = mnist_flat()
     linear, norm = model.linears[0], model.norms[0]
     with torch.no_grad():
         weight = linear.weight.double()

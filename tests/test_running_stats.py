@@ -12,6 +12,7 @@ from helpers.running_stats import (
     drifting_stream,
     ema_weights,
     frozen_bn_layer,
+    mnist_flat,
     moving_average,
     running_statistics,
     trained_bn_mlp,
@@ -122,9 +123,7 @@ def test_frozen_layer_population_statistics_and_accuracy():
     with torch.no_grad():
         norm.running_mean.copy_(torch.from_numpy(layer.population_mean))
         norm.running_var.copy_(torch.from_numpy(layer.population_var))
-        from helpers.data import mnist_tensors
-
-        data = mnist_tensors(flatten=True)
+        data = mnist_flat()
         predictions = model.eval()(data.x_test[:500]).argmax(dim=1).numpy()
     torch_accuracy = (predictions == layer.test_labels).mean()
     assert abs(torch_accuracy - accuracy) <= 0.004  # float32 vs float64: a tie or two may flip
