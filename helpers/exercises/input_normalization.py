@@ -1,0 +1,309 @@
+"""Exercise checkers of notebook 01 (why normalize inputs).
+
+- ``check_standardize(fn)``: the reader's ``fn(x_train, x_test) -> (z_train, z_test)``,
+  z-score standardization with the *training* set's mean and standard deviation (ddof=0),
+  one statistic per feature (column).
+- ``check_largest_stable_learning_rate(fn)``: the reader's ``fn(x) -> float``, the largest
+  learning rate at which gradient descent on L(w) = ||x w - y||^2 / (2 n) does not diverge,
+  2 / lambda_max(x^T x / n).
+
+Both run the reader's function on hidden cases, compare with ``helpers.input_scaling``, and when
+the answer is wrong try the usual mistakes (the test set's own statistics, ddof=1, statistics
+per row, min-max instead of z-score; 1/lambda instead of 2/lambda, a forgotten 1/n, the largest
+diagonal entry instead of the largest eigenvalue...) to say which one it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from helpers.exercises.base import Feedback, NotAttempted, call_reader_function
+from helpers.input_scaling import (
+    LeastSquares,
+    gradient_descent,
+    largest_stable_learning_rate,
+    mean_normalize,
+    min_max_scale,
+    zscore,
+)
+
+__all__ = ["check_largest_stable_learning_rate", "check_standardize"]
+
+
+# ----------------------------------------------------------------------------------------
+# Exercise 1: standardize with the training set's statistics
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _SplitCase:
+    description: str
+    x_train: np.ndarray
+    x_test: np.ndarray
+
+
+def _standardize_cases() -> list[_SplitCase]:
+    rng = np.random.default_rng(1502)
+    cases = []
+    # few rows, so ddof=1 and ddof=0 differ visibly (sqrt(6/5) = 1.095); the test set comes from
+    # a shifted, wider distribution, so its own statistics differ from the training set's
+    scale, offset = np.array([8.0, 60_000.0, 0.5]), np.array([15.0, 120_000.0, 2.0])
+    cases.append(_SplitCase(
+        "6 training cars x 3 features (age, km, engine litres) and 4 test cars",
+        rng.normal(size=(6, 3)) * scale + offset,
+        rng.normal(size=(4, 3)) * scale * 1.5 + offset * 1.3,
+    ))
+    # more rows than columns and different sizes for train and test, so the axes are told apart
+    cases.append(_SplitCase(
+        "40 training rows x 2 features (scales 1e-3 and 1e3), 7 test rows",
+        rng.normal(size=(40, 2)) * [1e-3, 1e3] + [5e-3, -2e3],
+        rng.normal(size=(7, 2)) * [1e-3, 1e3] + [8e-3, -1e3],
+    ))
+    # as many rows as columns: per-row and per-column statistics have the same shape here
+    cases.append(_SplitCase(
+        "a square 5 x 5 training set and 5 test rows",
+        rng.gamma(2.0, 3.0, size=(5, 5)) * [1, 10, 100, 1000, 10000],
+        rng.gamma(2.0, 3.0, size=(5, 5)) * [1, 10, 100, 1000, 10000] + 7.0,
+    ))
+    return cases
+
+
+def _reference_standardize(x_train, x_test):
+    return zscore(x_train), zscore(x_test, reference=x_train)
+
+
+def _rowwise(x, ddof=0):
+    return zscore(x.T, ddof=ddof).T
+
+
+def _global(x, reference):
+    return (x - reference.mean()) / reference.std()
+
+
+_STANDARDIZE_MISTAKES = [
+    (lambda tr, te: (zscore(tr), zscore(te)),
+     "The test set was standardized with its own mean and std. Use the training set's "
+     "statistics for both: the test set stands for data you have not seen yet (one example "
+     "at a time, in deployment), and a model trained on one scaling must be fed the same "
+     "scaling. (BN does the same at inference: it uses running statistics from training, "
+     "not the batch's.)"),
+    (lambda tr, te: (zscore(tr, ddof=1), zscore(te, reference=tr, ddof=1)),
+     "Your std divides by n - 1 (ddof=1: pandas' .std() and torch.std's default). This course "
+     "standardizes with ddof=0, dividing by n, as BN's normalization (Algorithm 1's 1/m) and "
+     "scikit-learn's StandardScaler do: z-scoring rescales this data set, it does not estimate "
+     "a population, and with ddof=0 the training columns come out with np.std exactly 1. "
+     "Use np.std(x, axis=0) (numpy's default ddof=0)."),
+    (lambda tr, te: (zscore(tr), zscore(te, ddof=1)),
+     "The test set was standardized with its own statistics, and with ddof=1. Use the "
+     "training set's mean and its ddof=0 std for both sets."),
+    (lambda tr, te: (zscore(tr, ddof=1), zscore(te, ddof=1)),
+     "Two mistakes: the test set was standardized with its own statistics, and the std divides "
+     "by n - 1 (ddof=1). Use the training set's mean and std (ddof=0, numpy's default) for both."),
+    (lambda tr, te: (_rowwise(tr), _rowwise(te)),
+     "You computed the statistics per row (axis=1): each example was standardized across its "
+     "features, mixing years with kilometres. Each feature (column) needs its own mean and std "
+     "over the examples: x_train.mean(axis=0), x_train.std(axis=0), each of shape (features,)."),
+    (lambda tr, te: (_global(tr, tr), _global(te, tr)),
+     "You used one mean and one std over the whole array. Features on different scales need "
+     "one each: x_train.mean(axis=0) and x_train.std(axis=0)."),
+    (lambda tr, te: (_global(tr, tr), _global(te, te)),
+     "You used one mean and one std over the whole array, and the test set's own. Use one "
+     "statistic per feature (axis=0), taken from the training set."),
+    (lambda tr, te: (zscore(np.vstack([tr, te]))[: len(tr)], zscore(np.vstack([tr, te]))[len(tr):]),
+     "Your statistics come from the training and test sets together. The test set must not "
+     "influence the preprocessing (that leaks information about it into training): use the "
+     "training set's mean and std only."),
+    (lambda tr, te: (tr - tr.mean(axis=0), te - tr.mean(axis=0)),
+     "You subtracted the mean but did not divide by the standard deviation: "
+     "z = (x - mean) / std."),
+    (lambda tr, te: (tr / tr.std(axis=0), te / tr.std(axis=0)),
+     "You divided by the standard deviation but did not subtract the mean first: "
+     "z = (x - mean) / std."),
+    (lambda tr, te: ((tr - tr.mean(axis=0)) / tr.var(axis=0), (te - tr.mean(axis=0)) / tr.var(axis=0)),
+     "You divided by the variance; divide by the standard deviation, its square root."),
+    (lambda tr, te: (min_max_scale(tr), min_max_scale(te, reference=tr)),
+     "That is min-max scaling, (x - min) / (max - min). The exercise asks for the z-score, "
+     "(x - mean) / std."),
+    (lambda tr, te: (mean_normalize(tr), mean_normalize(te, reference=tr)),
+     "That is mean normalization, (x - mean) / (max - min). The z-score divides by the "
+     "standard deviation: (x - mean) / std."),
+]
+
+
+def _as_array(value, shape, name: str, feedback: Feedback):
+    if value is None:
+        feedback.add(f"{name} is None: did you forget a `return`?")
+        return None
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        feedback.add(f"{name} is a {type(value).__name__} that is not an array of numbers.")
+        return None
+    if array.shape != shape:
+        feedback.add(f"{name} has shape {array.shape}; it should keep its input's shape {shape}.")
+        return None
+    return array
+
+
+def _close(a, b) -> bool:
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-7, atol=1e-9))
+
+
+def check_standardize(fn) -> Feedback:
+    """Check the reader's ``fn(x_train, x_test) -> (z_train, z_test)``."""
+    feedback = Feedback("standardize (z-score with the training set's statistics)")
+    for case in _standardize_cases():
+        x_train, x_test = case.x_train.copy(), case.x_test.copy()
+        try:
+            result = call_reader_function(fn, x_train, x_test)
+        except NotAttempted:
+            feedback.attempted = False
+            return feedback
+        except Exception as error:  # the reader sees what went wrong, not a traceback
+            feedback.add(f"On {case.description}: your function raised {type(error).__name__}: {error}")
+            return feedback
+        if not np.array_equal(x_train, case.x_train) or not np.array_equal(x_test, case.x_test):
+            feedback.add("Your function changed its input arrays in place (e.g. x_train -= mean). "
+                         "Return new arrays and leave the inputs as they were: the caller may "
+                         "still need the raw values.")
+            return feedback
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            feedback.add("Return a pair: (z_train, z_test), e.g. `return z_train, z_test`.")
+            return feedback
+        z_train = _as_array(result[0], case.x_train.shape, "z_train", feedback)
+        z_test = _as_array(result[1], case.x_test.shape, "z_test", feedback)
+        if z_train is None or z_test is None:
+            return feedback
+        expected_train, expected_test = _reference_standardize(case.x_train, case.x_test)
+        if _close(z_train, expected_train) and _close(z_test, expected_test):
+            continue
+        for mistake, explanation in _STANDARDIZE_MISTAKES:
+            candidate_train, candidate_test = mistake(case.x_train, case.x_test)
+            if _close(z_train, candidate_train) and _close(z_test, candidate_test):
+                feedback.add(explanation)
+                return feedback
+        if _close(z_train, expected_train):
+            feedback.add(f"On {case.description}: z_train is right but z_test is not. "
+                         "z_test = (x_test - mean_train) / std_train.")
+        else:
+            worst = float(np.max(np.abs(z_train - expected_train)))
+            feedback.add(f"On {case.description}: z_train differs from the reference by up to "
+                         f"{worst:.3g}. Each training column should come out with mean 0 and "
+                         f"std 1; yours have means {np.round(z_train.mean(axis=0), 3)} and "
+                         f"stds {np.round(z_train.std(axis=0), 3)}.")
+        return feedback
+    feedback.passed = True
+    feedback.add("Training columns now have mean 0 and std 1 (ddof=0); the test set is on the "
+                 "same scale without having influenced it.")
+    return feedback
+
+
+# ----------------------------------------------------------------------------------------
+# Exercise 2: the largest stable learning rate
+# ----------------------------------------------------------------------------------------
+
+
+def _learning_rate_cases():
+    rng = np.random.default_rng(315)
+    cases = []
+    # correlated features on different scales, not centered: the largest eigenvalue is neither
+    # the largest diagonal entry nor the trace, and centering would change it
+    mixing = np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.3, 0.5, 0.8]])
+    x = rng.normal(size=(50, 3)) @ mixing.T * [1.0, 3.0, 0.5] + [0.5, 1.0, -2.0]
+    cases.append(("50 rows x 3 correlated, uncentered features", x))
+    x = rng.normal(size=(200, 2)) @ np.array([[1.0, 0.0], [0.9, 0.3]]).T * [2.0, 10.0] + [1.0, 4.0]
+    cases.append(("200 rows x 2 features (scales 2 and 10, correlation 0.9)", x))
+    return cases
+
+
+def _eig_max(matrix):
+    return float(np.linalg.eigvalsh(matrix)[-1])
+
+
+def _lr_mistakes(x):
+    n = len(x)
+    h = x.T @ x / n
+    centered = x - x.mean(axis=0)
+    return [
+        (1.0 / _eig_max(h),
+         "You returned 1/λ_max. Gradient descent on a quadratic multiplies the error along the "
+         "steepest direction by (1 - lr·λ_max) each step; it diverges once |1 - lr·λ_max| > 1, "
+         "i.e. above lr = 2/λ_max. (1/λ_max is a safe choice, not the limit.)"),
+        (2.0 / _eig_max(x.T @ x),
+         "You forgot the 1/n: the loss is ||x w - y||² / (2n), so its Hessian is x.T @ x / n, "
+         "not x.T @ x."),
+        (1.0 / _eig_max(x.T @ x),
+         "You returned 1/λ_max of x.T @ x: the Hessian of ||x w - y||² / (2n) is x.T @ x / n, "
+         "and the limit is 2/λ_max, not 1/λ_max."),
+        (2.0 / float(np.linalg.eigvalsh(h)[0]),
+         "You used the smallest eigenvalue. The steepest direction (the largest eigenvalue) is "
+         "the first to blow up: the limit is 2/λ_max. (λ_min decides how slow convergence is.)"),
+        (2.0 / float(np.max(np.diag(h))),
+         "You used the largest diagonal entry of the Hessian (the largest mean square of a "
+         "feature). With correlated features the largest eigenvalue is bigger than any diagonal "
+         "entry: use np.linalg.eigvalsh(H)[-1]."),
+        (2.0 / float(np.trace(h)),
+         "You used the trace (the sum of all eigenvalues). It is an upper bound on λ_max, so "
+         "2/trace is safe but too small: the limit is 2/λ_max."),
+        (2.0 / float(np.linalg.svd(x, compute_uv=False)[0]),
+         "You used the largest singular value of x. The Hessian's eigenvalues are the squared "
+         "singular values divided by n: λ_max = s_max² / n."),
+        (2.0 / _eig_max(centered.T @ centered / n),
+         "You centered x (its covariance matrix). This loss has no intercept and x is used as "
+         "given, so the Hessian is x.T @ x / n of the raw x; its mean matters."),
+        (2.0 / _eig_max(x @ x.T / n),
+         "You used x @ x.T / n (an n x n matrix). The Hessian is the d x d matrix x.T @ x / n."),
+    ]
+
+
+def check_largest_stable_learning_rate(fn) -> Feedback:
+    """Check the reader's ``fn(x) -> float``: 2 / lambda_max(x^T x / n)."""
+    feedback = Feedback("largest stable learning rate")
+    for description, x in _learning_rate_cases():
+        given = x.copy()
+        try:
+            answer = call_reader_function(fn, given)
+        except NotAttempted:
+            feedback.attempted = False
+            return feedback
+        except Exception as error:
+            feedback.add(f"On {description}: your function raised {type(error).__name__}: {error}")
+            return feedback
+        try:
+            answer = float(np.asarray(answer).item())
+        except (TypeError, ValueError):
+            feedback.add(f"Return one number (a float); you returned {type(answer).__name__} "
+                         f"{np.shape(answer) if answer is not None else ''}".rstrip())
+            return feedback
+        expected = largest_stable_learning_rate(x.T @ x / len(x))
+        if np.isclose(answer, expected, rtol=1e-6):
+            continue
+        for candidate, explanation in _lr_mistakes(x):
+            if np.isclose(answer, candidate, rtol=1e-6):
+                feedback.add(explanation)
+                return feedback
+        feedback.add(f"On {description}: you returned {answer:.6g}, but gradient descent there "
+                     f"{_what_happens(x, answer)}. The limit is 2/λ_max of the Hessian x.T @ x / n.")
+        return feedback
+    description, x = _learning_rate_cases()[0]
+    problem = LeastSquares(x, x @ np.array([1.0, -2.0, 0.5]) + 1.0)
+    limit = largest_stable_learning_rate(problem.hessian)
+    below = gradient_descent(problem, np.zeros(3), 0.99 * limit, max_steps=20_000)
+    above = gradient_descent(problem, np.zeros(3), 1.01 * limit, max_steps=20_000)
+    feedback.passed = True
+    feedback.add(f"Checked by running it on {description}: at 0.99 × your rate gradient descent "
+                 f"{'converges' if below.converged else 'does not diverge'} "
+                 f"({below.steps:,} steps), at 1.01 × it "
+                 f"{'diverges' if above.diverged else 'does not converge'}.")
+    return feedback
+
+
+def _what_happens(x, learning_rate) -> str:
+    if not np.isfinite(learning_rate) or learning_rate <= 0:
+        return "cannot run with a learning rate that is not a positive number"
+    limit = largest_stable_learning_rate(x.T @ x / len(x))
+    if learning_rate > limit:
+        return f"diverges (your rate is {learning_rate / limit:.3g} times the limit)"
+    return f"is stable, but the limit is {limit / learning_rate:.3g} times higher"

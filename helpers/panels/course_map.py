@@ -1,0 +1,677 @@
+"""Notebook 00's panel: a glossary explorer (English / 中文 / meaning / notebook + a tiny plot).
+
+``GLOSSARY`` is the course's bilingual glossary, one ``Term`` per entry (notebook 00 prints
+the same table; a test keeps the two in step). ``compute_glossary_entry(term)`` returns the
+entry and a small picture *as data* (a list of plot elements), ``draw_glossary_entry`` draws
+it. The widget adds a card above the plot with the Chinese name and the links, because
+matplotlib's default fonts have no Chinese glyphs (HTML does).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+
+from helpers.panels.base import Control, Panel
+
+__all__ = ["GLOSSARY", "NOTEBOOKS", "PANELS", "Term", "compute_glossary_entry",
+           "draw_glossary_entry", "glossary_card_html"]
+
+#: The course's notebooks: number -> (file name, title).
+NOTEBOOKS = {
+    0: ("00_course_map.ipynb", "Course map"),
+    1: ("01_input_normalization.ipynb", "Why normalize inputs"),
+    2: ("02_forward_transform.ipynb", "The forward transform"),
+    3: ("03_backward_pass.ipynb", "The backward pass"),
+    4: ("04_inference_statistics.ipynb", "Inference statistics"),
+    5: ("05_convolutional_bn.ipynb", "Convolutional BN"),
+    6: ("06_bn_in_a_network.ipynb", "BN in a real network"),
+    7: ("07_why_bn_works.ipynb", "Why does it work?"),
+}
+
+
+@dataclass(frozen=True)
+class Term:
+    english: str
+    chinese: str
+    meaning: str
+    notebooks: tuple
+
+
+GLOSSARY = [
+    Term("batch normalization", "批归一化",
+         "normalize each feature with the mini-batch's mean and variance, then scale by γ and shift by β",
+         (2, 3, 4, 5, 6)),
+    Term("internal covariate shift", "内部协变量偏移",
+         "the change of a hidden layer's input distribution while the layers below it train",
+         (2, 7)),
+    Term("covariate shift", "协变量偏移",
+         "the input distribution P(x) changes (e.g. training vs test data) while P(y ∣ x) stays the same",
+         (2, 7)),
+    Term("mini-batch", "小批量",
+         "the m examples used for one gradient step; BN's mean and variance are computed over it",
+         (2, 4)),
+    Term("moving average / exponential moving average", "滑动平均 / 指数滑动平均",
+         "a running estimate, new = (1 − momentum)·old + momentum·value: recent values weigh most",
+         (4,)),
+    Term("momentum (of the running statistics)", "动量",
+         "how much of each new batch enters the running statistics: torch 0.1 on the new batch, Keras 0.99 on the old value",
+         (4,)),
+    Term("normalization", "归一化",
+         "rescaling values to a common range or scale (min-max to [0, 1], z-score...); also the family name (batch, layer, group norm)",
+         (1, 2, 5)),
+    Term("min-max scaling", "最小-最大缩放",
+         "(x − min) / (max − min): every feature spans exactly [0, 1]; one outlier squashes the rest",
+         (1,)),
+    Term("standardization (z-score)", "标准化 (z-score)",
+         "(x − mean) / std per feature: mean 0 and standard deviation 1",
+         (1, 2)),
+    Term("whitening", "白化",
+         "a linear map to zero mean, unit variance and no correlation (identity covariance); BN relaxes it to per-feature standardization",
+         (1,)),
+    Term("mean", "均值",
+         "the average, μ = (1/m) Σ xᵢ",
+         (1, 2)),
+    Term("variance", "方差",
+         "the mean squared deviation from the mean, σ² = (1/m) Σ (xᵢ − μ)²; its square root is the standard deviation",
+         (1, 2)),
+    Term("biased / unbiased estimate", "有偏 / 无偏估计",
+         "dividing by m underestimates the population variance by the factor (m − 1)/m on average; dividing by m − 1 does not",
+         (2, 4)),
+    Term("scale and shift parameters (gamma, beta)", "缩放和平移参数 (γ, β)",
+         "learned per feature after normalizing: y = γ·x̂ + β; they can even undo the normalization",
+         (2, 3)),
+    Term("identity transform", "恒等变换",
+         "γ = sqrt(σ² + ε) and β = μ give y = x: BN can represent 'do nothing'",
+         (2,)),
+    Term("epsilon ε", "ε (epsilon)",
+         "a small constant (1e-5) added to the variance so that normalizing never divides by zero",
+         (2, 3)),
+    Term("saturation", "饱和",
+         "where an activation function is flat (the sigmoid beyond about ±4) its gradient is nearly 0 and learning stalls",
+         (2, 6)),
+    Term("activation", "激活值",
+         "the output of a layer's nonlinearity (sigmoid, ReLU); BN normalizes its input",
+         (2, 6)),
+    Term("gradient", "梯度",
+         "the vector of partial derivatives of the loss; it points uphill, gradient descent steps against it",
+         (1, 3)),
+    Term("backpropagation", "反向传播",
+         "the chain rule applied backwards through the computational graph, from the loss to every input and parameter",
+         (3,)),
+    Term("computational graph", "计算图",
+         "a computation drawn as nodes (operations) and edges (intermediate values); backpropagation walks it in reverse",
+         (3,)),
+    Term("gradient check", "梯度检验",
+         "comparing a hand-written gradient with centered finite differences (relative error, float64)",
+         (3,)),
+    Term("inference", "推理",
+         "using the trained network on new data; BN then normalizes with fixed running statistics, not the batch's",
+         (4,)),
+    Term("running statistics", "运行统计量",
+         "the mean and variance BN accumulates during training (running_mean, running_var) for use at inference",
+         (4,)),
+    Term("channel", "通道",
+         "one of the C planes of an (N, C, H, W) tensor; convolutional BN keeps one μ, σ², γ, β per channel",
+         (5,)),
+    Term("feature map", "特征图",
+         "the H × W output of one convolution filter: one channel of one example",
+         (5,)),
+    Term("layer / group / instance normalization", "层 / 组 / 实例归一化",
+         "normalize over other axes: per example over all channels (layer), over groups of channels (group), per example and channel (instance)",
+         (5, 7)),
+    Term("learning rate", "学习率",
+         "the step size η in w ← w − η·∇L; on a quadratic, gradient descent diverges above 2/λ_max",
+         (1, 6)),
+    Term("convergence", "收敛",
+         "the iterates settle at a minimum; its speed is measured here in steps to reach a tolerance",
+         (1, 6)),
+    Term("condition number", "条件数",
+         "κ = λ_max / λ_min of the Hessian: how elongated the loss bowl is; plain gradient descent needs about κ steps",
+         (1,)),
+    Term("Hessian", "黑塞矩阵 (海森矩阵)",
+         "the matrix of second derivatives of the loss; its eigenvalues are the curvatures of the bowl",
+         (1,)),
+    Term("regularization", "正则化",
+         "anything that reduces overfitting; BN's mini-batch noise acts as a mild regularizer",
+         (6, 7)),
+]
+
+TERMS = tuple(term.english for term in GLOSSARY)
+
+
+def notebook_link(number: int) -> str:
+    filename, title = NOTEBOOKS[number]
+    return f'<a href="{filename}">{number:02d} {html.escape(title)}</a>'
+
+
+def glossary_card_html(term: str) -> str:
+    """The card the widget shows above the plot: English, 中文, meaning, notebooks."""
+    entry = GLOSSARY[TERMS.index(term)]
+    links = ", ".join(notebook_link(n) for n in entry.notebooks)
+    return (
+        '<div style="border-left:4px solid #1f77b4;padding:0.3em 0.9em;max-width:46em">'
+        f'<b style="font-size:1.15em">{html.escape(entry.english)}</b> &nbsp;·&nbsp; '
+        f'<span style="font-size:1.25em">{html.escape(entry.chinese)}</span><br>'
+        f"{html.escape(entry.meaning)}<br><small>in {links}</small></div>"
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# The tiny pictures, as data: each returns a list of panels, each a dict with "items"
+# (("line", x, y, style), ("hist", values, style), ...) and axis settings.
+# ----------------------------------------------------------------------------------------
+
+_RNG_SEED = 7
+
+
+def _rng():
+    return np.random.default_rng(_RNG_SEED)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _batch_normalization():
+    x = _rng().gamma(2.0, 2.0, size=400) + 3.0
+    x_hat = (x - x.mean()) / np.sqrt(x.var() + 1e-5)
+    return [{"title": "one feature before and after BN", "xlabel": "value", "items": [
+        ("hist", x, dict(bins=30, alpha=0.6, label=f"before: mean {x.mean():.1f}, std {x.std():.1f}")),
+        ("hist", x_hat, dict(bins=30, alpha=0.6, label="after: mean 0, std 1 (γ = 1, β = 0)")),
+    ], "legend": True}]
+
+
+def _internal_covariate_shift():
+    rng = _rng()
+    u = rng.normal(size=(500, 3))
+    items = []
+    for step, (w, b) in enumerate([((0.5, 0.2, 0.1), 0.0), ((1.2, 0.8, 0.3), 1.0), ((2.0, 1.5, 1.0), 2.5)]):
+        items.append(("hist", u @ np.array(w) + b, dict(bins=30, alpha=0.5, label=f"after {step * 500} steps")))
+    return [{"title": "a hidden unit's input as the layer below trains", "xlabel": "input to the unit",
+             "items": items, "legend": True}]
+
+
+def _covariate_shift():
+    rng = _rng()
+    train, test = rng.normal(-1, 0.7, 300), rng.normal(1.2, 0.7, 300)
+    x = np.linspace(-3.5, 3.5, 200)
+    return [{"title": "same rule y = f(x), different inputs", "xlabel": "x", "items": [
+        ("hist", train, dict(bins=25, alpha=0.5, density=True, label="training inputs")),
+        ("hist", test, dict(bins=25, alpha=0.5, density=True, label="test inputs")),
+        ("line", x, 0.3 * np.sin(1.5 * x) + 0.3, dict(color="black", label="y = f(x)")),
+    ], "legend": True}]
+
+
+def _mini_batch():
+    rng = _rng()
+    population = rng.normal(2.0, 1.0, 2000)
+    batch = population[rng.choice(2000, 16, replace=False)]
+    return [{"title": "a mini-batch of m = 16 from the data", "xlabel": "value", "items": [
+        ("hist", population, dict(bins=40, alpha=0.35, density=True, label="all data")),
+        ("scatter", batch, np.full(16, 0.02), dict(color="tab:red", s=18, label="one mini-batch")),
+        ("vline", population.mean(), dict(color="black", label="data mean")),
+        ("vline", batch.mean(), dict(color="tab:red", ls="--", label="batch mean (noisy)")),
+    ], "legend": True}]
+
+
+def _moving_average():
+    rng = _rng()
+    values = 1.0 + rng.normal(0, 0.3, 60)
+    ema, running = [], 0.0
+    for v in values:
+        running = 0.9 * running + 0.1 * v
+        ema.append(running)
+    steps = np.arange(60)
+    return [{"title": "EMA with momentum 0.1, starting from 0", "xlabel": "batch", "items": [
+        ("line", steps, values, dict(marker=".", lw=0.6, alpha=0.6, label="batch means")),
+        ("line", steps, np.array(ema), dict(lw=2, label="exponential moving average")),
+        ("hline", 1.0, dict(color="black", ls=":", label="true mean")),
+    ], "legend": True}]
+
+
+def _momentum():
+    rng = _rng()
+    values = 1.0 + rng.normal(0, 0.3, 60)
+    items = []
+    for momentum in (0.02, 0.1, 0.5):
+        running, path = 0.0, []
+        for v in values:
+            running = (1 - momentum) * running + momentum * v
+            path.append(running)
+        items.append(("line", np.arange(60), np.array(path), dict(label=f"momentum {momentum}")))
+    items.append(("hline", 1.0, dict(color="black", ls=":")))
+    return [{"title": "larger momentum: faster but noisier", "xlabel": "batch", "items": items, "legend": True}]
+
+
+def _normalization():
+    rng = _rng()
+    age, km = rng.uniform(0, 30, 60), rng.uniform(0, 300_000, 60)
+    jitter = rng.uniform(-0.15, 0.15, (2, 60))
+    strips = {"yticks": ["age", "distance"], "ylim": (-0.6, 1.6)}
+    return [
+        {"title": "raw, on one axis: age is a dot at 0", "xlabel": "value (years or km)", "items": [
+            ("scatter", age, jitter[0], dict(s=8)), ("scatter", km, 1 + jitter[1], dict(s=8))], **strips},
+        {"title": "each feature rescaled to [0, 1]", "xlabel": "scaled value", "items": [
+            ("scatter", age / 30, jitter[0], dict(s=8)), ("scatter", km / 300_000, 1 + jitter[1], dict(s=8))],
+         **strips},
+    ]
+
+
+def _min_max():
+    rng = _rng()
+    x = np.append(rng.normal(50, 10, 60), 400.0)
+    scaled = (x - x.min()) / (x.max() - x.min())
+    return [{"title": "min-max with one outlier: the rest is squashed", "xlabel": "scaled value",
+             "items": [("scatter", scaled, rng.uniform(0, 1, len(x)), dict(s=10)),
+                       ("vline", 0.0, dict(color="0.5", ls=":")), ("vline", 1.0, dict(color="0.5", ls=":"))],
+             "yticks": False}]
+
+
+def _standardization():
+    rng = _rng()
+    x = rng.normal(170, 8, 400)
+    return [
+        {"title": "raw", "xlabel": "height (cm)", "items": [("hist", x, dict(bins=30))]},
+        {"title": "z-scored", "xlabel": "(x − mean) / std",
+         "items": [("hist", (x - x.mean()) / x.std(), dict(bins=30, color="tab:orange"))]},
+    ]
+
+
+def _whitening():
+    rng = _rng()
+    x = rng.normal(size=(300, 2)) @ np.linalg.cholesky(np.array([[1, 0.85], [0.85, 1]])).T * [1, 2]
+    z = (x - x.mean(0)) / x.std(0)
+    values, vectors = np.linalg.eigh(np.cov(x.T, bias=True))
+    white = (x - x.mean(0)) @ vectors @ np.diag(values**-0.5) @ vectors.T
+    limits = (-4, 4)
+    return [
+        {"title": "z-scored: still tilted", "items": [("scatter", z[:, 0], z[:, 1], dict(s=5))],
+         "aspect": "equal", "xlim": limits, "ylim": limits},
+        {"title": "whitened: round", "items": [("scatter", white[:, 0], white[:, 1], dict(s=5, color="tab:green"))],
+         "aspect": "equal", "xlim": limits, "ylim": limits},
+    ]
+
+
+def _mean():
+    x = _rng().gamma(2.0, 1.5, 300)
+    return [{"title": "the mean: the balance point", "xlabel": "value", "items": [
+        ("hist", x, dict(bins=30, alpha=0.7)),
+        ("vline", x.mean(), dict(color="black", lw=2, label=f"mean = {x.mean():.2f}")),
+    ], "legend": True}]
+
+
+def _variance():
+    rng = _rng()
+    return [{"title": "same mean, different variance", "xlabel": "value", "items": [
+        ("hist", rng.normal(0, 0.5, 500), dict(bins=30, alpha=0.6, density=True, label="σ² = 0.25")),
+        ("hist", rng.normal(0, 2.0, 500), dict(bins=30, alpha=0.6, density=True, label="σ² = 4")),
+    ], "legend": True}]
+
+
+def _biased_unbiased():
+    rng = _rng()
+    sizes = np.array([2, 3, 4, 6, 8, 12, 16, 32, 64])
+    biased = [np.mean(rng.normal(size=(4000, m)).var(axis=1)) for m in sizes]
+    return [{"title": "average batch variance (true variance 1)", "xlabel": "batch size m", "items": [
+        ("line", sizes, np.array(biased), dict(marker="o", label="divide by m (biased)")),
+        ("line", sizes, np.array(biased) * sizes / (sizes - 1), dict(marker="s", label="divide by m − 1 (unbiased)")),
+        ("line", sizes, (sizes - 1) / sizes, dict(color="0.5", ls=":", label="(m − 1)/m")),
+    ], "legend": True}]
+
+
+def _gamma_beta():
+    x_hat = _rng().normal(size=500)
+    return [{"title": "y = γ·x̂ + β with γ = 0.5, β = 2", "xlabel": "value", "items": [
+        ("hist", x_hat, dict(bins=30, alpha=0.6, label="x̂ (mean 0, std 1)")),
+        ("hist", 0.5 * x_hat + 2.0, dict(bins=30, alpha=0.6, label="y (mean 2, std 0.5)")),
+    ], "legend": True}]
+
+
+def _identity():
+    x = _rng().gamma(2.0, 2.0, 200) + 3
+    x_hat = (x - x.mean()) / np.sqrt(x.var() + 1e-5)
+    y = np.sqrt(x.var() + 1e-5) * x_hat + x.mean()
+    return [{"title": "γ = sqrt(σ²+ε), β = μ: y equals x", "xlabel": "x", "ylabel": "y", "items": [
+        ("scatter", x, y, dict(s=8)), ("line", [x.min(), x.max()], [x.min(), x.max()], dict(color="0.5", ls=":")),
+    ]}]
+
+
+def _epsilon():
+    var = np.logspace(-8, 0, 200)
+    return [{"title": "1 / sqrt(σ² + ε) stays finite", "xlabel": "batch variance σ²", "items": [
+        ("line", var, 1 / np.sqrt(var), dict(label="ε = 0")),
+        ("line", var, 1 / np.sqrt(var + 1e-5), dict(label="ε = 1e-5")),
+    ], "legend": True, "xscale": "log", "yscale": "log"}]
+
+
+def _saturation():
+    x = np.linspace(-8, 8, 300)
+    s = _sigmoid(x)
+    return [{"title": "sigmoid and its slope", "xlabel": "input", "items": [
+        ("line", x, s, dict(label="sigmoid")), ("line", x, s * (1 - s), dict(label="slope")),
+        ("span", -8, -4, dict(color="tab:red", alpha=0.12)), ("span", 4, 8, dict(color="tab:red", alpha=0.12, label="saturated")),
+    ], "legend": True}]
+
+
+def _activation():
+    x = np.linspace(-4, 4, 200)
+    return [{"title": "two activation functions", "xlabel": "input", "items": [
+        ("line", x, _sigmoid(x), dict(label="sigmoid")), ("line", x, np.maximum(x, 0) / 4, dict(label="ReLU / 4")),
+    ], "legend": True}]
+
+
+def _quadratic_grid(h):
+    w = np.linspace(-2, 2, 81)
+    w1, w2 = np.meshgrid(w, w)
+    return w, w1, w2, 0.5 * (h[0] * w1**2 + h[1] * w2**2)
+
+
+def _gradient():
+    w, w1, w2, loss = _quadratic_grid((1.0, 4.0))
+    g = np.linspace(-1.6, 1.6, 7)
+    gx, gy = np.meshgrid(g, g)
+    return [{"title": "gradient arrows point uphill", "items": [
+        ("contour", w, w, loss, dict(levels=8, colors="0.6")),
+        ("quiver", gx, gy, gx * 1.0, gy * 4.0,
+         dict(color="tab:red", angles="xy", scale_units="xy", scale=6, width=0.007)),
+    ], "aspect": "equal"}]
+
+
+def _graph(highlight_backward: bool):
+    nodes = {"x": (0, 0), "μ": (1, 1), "σ²": (2, 1), "x̂": (3, 0), "y": (4, 0), "loss": (5, 0)}
+    edges = [("x", "μ"), ("x", "σ²"), ("μ", "σ²"), ("x", "x̂"), ("μ", "x̂"), ("σ²", "x̂"), ("x̂", "y"), ("y", "loss")]
+    items = []
+    for a, b in edges:
+        (x0, y0), (x1, y1) = nodes[a], nodes[b]
+        if highlight_backward:
+            items.append(("arrow", x1, y1, x0, y0, dict(color="tab:red")))
+        else:
+            items.append(("arrow", x0, y0, x1, y1, dict(color="0.3")))
+    for name, (x, y) in nodes.items():
+        items.append(("text", x, y, name, dict(ha="center", va="center", fontsize=11,
+                                                bbox=dict(boxstyle="round", fc="white", ec="0.4"))))
+    title = "gradients flow back along every edge" if highlight_backward else "BN's forward pass as a graph"
+    return [{"title": title, "items": items, "xlim": (-0.5, 5.5), "ylim": (-0.6, 1.6), "axis_off": True}]
+
+
+def _gradient_check():
+    h = np.logspace(-12, -1, 60)
+    x = 0.7
+    exact = np.cos(x)
+    error = np.abs((np.sin(x + h) - np.sin(x - h)) / (2 * h) - exact) / abs(exact)
+    return [{"title": "centered difference of sin at 0.7", "xlabel": "step h", "ylabel": "relative error", "items": [
+        ("line", h, np.maximum(error, 1e-17), dict(marker=".")),
+    ], "xscale": "log", "yscale": "log"}]
+
+
+def _inference():
+    rng = _rng()
+    example = 1.0
+    train_outputs = []
+    for _ in range(40):
+        batch = np.append(rng.normal(0, 1, 7), example)
+        train_outputs.append((example - batch.mean()) / np.sqrt(batch.var() + 1e-5))
+    return [{"title": "the same example, normalized 40 times", "xlabel": "repeat", "items": [
+        ("scatter", np.arange(40), np.array(train_outputs), dict(s=10, label="training mode: depends on the batch")),
+        ("hline", example, dict(color="tab:green", lw=2, label="inference: running stats, fixed")),
+    ], "legend": True}]
+
+
+def _running_statistics():
+    rng = _rng()
+    mean, var = 0.0, 1.0
+    means, variances = [], []
+    for _ in range(80):
+        batch = rng.normal(3.0, 2.0, 32)
+        mean = 0.9 * mean + 0.1 * batch.mean()
+        var = 0.9 * var + 0.1 * batch.var(ddof=1)
+        means.append(mean)
+        variances.append(var)
+    steps = np.arange(80)
+    return [{"title": "running_mean → 3, running_var → 4", "xlabel": "batch", "items": [
+        ("line", steps, np.array(means), dict(label="running_mean")),
+        ("line", steps, np.array(variances), dict(label="running_var")),
+        ("hline", 3.0, dict(color="tab:blue", ls=":")), ("hline", 4.0, dict(color="tab:orange", ls=":")),
+    ], "legend": True}]
+
+
+def _channel():
+    items = []
+    for c, color in enumerate(["tab:red", "tab:green", "tab:blue"]):
+        items.append(("rect", c * 0.35, c * 0.35, 2, 2, dict(fc=color, ec="black", alpha=0.55)))
+        items.append(("text", 3.0, 0.4 + 0.6 * c, f"channel {c}", dict(color=color, fontsize=9)))
+    items.append(("text", 1.4, -0.45, "one (N, C, H, W) example with C = 3", dict(ha="center", fontsize=9)))
+    return [{"title": "channels: one mean/var/γ/β each", "items": items, "xlim": (-0.3, 4.2),
+             "ylim": (-0.7, 3.1), "axis_off": True, "aspect": "equal"}]
+
+
+def _feature_map():
+    yy, xx = np.mgrid[0:12, 0:12]
+    image = np.sin(xx / 2.0) * np.cos(yy / 3.0) + 0.2 * _rng().normal(size=(12, 12))
+    return [{"title": "one 12 × 12 feature map", "items": [("image", image, dict(cmap="viridis"))],
+             "axis_off": True}]
+
+
+def _norm_axes():
+    panels = []
+    shaded = {
+        "batch": lambda n, c: c == 1,
+        "layer": lambda n, c: n == 1,
+        "instance": lambda n, c: n == 1 and c == 1,
+        "group": lambda n, c: n == 1 and c in (0, 1),
+    }
+    for name, chosen in shaded.items():
+        items = []
+        for n in range(4):
+            for c in range(4):
+                color = "tab:orange" if chosen(n, c) else "0.92"
+                items.append(("rect", c, 3 - n, 0.95, 0.95, dict(fc=color, ec="0.5")))
+        panels.append({"title": name, "items": items, "xlim": (0, 4), "ylim": (0, 4),
+                       "aspect": "equal", "axis_off": True,
+                       "note": "rows: examples, columns: channels"})
+    return panels
+
+
+def _learning_rate():
+    items = []
+    for lr, label in ((0.1, "η = 0.1: slow"), (0.9, "η = 0.9: fast"), (2.1, "η = 2.1 > 2/λ: diverges")):
+        w, path = 2.0, [2.0]
+        for _ in range(12):
+            w = w - lr * w  # L = w²/2, λ = 1
+            path.append(w)
+        items.append(("line", np.arange(13), np.array(path), dict(marker=".", label=label)))
+    return [{"title": "gradient descent on L = w²/2", "xlabel": "step", "ylabel": "w", "items": items,
+             "legend": True, "ylim": (-6, 6)}]
+
+
+def _convergence():
+    steps = np.arange(200)
+    items = [("line", steps, (1 - 1 / kappa) ** (2 * steps), dict(label=f"κ = {kappa}")) for kappa in (2, 10, 50)]
+    items.append(("hline", 1e-6, dict(color="0.5", ls="--")))
+    return [{"title": "excess loss at learning rate 1/λ_max", "xlabel": "step", "items": items,
+             "legend": True, "yscale": "log", "ylim": (1e-8, 2)}]
+
+
+def _condition_number():
+    panels = []
+    for h in ((1.0, 1.0), (1.0, 10.0)):
+        w, _, _, loss = _quadratic_grid(h)
+        panels.append({"title": f"κ = {h[1] / h[0]:.0f}", "items": [("contour", w, w, loss, dict(levels=8, colors="0.4"))],
+                       "aspect": "equal"})
+    return panels
+
+
+def _hessian():
+    w = np.linspace(-2, 2, 100)
+    return [{"title": "curvature along the eigen-directions", "xlabel": "distance from the minimum", "items": [
+        ("line", w, 0.5 * 1.0 * w**2, dict(label="λ = 1 (flat direction)")),
+        ("line", w, 0.5 * 10.0 * w**2, dict(label="λ = 10 (steep direction)")),
+    ], "legend": True, "ylim": (0, 6)}]
+
+
+def _regularization():
+    rng = _rng()
+    x = np.sort(rng.uniform(-1, 1, 14))
+    y = np.sin(2.5 * x) + rng.normal(0, 0.25, 14)
+    grid = np.linspace(-1, 1, 200)
+    powers = np.vander(x, 10, increasing=True)
+    grid_powers = np.vander(grid, 10, increasing=True)
+    fits = []
+    for penalty in (0.0, 1e-2):
+        w = np.linalg.solve(powers.T @ powers + penalty * np.eye(10), powers.T @ y)
+        fits.append(grid_powers @ w)
+    return [{"title": "degree-9 fit without and with a penalty", "items": [
+        ("scatter", x, y, dict(color="black", s=12, label="data")),
+        ("line", grid, fits[0], dict(label="unregularized")),
+        ("line", grid, fits[1], dict(label="regularized")),
+    ], "legend": True, "ylim": (-2, 2)}]
+
+
+_PICTURES = {
+    "batch normalization": _batch_normalization,
+    "internal covariate shift": _internal_covariate_shift,
+    "covariate shift": _covariate_shift,
+    "mini-batch": _mini_batch,
+    "moving average / exponential moving average": _moving_average,
+    "momentum (of the running statistics)": _momentum,
+    "normalization": _normalization,
+    "min-max scaling": _min_max,
+    "standardization (z-score)": _standardization,
+    "whitening": _whitening,
+    "mean": _mean,
+    "variance": _variance,
+    "biased / unbiased estimate": _biased_unbiased,
+    "scale and shift parameters (gamma, beta)": _gamma_beta,
+    "identity transform": _identity,
+    "epsilon ε": _epsilon,
+    "saturation": _saturation,
+    "activation": _activation,
+    "gradient": _gradient,
+    "backpropagation": lambda: _graph(True),
+    "computational graph": lambda: _graph(False),
+    "gradient check": _gradient_check,
+    "inference": _inference,
+    "running statistics": _running_statistics,
+    "channel": _channel,
+    "feature map": _feature_map,
+    "layer / group / instance normalization": _norm_axes,
+    "learning rate": _learning_rate,
+    "convergence": _convergence,
+    "condition number": _condition_number,
+    "Hessian": _hessian,
+    "regularization": _regularization,
+}
+
+
+def compute_glossary_entry(term: str = "batch normalization") -> dict:
+    """The glossary entry for ``term`` and its picture, as data."""
+    entry = GLOSSARY[TERMS.index(term)]
+    return {"term": entry, "panels": _PICTURES[term]()}
+
+
+def _draw_item(ax, item):
+    kind, *args, style = item  # every element ends with its matplotlib style (a dict)
+    if kind == "line":
+        ax.plot(args[0], args[1], **style)
+    elif kind == "scatter":
+        ax.scatter(args[0], args[1], **style)
+    elif kind == "hist":
+        ax.hist(args[0], **style)
+    elif kind == "vline":
+        ax.axvline(args[0], **style)
+    elif kind == "hline":
+        ax.axhline(args[0], **style)
+    elif kind == "span":
+        ax.axvspan(args[0], args[1], **style)
+    elif kind == "contour":
+        ax.contour(args[0], args[1], args[2], **style)
+    elif kind == "quiver":
+        ax.quiver(*args, **style)
+    elif kind == "arrow":
+        x0, y0, x1, y1 = args
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                    arrowprops=dict(arrowstyle="->", shrinkA=14, shrinkB=14, **style))
+    elif kind == "text":
+        ax.text(args[0], args[1], args[2], **style)
+    elif kind == "rect":
+        from matplotlib.patches import Rectangle
+
+        ax.add_patch(Rectangle((args[0], args[1]), args[2], args[3], **style))
+    elif kind == "image":
+        ax.imshow(args[0], **style)
+    else:
+        raise ValueError(f"unknown plot element {kind!r}")
+
+
+def draw_glossary_entry(result):
+    import matplotlib.pyplot as plt
+
+    panels = result["panels"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(9.0, 3.6 * len(panels) + 1.0), 2.9),
+                             squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for item in panel["items"]:
+            _draw_item(ax, item)
+        if panel.get("xscale"):
+            ax.set_xscale(panel["xscale"])
+        if panel.get("yscale"):
+            ax.set_yscale(panel["yscale"])
+        if "xlim" in panel:
+            ax.set_xlim(panel["xlim"])
+        if "ylim" in panel:
+            ax.set_ylim(panel["ylim"])
+        if panel.get("aspect"):
+            ax.set_aspect(panel["aspect"])
+        if panel.get("axis_off"):
+            ax.set_axis_off()
+        if panel.get("yticks") is False:
+            ax.set_yticks([])
+        elif panel.get("yticks"):
+            ax.set_yticks(range(len(panel["yticks"])), panel["yticks"])
+        ax.set_title(panel.get("title", ""), fontsize=9)
+        ax.set_xlabel(panel.get("xlabel", ""), fontsize=8)
+        ax.set_ylabel(panel.get("ylabel", ""), fontsize=8)
+        ax.tick_params(labelsize=7)
+        if panel.get("legend"):
+            ax.legend(fontsize=7)
+    notes = {panel["note"] for panel in panels if panel.get("note")}
+    fig.suptitle(result["term"].english + (f"   ({'; '.join(notes)})" if notes else ""), fontsize=11)
+    fig.subplots_adjust(left=0.1 if len(panels) == 1 else 0.07, right=0.97, bottom=0.17,
+                        top=0.8, wspace=0.35)
+    return fig
+
+
+class GlossaryPanel(Panel):
+    """A Panel whose widget also shows the entry's card (English, 中文, meaning, links)."""
+
+    def widget(self):
+        import ipywidgets as widgets
+
+        box = super().widget()
+        card = widgets.HTML()
+        chooser = box.controls["term"]
+
+        def update(change=None):
+            card.value = glossary_card_html(chooser.value)
+
+        chooser.observe(update, names="value")
+        update()
+        box.children = (box.children[0], card, *box.children[1:])
+        box.card = card
+        return box
+
+
+PANELS = [
+    GlossaryPanel("glossary explorer", compute_glossary_entry, draw_glossary_entry, [
+        # the widget tests move through one term per kind of picture element (histogram, scatter,
+        # span, contour and arrows, graph, rectangles, image, log-scale lines);
+        # tests/test_course_map.py draws every term
+        Control("term", "choice", "batch normalization", options=TERMS, description="term",
+                test_values=("batch normalization", "mini-batch", "saturation", "gradient",
+                             "computational graph", "layer / group / instance normalization",
+                             "feature map", "convergence")),
+    ])
+]

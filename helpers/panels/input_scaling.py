@@ -1,0 +1,188 @@
+"""Notebook 01's panel and figures: gradient descent on a least-squares bowl.
+
+``gd_view`` gathers what a picture of one run needs (the bowl's contour ellipses, the path,
+the excess loss per step, the step count or why there is none); ``draw_gd_views`` draws one
+or more views side by side, plus their loss curves. The panel
+``compute_gd_two_features(scale_ratio, learning_rate, correlation, features)`` builds a
+two-feature problem with an exact feature-scale ratio and correlation, optionally z-scored or
+whitened, and runs gradient descent from w = 0 on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers.input_scaling import (
+    TOL,
+    LeastSquares,
+    excess_after,
+    gradient_descent,
+    steps_to_tolerance,
+    two_feature_problem,
+    whiten,
+    zscore,
+)
+from helpers.panels.base import Control, Panel
+
+__all__ = ["PANELS", "compute_gd_two_features", "draw_gd_views", "gd_view"]
+
+FEATURES = ("raw", "z-score", "whitened (ZCA)")
+DRAWN_STEPS = 2_000  # the path drawn is cut here; the step count is exact whatever its size
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.2e}"
+
+
+def gd_view(problem: LeastSquares, learning_rate: float, w0=None, label: str = "",
+            names=("w1", "w2"), tol: float = TOL) -> dict:
+    """Everything a picture of gradient descent on a 2-parameter least-squares problem needs."""
+    w0 = np.zeros(2) if w0 is None else np.asarray(w0, dtype=np.float64)
+    values, vectors = np.linalg.eigh(problem.hessian)
+    kappa = values[-1] / values[0]
+    lr_max = 2.0 / values[-1]
+    offset = w0 - problem.minimizer
+    steps = steps_to_tolerance(problem.hessian, offset, learning_rate, tol)
+    best_lr = 2.0 / (values[0] + values[-1])
+    best_steps = steps_to_tolerance(problem.hessian, offset, best_lr, tol)
+    if steps is None:
+        if learning_rate > lr_max:
+            status = (f"diverges: learning rate {_fmt(learning_rate)} is above "
+                      f"2/λ_max = {_fmt(lr_max)}")
+        else:
+            status = (f"never converges: learning rate {_fmt(learning_rate)} equals "
+                      f"2/λ_max = {_fmt(lr_max)}, the steep direction oscillates forever")
+        run = gradient_descent(problem, w0, learning_rate, max_steps=25, tol=tol)
+        shown = np.arange(26)
+    else:
+        status = (f"{steps:,} step{'s' if steps != 1 else ''} to reach {tol:g} "
+                  "of the starting excess loss")
+        run = gradient_descent(problem, w0, learning_rate, max_steps=min(steps, DRAWN_STEPS), tol=tol)
+        shown = np.unique(np.linspace(0, max(steps, 1), 400).round().astype(int))
+    start = float(problem.excess_loss(w0))
+    curve = excess_after(problem.hessian, offset, learning_rate, shown) / start
+    # contour lines of the bowl, drawn exactly as ellipses (crisp at any condition number)
+    t = np.linspace(0, 2 * np.pi, 241)
+    circle = np.stack([np.cos(t), np.sin(t)])
+    ellipses = [
+        (problem.minimizer[:, None] + vectors @ (np.sqrt(2 * level * start / values)[:, None] * circle)).T
+        for level in (1 / 256, 1 / 32, 1 / 4, 1.0, 4.0)
+    ]
+    center = (w0 + problem.minimizer) / 2
+    half = 0.75 * np.max(np.abs(problem.minimizer - w0)) + 1e-12
+    return {
+        "label": label, "names": tuple(names), "eigenvalues": values, "kappa": kappa,
+        "lr": learning_rate, "lr_max": lr_max, "best_lr": best_lr, "best_steps": best_steps,
+        "steps": steps, "status": status, "diverged": steps is None,
+        "path": run.path, "path_is_cut": steps is not None and steps > DRAWN_STEPS,
+        "curve_steps": shown, "curve": curve, "ellipses": ellipses,
+        "start": w0, "minimizer": problem.minimizer,
+        "xlim": (center[0] - half, center[0] + half), "ylim": (center[1] - half, center[1] + half),
+    }
+
+
+def draw_gd_views(views, curve: bool = True, width: float = 3.3):
+    """Contours and path of each view, side by side, then (optionally) their loss curves."""
+    import matplotlib.pyplot as plt
+
+    columns = len(views) + int(curve)
+    fig, axes = plt.subplots(1, columns, figsize=(width * columns, width + 0.6), squeeze=False)
+    axes = axes[0]
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
+    for ax, view, color in zip(axes, views, colors):
+        for ellipse in view["ellipses"]:
+            ax.plot(ellipse[:, 0], ellipse[:, 1], color="0.75", lw=0.8)
+        path = view["path"]
+        ax.plot(path[:, 0], path[:, 1], "-", color=color, lw=1.2)
+        ax.plot(path[:60, 0], path[:60, 1], ".", color=color, ms=4)
+        ax.plot(*view["start"], "o", color="black", ms=5)
+        ax.plot(*view["minimizer"], "*", color="crimson", ms=11)
+        ax.set_xlim(view["xlim"])
+        ax.set_ylim(view["ylim"])
+        ax.set_aspect("equal")
+        ax.set_xlabel(view["names"][0], fontsize=9)
+        ax.set_ylabel(view["names"][1], fontsize=9)
+        ax.tick_params(labelsize=8)
+        steps = ("no convergence" if view["diverged"]
+                 else f"{view['steps']:,} step{'s' if view['steps'] != 1 else ''}")
+        cut = f" (first {DRAWN_STEPS:,} drawn)" if view["path_is_cut"] else ""
+        ax.set_title(f"{view['label']}\nκ = {_fmt(view['kappa'])}, {steps}{cut}", fontsize=9,
+                     color="crimson" if view["diverged"] else "black")
+    if curve:
+        ax = axes[-1]
+        longest = max(view["curve_steps"][-1] for view in views)
+        log_steps = longest > 50 * min(max(view["curve_steps"][-1], 1) for view in views)
+        for view, color in zip(views, colors):
+            steps = np.maximum(view["curve_steps"], 0.5) if log_steps else view["curve_steps"]
+            ax.semilogy(steps, np.clip(view["curve"], 1e-300, 1e300), color=color,
+                        label=view["label"] or None)
+        ax.axhline(TOL, color="0.4", ls="--", lw=0.8)
+        ax.text(0.02, TOL, f"tolerance {TOL:g}", ha="left", va="bottom", fontsize=8,
+                transform=ax.get_yaxis_transform())
+        if log_steps:
+            ax.set_xscale("log")
+        ax.set_ylim(TOL / 30, max(10.0, min(1e12, max(view["curve"].max() for view in views) * 3)))
+        ax.set_xlabel("step", fontsize=9)
+        ax.set_ylabel("excess loss / starting excess loss", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.set_title("loss curve", fontsize=9)
+        if any(view["label"] for view in views) and len(views) > 1:
+            ax.legend(fontsize=7)
+    fig.subplots_adjust(left=0.6 / (width * columns), right=1 - 0.15 / (width * columns),
+                        bottom=0.16, top=0.84, wspace=0.42)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------
+# The panel: feature-scale ratio, learning rate, correlation, preprocessing
+# ----------------------------------------------------------------------------------------
+
+
+def compute_gd_two_features(scale_ratio=10.0, learning_rate=10**-1.8, correlation=0.0,
+                            features="raw") -> dict:
+    """Gradient descent from w = 0 on a two-feature least-squares problem whose feature 2 is
+    ``scale_ratio`` times wider than feature 1, with the given correlation; the features are
+    used raw, z-scored or whitened. Returns the view plus a two-line status."""
+    x, y = two_feature_problem(scale_ratio, correlation)
+    if features == "z-score":
+        x, names = zscore(x), ("w1 (z-scored feature 1)", "w2 (z-scored feature 2)")
+    elif features == "whitened (ZCA)":
+        x, names = whiten(x, method="zca"), ("w1 (whitened)", "w2 (whitened)")
+    else:
+        names = ("w1 (feature 1, std 1)", f"w2 (feature 2, std {scale_ratio:.3g})")
+    view = gd_view(LeastSquares(x, y), learning_rate, label=f"{features} features", names=names)
+    best = view["best_steps"]
+    view["summary"] = (
+        f"Hessian eigenvalues λ = {_fmt(view['eigenvalues'][0])}, {_fmt(view['eigenvalues'][1])}"
+        f"  ·  κ = λ_max/λ_min = {_fmt(view['kappa'])}"
+        f"  ·  largest stable learning rate 2/λ_max = {_fmt(view['lr_max'])}\n"
+        f"the best fixed learning rate, 2/(λ_min+λ_max) = {_fmt(view['best_lr'])}, "
+        f"needs {best:,} step{'s' if best != 1 else ''}"
+    )
+    return view
+
+
+def draw_gd_two_features(view):
+    fig = draw_gd_views([view], curve=True, width=3.6)
+    fig.suptitle(view["status"], fontsize=11, color="crimson" if view["diverged"] else "darkgreen")
+    fig.text(0.5, 0.01, view["summary"], ha="center", va="bottom", fontsize=8)
+    fig.subplots_adjust(bottom=0.25, top=0.8)
+    return fig
+
+
+PANELS = [
+    Panel(
+        "gradient descent: feature scale and learning rate",
+        compute_gd_two_features,
+        draw_gd_two_features,
+        [
+            Control("scale_ratio", "log", 10.0, low=1.0, high=100.0, step=0.1,
+                    description="feature-scale ratio", test_values=(1.0, 10.0, 100.0)),
+            Control("learning_rate", "log", 10**-1.8, low=1e-4, high=3.0, step=0.1,
+                    description="learning rate", test_values=(1e-4, 10**-1.8, 3.0)),
+            Control("correlation", "float", 0.0, low=0.0, high=0.95, step=0.05,
+                    description="correlation"),
+            Control("features", "choice", "raw", options=FEATURES, description="features"),
+        ],
+    )
+]
