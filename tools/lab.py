@@ -1,0 +1,426 @@
+"""Open the course in a real JupyterLab, in a real browser, and use it as a learner does.
+
+Used by tests/test_browser.py:
+
+- ``course_copy(folder)`` copies the course (helpers/, data/, notebooks/, pyproject.toml) into a
+  temporary folder: JupyterLab writes into the notebooks it opens, and the copy lets the setup
+  cell's own "find the course folder" logic do the work.
+- ``LabServer`` starts JupyterLab on 127.0.0.1 with a random token and private config,
+  runtime, settings and workspace folders (nothing of the user's own JupyterLab is read or
+  written), offline kernels, and the app exposed to the page (``window.jupyterapp``).
+- ``Browser`` starts Debian's Chromium through Playwright.
+- ``check_notebook(page, lab, path)`` opens a notebook, runs all cells, waits for the kernel to
+  go idle, and returns what went wrong: error outputs, widgets that do not render, a slider
+  (or dropdown) whose move does not change the plotted image.
+
+Waits ask JupyterLab itself (``window.jupyterapp``: the notebook's session context and cell
+models), not the look of the toolbar, so they do not depend on the theme or the layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from tools.kernels import KERNEL_ENV, strip_ansi
+
+ROOT = Path(__file__).resolve().parent.parent
+COURSE_PARTS = ("helpers", "data", "notebooks", "pyproject.toml")
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+#: Flags known to work for Debian's Chromium in a container (no sandbox, no GPU, no calls home).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: JupyterLab user settings for the test server: no news or update checks (they reach out to
+#: the internet and pop up a notification over the notebook).
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false", "checkForUpdates": False},
+    # JupyterLab 4 leaves cells out of the page while they are scrolled out of view; the test
+    # needs every cell's output in the page.
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+def find_chromium() -> str | None:
+    """The path of a Chromium the tests can drive, or None."""
+    for candidate in CHROMIUM_CANDIDATES:
+        if Path(candidate).is_file():
+            return candidate
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextmanager
+def hard_timeout(seconds: float, what: str):
+    """Raise TimeoutError in the main thread if the block takes longer than ``seconds``."""
+
+    def give_up(signum, frame):
+        raise TimeoutError(f"{what} took longer than {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def course_copy(destination: Path, notebooks: Path | None = None) -> Path:
+    """Copy the course into ``destination`` (the notebooks from ``notebooks`` if given)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
+    for part in COURSE_PARTS:
+        source = notebooks if (part == "notebooks" and notebooks) else ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, destination / part, ignore=ignore)
+        elif source.is_file():
+            shutil.copy2(source, destination / part)
+    (destination / "notebooks").mkdir(exist_ok=True)
+    return destination
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LabServer:
+    """JupyterLab serving ``root`` on 127.0.0.1, with everything private under ``workdir``.
+
+    ``with LabServer(root, workdir) as lab:`` then ``lab.url_of("notebooks/x.ipynb")``."""
+
+    def __init__(self, root: Path, workdir: Path, startup_seconds: float = 120):
+        self.root, self.workdir, self.startup_seconds = Path(root), Path(workdir), startup_seconds
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.workdir / "jupyterlab.log"
+        self.process = None
+
+    def environment(self) -> dict:
+        dirs = {name: self.workdir / name for name in ("config", "runtime", "settings", "workspaces", "ipython")}
+        for folder in dirs.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        for name, values in LAB_SETTINGS.items():
+            path = dirs["settings"] / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values), encoding="utf-8")
+        return {
+            **os.environ,
+            **KERNEL_ENV,  # the kernels inherit it: offline, no progress bars
+            "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+            "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+            "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
+            "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
+            "IPYTHONDIR": str(dirs["ipython"]),
+        }
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+            "--ip=127.0.0.1", f"--port={self.port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+            "--LabApp.expose_app_in_browser=True",
+        ]
+
+    def __enter__(self) -> LabServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(self.command(), cwd=self.root, env=self.environment(),
+                                            stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        deadline = time.monotonic() + self.startup_seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"JupyterLab exited at start (code {self.process.returncode}):\n{self.log_tail()}")
+            try:
+                self.api("GET", "/api/status")
+                return self
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"JupyterLab did not answer within {self.startup_seconds:.0f} s:\n{self.log_tail()}")
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def api(self, method: str, path: str):
+        """Call the server's REST API; return the decoded JSON (or None)."""
+        request = urllib.request.Request(self.base + path, method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+        with opener.open(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def delete_sessions(self) -> None:
+        """Shut down every kernel session the browser started."""
+        for session in self.api("GET", "/api/sessions") or []:
+            self.api("DELETE", f"/api/sessions/{session['id']}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            self.delete_sessions()
+        except OSError:
+            pass
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=15)
+
+    def url_of(self, path: str) -> str:
+        """The address that opens ``path`` (relative to the root) in a fresh workspace."""
+        return f"{self.base}/lab/tree/{path}?reset&token={self.token}"
+
+    def log_tail(self, characters: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-characters:]
+        except OSError:
+            return "(no log)"
+
+
+class Browser:
+    """Debian's Chromium driven by Playwright: ``with Browser(executable) as browser:``."""
+
+    def __init__(self, executable: str):
+        self.executable = executable
+
+    def __enter__(self) -> Browser:
+        from playwright.sync_api import sync_playwright
+
+        self._playwright = sync_playwright().start()
+        try:
+            # Playwright gives the browser a fresh temporary profile (--user-data-dir) itself.
+            self.browser = self._playwright.chromium.launch(
+                executable_path=self.executable, args=CHROMIUM_ARGS, headless=True)
+        except Exception:
+            self._playwright.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        try:
+            self.browser.close()
+        finally:
+            self._playwright.stop()
+
+    def new_page(self):
+        page = self.browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        return page
+
+
+# --- one notebook, as a learner runs it ---------------------------------------------------------
+
+NOTEBOOK_READY = """(path) => {
+    const app = window.jupyterapp;
+    const panel = app && app.shell.currentWidget;
+    if (!panel || !panel.context || panel.context.path !== path || !panel.sessionContext) return false;
+    const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+    return Boolean(kernel) && kernel.status === 'idle';
+}"""
+
+RUN_ALL = """() => {
+    window.__courseRunAll = 'running';
+    window.jupyterapp.commands.execute('notebook:run-all-cells').then(
+        (ok) => { window.__courseRunAll = ok === false ? 'stopped' : 'done'; },
+        (error) => { window.__courseRunAll = 'failed: ' + error; });
+}"""
+
+RUN_ALL_FINISHED = """() => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+    return window.__courseRunAll !== 'running' && Boolean(kernel) && kernel.status === 'idle';
+}"""
+
+#: Every code cell: its number, execution count and outputs (from the model, not the page).
+CELLS = """() => window.jupyterapp.shell.currentWidget.content.widgets.map((cell, index) => ({
+    index: index + 1,
+    type: cell.model.type,
+    count: cell.model.type === 'code' ? cell.model.executionCount : null,
+    outputs: cell.model.type === 'code' ? cell.model.outputs.toJSON() : [],
+}))"""
+
+#: Panels on the page: widget boxes holding controls and an Output widget (Panel.widget()).
+#: JupyterLab 4 renders only the cells in view by default; the test server turns that off
+#: (LAB_SETTINGS), so every cell is in the page.
+PANELS_JS = """
+    const controlSelector = '.widget-slider .noUi-handle, .widget-slider .ui-slider-handle, '
+        + '.widget-dropdown select, .widget-checkbox input';
+    const notebook = window.jupyterapp.shell.currentWidget.node;
+    const panels = [...notebook.querySelectorAll('.widget-vbox')].filter(
+        (box) => box.querySelector(':scope > .widget-output') && box.querySelector(controlSelector));
+    const imageOf = (box) => box.querySelector(':scope > .widget-output img');
+"""
+
+#: What the widgets look like on the page: panels, their plots, and widget errors.
+WIDGETS_ON_PAGE = """() => {""" + PANELS_JS + """
+    const errors = [...notebook.querySelectorAll('.jp-OutputArea-output')]
+        .map((output) => output.innerText)
+        .filter((text) => /Error displaying widget|Model not found|could not be drawn/.test(text));
+    return {
+        panels: panels.length,
+        withImage: panels.filter(imageOf).length,
+        errors: errors.map((text) => text.slice(0, 500)),
+    };
+}"""
+
+#: The src of the plot in the first panel that shows one.
+FIRST_PANEL_IMAGE = """() => {""" + PANELS_JS + """
+    const box = panels.find((box) => box.hasAttribute('data-course-panel')) || panels.find(imageOf);
+    const image = box && imageOf(box);
+    return image ? image.src : null;
+}"""
+
+#: Mark the first panel that shows a plot, and its controls, so Playwright can use them.
+MARK_CONTROLS = """() => {""" + PANELS_JS + """
+    const box = panels.find(imageOf);
+    if (!box) return [];
+    box.setAttribute('data-course-panel', 'moved');
+    return [...box.querySelectorAll(controlSelector)].map((element, index) => {
+        element.setAttribute('data-course-control', String(index));
+        const widget = element.closest('.widget-slider, .widget-dropdown, .widget-checkbox');
+        const label = widget && widget.querySelector('.widget-label');
+        return {
+            kind: element.tagName === 'SELECT' ? 'dropdown'
+                : element.tagName === 'INPUT' ? 'checkbox' : 'slider',
+            label: label ? label.innerText.trim() : String(index),
+            options: element.tagName === 'SELECT' ? element.options.length : 0,
+            selected: element.tagName === 'SELECT' ? element.selectedIndex : 0,
+        };
+    });
+}"""
+
+#: Scroll the first cell with an error output, or else the first panel, into view.
+SHOW_PROBLEM = """() => {""" + PANELS_JS + """
+    const cells = window.jupyterapp.shell.currentWidget.content.widgets;
+    const failed = cells.find((cell) => cell.model.type === 'code'
+        && cell.model.outputs.toJSON().some((output) => output.output_type === 'error'));
+    const target = failed ? failed.node : (notebook.querySelector('[data-course-panel]') || panels[0]);
+    if (target) target.scrollIntoView({block: 'center'});
+}"""
+
+
+def error_outputs(cells: list) -> list[str]:
+    """Readable reports of the error outputs in ``cells`` (from CELLS)."""
+    reports = []
+    for cell in cells:
+        for output in cell["outputs"]:
+            if output.get("output_type") == "error":
+                traceback = strip_ansi("\n".join(output.get("traceback", [])))
+                reports.append(f"cell {cell['index']}: {output.get('ename')}: "
+                               f"{strip_ansi(output.get('evalue', ''))}\n{traceback}")
+    return reports
+
+
+def check_notebook(page, lab: LabServer, path: str, run_seconds: float = 600) -> list[str]:
+    """Open ``path`` in JupyterLab, run all cells, move a control; return what went wrong."""
+    page.goto(lab.url_of(path))
+    page.wait_for_function(NOTEBOOK_READY, arg=path, timeout=120_000, polling=250)
+    page.evaluate(RUN_ALL)
+    page.wait_for_function(RUN_ALL_FINISHED, timeout=run_seconds * 1000, polling=500)
+    problems = []
+    status = page.evaluate("() => window.__courseRunAll")
+    cells = page.evaluate(CELLS)
+    problems += error_outputs(cells)
+    if status != "done" and not problems:
+        problems.append(f"'Run all' did not finish: {status}")
+    not_run = [cell["index"] for cell in cells if cell["type"] == "code" and cell["count"] is None]
+    if not_run and not problems:
+        problems.append(f"code cells {not_run} were not run")
+    if problems:
+        return problems
+    # Widgets render as widgets, then draw their figure: wait for the plots to arrive.
+    try:
+        page.wait_for_function(
+            f"() => {{ const w = ({WIDGETS_ON_PAGE})();"
+            " return w.errors.length > 0 || (w.panels > 0 && w.withImage === w.panels); }",
+            timeout=30_000, polling=250)
+    except Exception:  # reported below, with what the page shows
+        pass
+    widgets = page.evaluate(WIDGETS_ON_PAGE)
+    problems += [f"a widget shows an error: {text}" for text in widgets["errors"]]
+    if widgets["panels"] == 0:
+        problems.append("no panel rendered (controls above a plot; a widget that did not load "
+                        "shows as text instead)")
+    elif widgets["withImage"] < widgets["panels"]:
+        problems.append(f"{widgets['withImage']} of {widgets['panels']} panels show their plot "
+                        "after 'Run all'")
+    if problems:
+        return problems
+    return move_a_control(page)
+
+
+def changed_image(page, before: str | None, seconds: float) -> bool:
+    """Whether the moved panel's plot becomes a different image within ``seconds``."""
+    try:
+        page.wait_for_function(
+            "(before) => { const now = (" + FIRST_PANEL_IMAGE + ")();"
+            " return now !== null && now !== before; }",
+            arg=before, timeout=seconds * 1000, polling=250)
+        return True
+    except Exception:  # Playwright's TimeoutError
+        return False
+
+
+def move_a_control(page, seconds_per_move: float = 20) -> list[str]:
+    """Move the first panel's controls one at a time, as a learner would, until its plot changes.
+
+    A slider: focus its handle and press ArrowRight (and ArrowLeft twice, in case it was at the
+    end of its range); a dropdown: pick the next option; a checkbox: click it. Some controls
+    only matter together with another (a group count while the choice is not GroupNorm), so
+    trying them in turn is fair; none of them changing the plot is a failure."""
+    controls = page.evaluate(MARK_CONTROLS)
+    tried = []
+    for index, control in enumerate(controls):
+        element = page.locator(f"[data-course-control='{index}']")
+        before = page.evaluate(FIRST_PANEL_IMAGE)
+        if control["kind"] == "slider":
+            element.focus()
+            element.press("ArrowRight")
+            if changed_image(page, before, seconds_per_move):
+                return []
+            element.press("ArrowLeft")
+            element.press("ArrowLeft")
+        elif control["kind"] == "dropdown":
+            if control["options"] < 2:
+                continue
+            element.select_option(index=(control["selected"] + 1) % control["options"])
+        else:
+            element.click()
+        if changed_image(page, before, seconds_per_move):
+            return []
+        tried.append(f"{control['label']} ({control['kind']})")
+    return [f"moving the first panel's controls one at a time ({', '.join(tried) or 'none found'}) "
+            "never changed its plot"]
+
+
+def show_problem(page) -> None:
+    """Scroll the failing cell (or the panel) into view, for the screenshot."""
+    try:
+        page.evaluate(SHOW_PROBLEM)
+    except Exception:  # the page itself may be what failed
+        pass
