@@ -137,6 +137,13 @@ def test_the_prediction_checker_compares_with_a_real_run():
     experiments.clear_cache()
 
 
+def test_the_notebooks_solution_at_learning_rate_100_holds():
+    # notebook 06's solution text: at lr 100 both networks stall within SWEEP_STEPS steps
+    feedback = check_outcome_prediction({"no BN": "stalls", "BN": "stalls"}, lr=100.0)
+    assert feedback.passed, str(feedback)
+    experiments.clear_cache()
+
+
 def test_the_prediction_checker_rejects_malformed_predictions():
     assert "two keys" in str(check_outcome_prediction({"plain": "trains"}, lr=1.0))
     assert "use one of" in str(check_outcome_prediction({"no BN": "explodes", "BN": "trains"}, lr=1.0))

@@ -264,8 +264,9 @@ _WHY = {
         "that the loss exploded."),
     ("bn", "trains"): (
         "BN re-standardizes every hidden layer's sigmoid input on each mini-batch, so large "
-        "steps cannot push them into saturation; and a larger weight scale only shrinks the "
-        "gradients (scale invariance), which makes large learning rates self-limiting."),
+        "steps on the weights W cannot push the units into saturation (only gamma and beta "
+        "can, and they grow more slowly); and as W grows its gradient shrinks (scale "
+        "invariance), which makes large learning rates partly self-limiting."),
 }
 
 

@@ -22,6 +22,7 @@ from helpers.experiments import (
     BASE_LR,
     INIT_STDS,
     LEARNING_RATES,
+    SWEEP_EVAL_SIZE,
     SWEEP_RECORD_EVERY,
     SWEEP_STEPS,
     cached_run,
@@ -45,7 +46,7 @@ def compute_learning_curves(lr=BASE_LR, init_std=BASE_INIT_STD, bn_position="bef
     or a Notice if the MNIST file cannot be read.
     """
     settings = dict(steps=SWEEP_STEPS, lr=lr, init_std=init_std, record_every=SWEEP_RECORD_EVERY,
-                    tracked_units=())
+                    eval_size=SWEEP_EVAL_SIZE, tracked_units=())
     started = time.perf_counter()
     needed_training = (cached_run(False, **settings) is None
                        or cached_run(True, bn_position=bn_position, **settings) is None)
@@ -84,8 +85,8 @@ def draw_learning_curves(result):
 
     ax_accuracy.axhline(10, color="gray", lw=0.8, ls="--")
     ax_accuracy.text(SWEEP_STEPS, 11, "chance", color="gray", ha="right", va="bottom", fontsize=8)
-    ax_accuracy.set(xlabel="training step", ylabel="test accuracy (%)", ylim=(0, 100),
-                    xlim=(0, SWEEP_STEPS))
+    ax_accuracy.set(xlabel="training step", ylabel=f"test accuracy (%, {SWEEP_EVAL_SIZE:,} images)",
+                    ylim=(0, 100), xlim=(0, SWEEP_STEPS))
 
     losses = np.concatenate([r.history.train_loss[1:] for r in (result["plain"], result["bn"])])
     losses = losses[np.isfinite(losses) & (losses > 0)]
@@ -117,8 +118,10 @@ PANELS = [
         [
             Control("lr", "choice", BASE_LR, options=LEARNING_RATES, description="learning rate",
                     test_values=(LEARNING_RATES[-1],)),
+            # (each new setting trains two short runs: the tests try the largest learning rate
+            # and the other placement, and leave the initial scale at its default)
             Control("init_std", "choice", BASE_INIT_STD, options=INIT_STDS,
-                    description="initial weight std", test_values=(INIT_STDS[-1],)),
+                    description="initial weight std", test_values=(BASE_INIT_STD,)),
             Control("bn_position", "choice", "before", options=("before", "after"),
                     description="BN placement (vs the sigmoid)", test_values=("after",)),
         ],
