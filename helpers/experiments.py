@@ -310,7 +310,7 @@ def describe(run: Run) -> str:
         return f"diverged between steps {last} and {last + run.settings['record_every']} (loss > 1000)"
     if run.test_accuracy < STALLED_BELOW:
         return (f"stalled: {run.test_accuracy:.1%} after {history.steps[-1]} steps, "
-                f"loss {history.train_loss[-1]:.2g}")
+                f"loss {history.train_loss[-1]:.3g}")
     return f"trains: {run.test_accuracy:.1%} after {history.steps[-1]} steps"
 
 
