@@ -132,7 +132,7 @@ def test_notebook_runs_in_jupyterlab_and_moving_a_control_redraws_the_plot(noteb
     path = f"notebooks/{notebook.name}"
     started = time.perf_counter()
     problems, shot = problems_in_lab(lab, path)
-    record_timing("browser: open, run all, move a slider", notebook.name, time.perf_counter() - started)
+    record_timing("browser: open, run all, move a control", notebook.name, time.perf_counter() - started)
     assert not problems, report(path, problems, shot, lab[0])
 
 

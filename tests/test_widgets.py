@@ -13,7 +13,7 @@ Panels are found automatically (helpers.panels.all_panels()). For each one:
    Output widget shows changes) and never into a "could not be drawn" notice.
 
 Colab ships ipywidgets 7.7.1 (with numpy 2.1 and matplotlib 3.10); requirements.txt installs
-ipywidgets 8. The last test runs this whole file again in a small Colab-like environment
+ipywidgets 8. One test runs this file again in a small Colab-like environment
 (tools/colab_env.py). The tests marked "fixture" check these checks on tests/fixtures/fixture_panels.py.
 """
 
@@ -233,7 +233,10 @@ def test_kernel_runs_the_ipywidgets_under_test(kernel):
 
 
 @pytest.mark.runs_colab_like_env
-def test_widgets_also_work_with_colab_s_ipywidgets_7_7_1_numpy_2_1_matplotlib_3_10():
+def test_widgets_also_work_with_colab_s_ipywidgets_7_7_1_numpy_2_1_matplotlib_3_10(record_timing):
+    """This file's tests again, in the Colab-like environment: all but the whole-grid test,
+    whose settings the widget test there renders one control at a time anyway."""
+    started = time.perf_counter()
     try:
         python = colab_env.ensure()
     except colab_env.CannotMakeEnvironment as error:
@@ -242,9 +245,12 @@ def test_widgets_also_work_with_colab_s_ipywidgets_7_7_1_numpy_2_1_matplotlib_3_
         pytest.skip(f"no Colab-like environment (set BATCHNORM_COURSE_REQUIRE_COLAB_ENV=1 to "
                     f"make this a failure): {error}")
     command = [str(python), "-m", "pytest", str(Path(__file__)), "-m", "not runs_colab_like_env",
+               "-k", "not test_compute_and_draw_work_over_the_whole_test_grid",
                "-p", "no:cacheprovider", "-o", "addopts=", "-q", "-ra"]
     env = {**os.environ, "BATCHNORM_COURSE_EXPECT_IPYWIDGETS": colab_env.IPYWIDGETS}
     run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    record_timing("widget tests again under Colab's versions", "tests/test_widgets.py",
+                  time.perf_counter() - started)
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
     assert run.returncode == 0 and " passed" in summary, (
         f"the widget tests fail under ipywidgets {colab_env.IPYWIDGETS} "

@@ -131,6 +131,8 @@ class LabServer:
             "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
             "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
             "IPYTHONDIR": str(dirs["ipython"]),
+            # the "python3" kernel runs `python`: make that the Python running the tests
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
 
     def command(self) -> list[str]:
