@@ -103,7 +103,8 @@ def problems_in_lab(lab, path: str) -> tuple[list[str], Path | None]:
             try:
                 problems = check_notebook(page, server, path)
             except Exception as error:  # a wait that timed out, a page that crashed...
-                problems = [f"{type(error).__name__}: {error}"]
+                problems = [f"{type(error).__name__}: {error}",
+                            f"JupyterLab's log ends:\n{server.log_tail(1500)}"]
             if problems:
                 shot = screenshots / (Path(path).stem + ".png")
                 show_problem(page)
@@ -118,12 +119,11 @@ def problems_in_lab(lab, path: str) -> tuple[list[str], Path | None]:
     return problems, shot
 
 
-def report(path: str, problems: list[str], shot: Path | None, server) -> str:
+def report(path: str, problems: list[str], shot: Path | None) -> str:
     lines = [f"{path} in JupyterLab + Chromium:", *(f"  - {problem}" for problem in problems)]
     if shot:
         lines.append(f"  screenshot: {shot}")
         print(f"screenshot of the failure: {shot}")
-    lines.append(f"  JupyterLab's log ends:\n{server.log_tail(1500)}")
     return "\n".join(lines)
 
 
@@ -133,12 +133,13 @@ def test_notebook_runs_in_jupyterlab_and_moving_a_control_redraws_the_plot(noteb
     started = time.perf_counter()
     problems, shot = problems_in_lab(lab, path)
     record_timing("browser: open, run all, move a control", notebook.name, time.perf_counter() - started)
-    assert not problems, report(path, problems, shot, lab[0])
+    if problems:
+        pytest.fail(report(path, problems, shot), pytrace=False)
 
 
 def test_fixture_notebook_passes_in_the_browser(lab):
     problems, shot = problems_in_lab(lab, "fixtures/01_tiny_panel.ipynb")
-    assert not problems, report("fixtures/01_tiny_panel.ipynb", problems, shot, lab[0])
+    assert not problems, report("fixtures/01_tiny_panel.ipynb", problems, shot)
 
 
 def test_fixture_a_failing_cell_fails_in_the_browser_with_its_traceback(lab):

@@ -48,6 +48,8 @@ def test_notebook_runs_top_to_bottom_on_a_fresh_kernel(path, record_timing):
     started = time.perf_counter()
     try:
         run_and_check(path, f"notebooks/{path.name}")
+    except NotebookCellError as error:
+        pytest.fail(str(error), pytrace=False)  # the notebook's traceback, not the harness's
     finally:
         record_timing("notebook run", path.name, time.perf_counter() - started)
 

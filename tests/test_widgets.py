@@ -106,7 +106,8 @@ def test_controls_are_consistent_and_their_extremes_are_tested(panel):
 
 
 def compute_failures(panel) -> list[str]:
-    """Every grid point where compute raises or draw does not return a Figure.
+    """Every grid point where compute raises or draw does not return a Figure, one line each;
+    the first exception's traceback follows the line of its grid point.
 
     (Rendering every grid point's figure would take minutes; the widget test below renders
     each control's test values with the others at their defaults, as a learner's moves do.)"""
@@ -124,10 +125,11 @@ def compute_failures(panel) -> list[str]:
             if not isinstance(figure, Figure):
                 failures.append(f"{settings(values)}: draw returned {type(figure).__name__}, "
                                 "not a matplotlib Figure")
-                continue
-            plt.close(figure)
-        except Exception:
-            failures.append(f"{settings(values)}: {step} raised\n{traceback.format_exc(limit=-4)}")
+        except Exception as error:
+            failure = f"{settings(values)}: {step} raised {type(error).__name__}: {error}"
+            if not any("Traceback" in earlier for earlier in failures):
+                failure += "\n" + traceback.format_exc(limit=-3)
+            failures.append(failure)
         finally:
             plt.close("all")
     return failures
@@ -136,9 +138,10 @@ def compute_failures(panel) -> list[str]:
 def assert_computes_everywhere(panel):
     failures = compute_failures(panel)
     total = len(list(panel.test_grid()))
-    assert not failures, (
-        f"{label(panel)}: {len(failures)} of {total} settings failed (a panel returns a Notice "
-        "for settings it cannot plot, it never raises):\n" + "\n".join(failures[:5]))
+    if failures:
+        pytest.fail(f"{label(panel)}: {len(failures)} of {total} settings failed (a panel returns "
+                    "a Notice for settings it cannot plot, it never raises):\n"
+                    + "\n".join(failures[:12]), pytrace=False)
 
 
 @pytest.mark.parametrize("panel", PANELS, ids=panel_id)
@@ -218,7 +221,9 @@ def test_widget_draws_at_once_and_redraws_when_a_control_moves(panel, kernel, re
     failures = widget_failures(kernel, f"_PANELS[{PANELS.index(panel)}]", panel)
     record_timing("panel widget on a kernel (build + every move)", panel_id(panel),
                   time.perf_counter() - started)
-    assert not failures, f"{label(panel)}, on ipywidgets {ipywidgets.__version__}:\n  " + "\n  ".join(failures)
+    if failures:
+        pytest.fail(f"{label(panel)}, on ipywidgets {ipywidgets.__version__}:\n  "
+                    + "\n  ".join(failures), pytrace=False)
 
 
 def test_kernel_runs_the_ipywidgets_under_test(kernel):
@@ -270,12 +275,12 @@ def test_fixture_good_panel_passes_every_check(kernel):
 
 def test_fixture_a_compute_that_raises_at_an_extreme_fails_naming_the_values(kernel):
     panel = fixture_panels.RAISES_AT_BATCH_OF_ONE
-    with pytest.raises(AssertionError) as failure:
+    with pytest.raises(pytest.fail.Exception) as failure:
         assert_computes_everywhere(panel)
     message = str(failure.value)
     assert "'fixture: raises at a batch of one' (fixture_panels)" in message
-    assert "slope=0.0, batch_size=1: compute raised" in message
-    assert "ZeroDivisionError" in message
+    assert "slope=0.0, batch_size=1: compute raised ZeroDivisionError: division by zero\n" in message
+    assert "Traceback" in message and "1 / 0" in message
     failures = widget_failures(kernel, "fixture_panels.RAISES_AT_BATCH_OF_ONE", panel)
     assert any("at slope=1.0, batch_size=1: a panel could not draw" in f and "ZeroDivisionError" in f
                for f in failures), failures

@@ -240,7 +240,9 @@ def widget_problems(outputs: list) -> list[str]:
         if output.get("output_type") == "error":
             problems.append(f"an error inside a widget:\n{text}")
         elif DRAW_FAILED in text:
-            problems.append(f"a panel could not draw: {re.sub(r'<[^>]+>', '', text).strip()}")
+            html = output.get("data", {}).get("text/html", "")
+            shown = re.sub(r"<[^>]+>", "", html).strip() if html else text.strip()
+            problems.append(f"a panel could not draw: {shown}")
     return problems
 
 
