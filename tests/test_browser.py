@@ -39,8 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 FIXTURES = ROOT / "tests" / "fixtures" / "course" / "notebooks"
 REQUIRED = os.environ.get("BATCHNORM_COURSE_REQUIRE_BROWSER") == "1"
-#: Hard limits: starting JupyterLab and Chromium, and one notebook from opening to the slider.
-START_SECONDS, NOTEBOOK_SECONDS = 240, 900
+#: Hard limits: starting JupyterLab and Chromium; one notebook, from opening it to moving a
+#: control; and the whole browser job (all notebooks), so that CI always ends in good time.
+START_SECONDS, NOTEBOOK_SECONDS, JOB_SECONDS = 240, 600, 1800
 
 # All browser tests share one JupyterLab and one Chromium: under pytest-xdist they run on one
 # worker (--dist loadgroup), while the other worker runs the rest of the suite.
@@ -87,7 +88,7 @@ def lab():
             with hard_timeout(START_SECONDS, "starting JupyterLab and Chromium"):
                 server = running.enter_context(LabServer(course, workdir / "lab"))
                 browser = running.enter_context(Browser(chromium))
-            yield server, browser, screenshots
+            yield server, browser, screenshots, time.monotonic() + JOB_SECONDS
     finally:
         if not any(screenshots.iterdir()):  # keep the folder only for the screenshots of failures
             shutil.rmtree(workdir, ignore_errors=True)
@@ -95,11 +96,14 @@ def lab():
 
 def problems_in_lab(lab, path: str) -> tuple[list[str], Path | None]:
     """Run ``check_notebook`` on a new page; on failure save a screenshot. Always clean up."""
-    server, browser, screenshots = lab
+    server, browser, screenshots, job_deadline = lab
+    seconds = min(NOTEBOOK_SECONDS, job_deadline - time.monotonic())
+    if seconds <= 0:
+        return [f"the browser job ran over its {JOB_SECONDS} s budget before reaching {path}"], None
     page = browser.new_page()
     shot = None
     try:
-        with hard_timeout(NOTEBOOK_SECONDS, f"checking {path} in JupyterLab"):
+        with hard_timeout(seconds, f"checking {path} in JupyterLab"):
             try:
                 problems = check_notebook(page, server, path)
             except Exception as error:  # a wait that timed out, a page that crashed...

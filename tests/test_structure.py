@@ -417,3 +417,9 @@ def test_fixture_a_badge_pointing_elsewhere_is_found(fixture_copy):
     edit(path, lambda notebook: notebook["cells"][0].update(
         source=[line.replace("/blob/main/", "/blob/master/") for line in notebook["cells"][0]["source"]]))
     assert badge_problems(path)[0].startswith("the first cell has no Open in Colab badge linking")
+
+
+def test_fixture_a_notebook_the_course_would_skip_fails_the_check(fixture_copy, capsys):
+    shutil.copy(fixture_copy / "01_tiny_panel.ipynb", fixture_copy / "Untitled.ipynb")
+    assert tool.main(["--check", "--folder", str(fixture_copy)]) == 1
+    assert "Untitled.ipynb: ignored" in capsys.readouterr().out
