@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.data import MNIST, mnist_tensors
+from helpers.data import MNIST, load_mnist
 from helpers.models import Figure1MLP, SmallCNN, seeded
 from helpers.training import show_progress
 
@@ -50,16 +50,19 @@ __all__ = [
     "ReluMLP",
     "SizeRun",
     "batch_size_run",
+    "batch_size_sweep",
     "build_cnn",
     "build_mlp",
     "clear_cache",
     "group_statistics",
+    "looking_only",
     "landscape_probe",
     "mnist_subset",
     "model_loss_and_gradient",
     "normalizing_means",
     "probe_along_gradient",
     "remembered_size_runs",
+    "train_mode_accuracy",
     "train_mlp",
 ]
 
@@ -75,7 +78,7 @@ NOISE = 1.0
 TRACKED_UNIT = (-1, 0)
 TRACKED_QUANTILES = (15, 50, 85)
 #: The fixed test images on which the tracked unit's distribution is measured at every step.
-PROBE_IMAGES = 256
+PROBE_IMAGES = 128
 #: Experiment 3: every run takes SIZE_STEPS SGD steps of SGD_BATCH examples; BN's statistics
 #: come from groups of ghost_batch of them ("images per worker" in Wu & He's Figure 1).
 SGD_BATCH = 32
@@ -102,13 +105,21 @@ def mnist_subset(train_size: int = TRAIN_SIZE, test_size: int = TEST_SIZE, seed:
     Returns MNIST of tensors: x_train (train_size, 28, 28) float32 in [0, 1], y_train
     (train_size,) int64, x_test (test_size, 28, 28), y_test (test_size,). Loaded once per process.
     """
-    full = mnist_tensors()
+    full = load_mnist()  # uint8 arrays; only the subset is converted to float
     if not (1 <= train_size <= len(full.x_train) and 1 <= test_size <= len(full.x_test)):
         raise ValueError(f"train_size must be in 1..{len(full.x_train)} and test_size in "
                          f"1..{len(full.x_test)}, got {train_size} and {test_size}")
     chosen = torch.randperm(len(full.x_train), generator=torch.Generator().manual_seed(seed))[:train_size]
-    return MNIST(full.x_train[chosen].clone(), full.y_train[chosen].clone(),
-                 full.x_test[:test_size].clone(), full.y_test[:test_size].clone())
+
+    def images(x):
+        return torch.from_numpy(x.astype(np.float32) / 255.0)
+
+    def labels(y):
+        return torch.from_numpy(y.astype(np.int64))
+
+    chosen = chosen.numpy()
+    return MNIST(images(full.x_train[chosen]), labels(full.y_train[chosen]),
+                 images(full.x_test[:test_size]), labels(full.y_test[:test_size]))
 
 
 @contextmanager
@@ -411,11 +422,13 @@ class MLPRun:
 
 def train_mlp(norm: str = "batch", noise: float = NOISE, seed: int = 0, steps: int = MLP_STEPS,
               lr: float | None = None, batch_size: int = MLP_BATCH, activation: str = "sigmoid",
-              record_every: int = 25, checkpoint_every: int = 50, progress=None) -> MLPRun:
+              record_every: int = 25, checkpoint_every: int = 50, track: bool = True,
+              progress=None) -> MLPRun:
     """Train the Figure 1 network ("none", "batch" or "noisy" BN; with activation="relu" the
     ``ReluMLP``) with plain SGD on the training subset, and record what experiments 1 and 2
     need (see ``MLPRun``). The learning rate defaults to MLP_LR (sigmoid) or RELU_LR (relu).
-    Remembered per settings.
+    With ``track=False`` the tracked unit is not recorded (unit_percentiles is (0, 3)), which
+    saves a forward pass per step. Remembered per settings.
 
     norm="noisy" with noise=0 is the same network as norm="batch" (and returns that run).
     """
@@ -431,13 +444,13 @@ def train_mlp(norm: str = "batch", noise: float = NOISE, seed: int = 0, steps: i
         noise = 0.0
     settings = dict(norm=norm, noise=float(noise), seed=seed, steps=steps, lr=lr,
                     batch_size=batch_size, activation=activation, record_every=record_every,
-                    checkpoint_every=checkpoint_every)
+                    checkpoint_every=checkpoint_every, track=bool(track))
     key = ("mlp", tuple(sorted(settings.items())))
     return _cached(key, lambda: _train_mlp(**settings, key=key, progress=progress))
 
 
 def _train_mlp(norm, noise, seed, steps, lr, batch_size, activation, record_every,
-               checkpoint_every, key, progress):
+               checkpoint_every, track, key, progress):
     data = mnist_subset()
     x_train, x_test = data.x_train.flatten(1), data.x_test.flatten(1)
     model = build_mlp(norm, noise=noise, seed=seed, activation=activation)
@@ -464,9 +477,10 @@ def _train_mlp(norm, noise, seed, steps, lr, batch_size, activation, record_ever
             loss = F.cross_entropy(model(x_train[batch]), data.y_train[batch])
             optimizer.zero_grad()
             loss.backward()
-            with looking_only(model):  # the weights and the noise of this step
-                _, preactivations = model(probe, return_preactivations=True)
-                percentiles.append(torch.quantile(preactivations[layer][:, unit], quantiles).numpy())
+            if track:
+                with looking_only(model):  # the weights and the noise of this step
+                    _, preactivations = model(probe, return_preactivations=True)
+                    percentiles.append(torch.quantile(preactivations[layer][:, unit], quantiles).numpy())
             optimizer.step()
             losses.append(loss.item())
             if step % record_every == 0 or step == steps:
@@ -476,7 +490,8 @@ def _train_mlp(norm, noise, seed, steps, lr, batch_size, activation, record_ever
             bar.update(1)
     return MLPRun(norm=norm, noise=noise, seed=seed, lr=lr, batch_size=batch_size,
                   activation=activation, record_steps=np.array(record_steps), test_accuracy=np.array(accuracies),
-                  train_loss=np.array(losses), unit_percentiles=np.array(percentiles),
+                  train_loss=np.array(losses),
+                  unit_percentiles=np.array(percentiles).reshape(-1, len(TRACKED_QUANTILES)),
                   checkpoints=checkpoints, seconds=time.perf_counter() - started, key=key)
 
 
@@ -672,7 +687,7 @@ def check_size_settings(model_kind: str, norm: str, batch_size: int) -> None:
 
 
 def batch_size_run(model_kind: str = "cnn", norm: str = "batch", batch_size: int = SGD_BATCH,
-                   seed: int = 0, steps: int | None = None, progress=False) -> SizeRun:
+                   seed: int = 0, steps: int | None = None, progress=None) -> SizeRun:
     """Train the small CNN (``model_kind="cnn"``) or the Figure 1 MLP ("mlp") with BN computed
     over groups of ``batch_size`` examples, or with GroupNorm / LayerNorm, and measure its test
     accuracy in eval mode.
@@ -718,6 +733,21 @@ def _train_for_size(model_kind, norm, batch_size, seed, steps, progress):
                    seconds=time.perf_counter() - started)
 
 
+def batch_size_sweep(model_kind: str, batch_sizes, seeds=(0,), progress=None) -> dict:
+    """``batch_size_run`` for BN at every batch size in ``batch_sizes`` and for GroupNorm and
+    LayerNorm (one run each: they do not depend on the batch size), for every seed.
+
+    Returns {norm: {batch_size: [SizeRun per seed]}}; GroupNorm's and LayerNorm's runs are
+    listed under every batch size.
+    """
+    sweep = {}
+    for norm in SIZE_NORMS:
+        for size in batch_sizes:
+            sweep.setdefault(norm, {})[size] = [
+                batch_size_run(model_kind, norm, size, seed=seed, progress=progress) for seed in seeds]
+    return sweep
+
+
 def remembered_size_runs(model_kind: str) -> list:
     """Every ``batch_size_run`` of this model with the default number of steps made so far in
     this process (the notebook's sweep, and whatever the widget ran), in the order they ran."""
@@ -736,12 +766,13 @@ def normalizing_means(model_kind: str, norm: str, batch_size: int, images: int =
     the image's own group mean, whatever the batch size. The input to the layer is computed
     with the trained weights of ``batch_size_run(model_kind, norm, batch_size, seed, steps)``.
 
-    Returns dict: per_image (images,) the training-mode means; eval_mean, the running mean BN
-    uses in eval mode (None for GroupNorm / LayerNorm, which normalize each image by its own
-    statistics in eval mode too); values_per_statistic, how many numbers each mean averages.
+    Returns dict: per_image (images,) the training-mode means; eval_mean and eval_std, the
+    running mean and the square root of the running variance BN uses in eval mode (None for
+    GroupNorm / LayerNorm, which normalize each image by its own statistics in eval mode too);
+    values_per_statistic, how many numbers each mean averages.
     """
     check_size_settings(model_kind, norm, batch_size)
-    run = batch_size_run(model_kind, norm, batch_size, seed, steps)
+    run = batch_size_run(model_kind, norm, batch_size, seed, steps, progress=False)
     model = run.model()
     data = mnist_subset()
     x = data.x_test[:images]
@@ -758,15 +789,32 @@ def normalizing_means(model_kind: str, norm: str, batch_size: int, images: int =
             groups = z[:usable, 0].reshape(usable // batch_size, batch_size * h * w)
             per_image = groups.mean(dim=1).repeat_interleave(batch_size)
             eval_mean = float(norm_layer.running_mean[0])
+            eval_std = float(norm_layer.running_var[0].sqrt())
             values = batch_size * h * w
         else:
             num_groups = GROUPS if norm == "group" else 1
             per_group = c // num_groups
             per_image = z[:, :per_group].reshape(n, -1).mean(dim=1)
-            eval_mean = None
+            eval_mean = eval_std = None
             values = per_group * h * w
-    return dict(per_image=per_image.double().numpy(), eval_mean=eval_mean,
+    return dict(per_image=per_image.double().numpy(), eval_mean=eval_mean, eval_std=eval_std,
                 values_per_statistic=values)
+
+
+def train_mode_accuracy(run: SizeRun) -> float:
+    """Test accuracy of a BN ``batch_size_run`` with training-mode statistics: the test images
+    are normalized in groups of ``run.batch_size``, as the training images were (the running
+    statistics are left untouched). Compare with ``run.test_accuracy`` (eval mode)."""
+    if run.norm != "batch":
+        raise ValueError("only BN runs have a training mode that differs from eval mode")
+    data = mnist_subset()
+    usable = len(data.x_test) - len(data.x_test) % run.batch_size
+    x = data.x_test[:usable]
+    x = x.unsqueeze(1) if run.model_kind == "cnn" else x.flatten(1)
+    model = run.model().train()
+    with one_thread(), looking_only(model):
+        predictions = model(x).argmax(dim=1)
+    return (predictions == data.y_test[:usable]).float().mean().item()
 
 
 # ----------------------------------------------------------------------------------------

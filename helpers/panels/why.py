@@ -1,0 +1,317 @@
+"""Notebook 07's panels: noisy BN, the loss along the gradient, and BN's batch-size dependence.
+
+Each compute function takes its runs from ``helpers.why_experiments``, which remembers every
+run in the process: after the notebook's experiment cells, moving a control only looks runs
+up; a setting not run yet trains once (an MLP run takes about a second on an idle core, a CNN
+run a few seconds) and is remembered from then on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers import why_experiments as why
+from helpers.panels.base import Control, Notice, Panel
+
+__all__ = [
+    "PANELS",
+    "COLORS",
+    "compute_batch_size",
+    "compute_gradient_walk",
+    "compute_noisy_bn",
+    "draw_batch_size",
+    "draw_batch_size_sweep",
+    "draw_gradient_walk",
+    "draw_landscape",
+    "draw_noisy_bn",
+    "noisy_bn_result",
+]
+
+COLORS = {"none": "#7f7f7f", "batch": "#1f77b4", "noisy": "#ff7f0e", "group": "#2ca02c",
+          "layer": "#9467bd"}
+LABELS = {"none": "no BN", "batch": "BN", "noisy": "noisy BN", "group": "GroupNorm",
+          "layer": "LayerNorm"}
+MODEL_NAMES = {"mlp": "Figure 1 MLP (BatchNorm1d)", "cnn": "small CNN (BatchNorm2d)"}
+
+
+def _style():
+    import matplotlib.pyplot as plt
+
+    return plt.rc_context({"font.size": 9, "axes.titlesize": 9, "axes.spines.top": False,
+                           "axes.spines.right": False, "legend.fontsize": 8,
+                           "legend.frameon": False})
+
+
+# ----------------------------------------------------------------------------------------
+# 1. Noisy BN
+# ----------------------------------------------------------------------------------------
+
+
+def noisy_bn_result(noise=why.NOISE, seeds=(0,), steps=why.MLP_STEPS, progress=False) -> dict:
+    """Train (or look up) the MLP without BN, with BN and with noisy BN for each seed.
+
+    Returns dict: noise, seeds, runs {norm: [MLPRun per seed]} for norm in none / batch /
+    noisy (noisy is the BN run when noise is 0), and shift {norm: mean per-step shift over
+    seeds} (``MLPRun.step_shift``).
+    """
+    runs = {norm: [why.train_mlp(norm, noise=noise, seed=seed, steps=steps, progress=progress)
+                   for seed in seeds]
+            for norm in ("none", "batch", "noisy")}
+    shift = {norm: float(np.mean([run.step_shift() for run in runs[norm]])) for norm in runs}
+    return dict(noise=float(noise), seeds=tuple(seeds), runs=runs, shift=shift)
+
+
+NOISE_STEP = 0.25  # the slider's step; other values are rounded to it, so that runs are reused
+
+
+def compute_noisy_bn(noise=why.NOISE):
+    """The panel's computation: ``noisy_bn_result`` for seed 0, with the noise rounded to the
+    slider's steps of 0.25 (never raises for 0 <= noise <= 2)."""
+    if not 0 <= noise <= 2:
+        return Notice(f"The noise strength must be between 0 and 2 (got {noise}).")
+    return noisy_bn_result(round(noise / NOISE_STEP) * NOISE_STEP)
+
+
+def draw_noisy_bn(result):
+    """Test accuracy against steps (left), then the tracked unit's 15/50/85th percentiles over
+    each step's mini-batch for the three networks, on one shared vertical scale."""
+    import matplotlib.pyplot as plt
+
+    runs = result["runs"]
+    with _style():
+        figure, axes = plt.subplots(1, 4, figsize=(12, 2.9))
+        figure.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.9, wspace=0.2)
+        ax = axes[0]
+        for norm, seed_runs in runs.items():
+            for k, run in enumerate(seed_runs):
+                ax.plot(run.record_steps, run.test_accuracy, color=COLORS[norm],
+                        alpha=1.0 if k == 0 else 0.45, lw=1.4 if k == 0 else 1.0,
+                        label=LABELS[norm] if k == 0 else None)
+        ax.set(xlabel="training step", ylabel="test accuracy", ylim=(0, 1),
+               title="test accuracy" + (f" ({len(result['seeds'])} seeds)" if len(result["seeds"]) > 1 else ""))
+        ax.legend(loc="upper left", bbox_to_anchor=(0.25, 0.8))
+        first = {norm: seed_runs[0] for norm, seed_runs in runs.items()}
+        low = min(run.unit_percentiles.min() for run in first.values())
+        high = max(run.unit_percentiles.max() for run in first.values())
+        for ax, norm in zip(axes[1:], ("none", "batch", "noisy")):
+            run = first[norm]
+            steps = np.arange(1, len(run.unit_percentiles) + 1)
+            q = run.unit_percentiles
+            ax.fill_between(steps, q[:, 0], q[:, 2], color=COLORS[norm], alpha=0.25, lw=0)
+            ax.plot(steps, q[:, 1], color=COLORS[norm], lw=0.8)
+            name = LABELS[norm] + (f", noise {result['noise']:g}" if norm == "noisy" else "")
+            if norm == "noisy" and result["noise"] == 0:
+                name = "noisy BN with noise 0 = BN"
+            ax.set(title=f"{name}: per-step shift {result['shift'][norm]:.2f}",
+                   xlabel="training step", ylim=(low - 0.2, high + 0.2))
+            if ax is not axes[1]:  # one vertical scale for the three: labels on the first only
+                ax.tick_params(labelleft=False)
+        axes[1].set_ylabel("input to the sigmoid")
+    return figure
+
+
+# ----------------------------------------------------------------------------------------
+# 2. The loss along the gradient
+# ----------------------------------------------------------------------------------------
+
+#: Step sizes of the walk, in learning rates: 2^(k/2) for k = -8..8, from 1/16 to 16. Each
+#: checkpoint is probed once on all of them; the panel shows those up to the chosen largest.
+WALK_MULTIPLES = tuple(2.0 ** (k / 2) for k in range(-8, 9))
+CHECKPOINT_EVERY = 50
+
+
+def compute_gradient_walk(step=150, largest_multiple=4.0):
+    """Walk from the checkpoint at ``step`` (rounded to the checkpoints, every 50 steps) of the
+    ReLU MLP without and with BN (seed 0) along the negative gradient of the training loss on
+    500 training images, with step sizes from 1/16 of the learning rate up to
+    ``largest_multiple`` learning rates.
+
+    Returns dict: step, lr, step_sizes (S,), and per network ("none", "batch") its Probe.
+    """
+    if not largest_multiple >= WALK_MULTIPLES[0]:
+        return Notice(f"The largest step must be at least {WALK_MULTIPLES[0]} learning rates.")
+    step = int(min(max(round(step / CHECKPOINT_EVERY) * CHECKPOINT_EVERY, 0), why.MLP_STEPS))
+    shown = np.array(WALK_MULTIPLES) <= largest_multiple * (1 + 1e-9)
+    probes = {}
+    for norm in ("none", "batch"):
+        run = why.train_mlp(norm, seed=0, activation="relu", track=False, progress=False)
+        full = why.landscape_probe(run, WALK_MULTIPLES, probe_size=500, steps=(step,)).probes[0]
+        probes[norm] = why.Probe(step_sizes=full.step_sizes[shown], loss0=full.loss0,
+                                 grad_norm=full.grad_norm, losses=full.losses[shown],
+                                 grad_changes=full.grad_changes[shown])
+    return dict(step=step, lr=why.RELU_LR, step_sizes=why.RELU_LR * np.array(WALK_MULTIPLES)[shown],
+                probes=probes)
+
+
+def draw_gradient_walk(result):
+    """Left: the loss at w - eta g against eta, with the gradient's own prediction
+    L(w) - eta ||g||^2 dashed. Right: how far the gradient has turned, ||grad(w - eta g) - g||."""
+    import matplotlib.pyplot as plt
+
+    with _style():
+        figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.0))
+        figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
+        for norm, probe in result["probes"].items():
+            eta = np.r_[0.0, probe.step_sizes]
+            color = COLORS[norm]
+            left.plot(eta, np.r_[probe.loss0, probe.losses], "o-", ms=3, color=color,
+                      label=LABELS[norm])
+            left.plot(eta, probe.loss0 - eta * probe.grad_norm ** 2, "--", color=color, lw=1)
+            right.plot(eta, np.r_[0.0, probe.grad_changes], "o-", ms=3, color=color,
+                       label=f"{LABELS[norm]} (smoothness {probe.smoothness:.2f})")
+        top = max(max(p.loss0, p.losses.max()) for p in result["probes"].values())
+        left.set(xlabel="step size eta", ylabel="training loss at w - eta g",
+                 ylim=(0, 1.15 * top), title=f"loss along the gradient, step {result['step']}")
+        left.plot([], [], "k--", lw=1, label="first-order prediction\nL(w) - eta ||g||^2")
+        left.legend(loc="upper center")
+        right.set(xlabel="step size eta", ylabel="|| grad(w - eta g) - g ||",
+                  title="how much the gradient changes")
+        right.legend(loc="upper left")
+        if result["lr"] <= result["step_sizes"][-1]:
+            for ax in (left, right):
+                ax.axvline(result["lr"], color="k", lw=0.6, ls=":")
+    return figure
+
+
+def draw_landscape(landscapes: dict):
+    """Santurkar et al.'s Figure 4 in small: at each checkpoint, the range (min to max over the
+    step sizes) of the loss along the gradient (a) and of the gradient's change (b), and the
+    effective beta-smoothness (c), for each network in ``landscapes`` ({norm: LandscapeProbe})."""
+    import matplotlib.pyplot as plt
+
+    with _style():
+        figure, axes = plt.subplots(1, 3, figsize=(12, 3.0))
+        figure.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.9, wspace=0.25)
+        for norm, landscape in landscapes.items():
+            color, steps = COLORS[norm], landscape.steps
+            for ax, values in zip(axes[:2], (landscape.losses, landscape.grad_changes)):
+                ax.fill_between(steps, values.min(axis=1), values.max(axis=1), color=color,
+                                alpha=0.3, lw=0)
+                ax.plot(steps, values.min(axis=1), color=color, lw=0.8)
+                ax.plot(steps, values.max(axis=1), color=color, lw=0.8, label=LABELS[norm])
+            axes[2].plot(steps, landscape.smoothness, "o-", ms=3, color=color, label=LABELS[norm])
+        axes[0].set(xlabel="training step", ylabel="loss at w - eta g",
+                    title="(a) loss along the gradient: range over eta")
+        axes[1].set(xlabel="training step", ylabel="|| grad(w - eta g) - g ||",
+                    title="(b) gradient predictiveness: range over eta")
+        axes[2].set(xlabel="training step", ylabel="max || change of gradient || / distance",
+                    title="(c) effective beta-smoothness")
+        for ax in axes:
+            ax.set_ylim(bottom=0)
+            ax.legend(loc="upper right")
+    return figure
+
+
+# ----------------------------------------------------------------------------------------
+# 3. Batch size
+# ----------------------------------------------------------------------------------------
+
+
+def compute_batch_size(model_kind="mlp", norm="batch", batch_size=2):
+    """Train (or look up) one batch-size run (seed 0), and gather what the panel draws: the test
+    error of every run of this model made so far, and, for the chosen run, the mean that
+    normalizes each test image at the first layer's channel / unit 0 in training mode."""
+    try:
+        run = why.batch_size_run(model_kind, norm, batch_size, seed=0, progress=False)
+    except ValueError as error:
+        return Notice(str(error) + " Choose a batch size of 2 or more for BN in the MLP "
+                      "(the CNN's BatchNorm2d averages over 28 x 28 positions too, so it runs "
+                      "even with one image).")
+    means = why.normalizing_means(model_kind, norm, batch_size)
+    points = {}
+    for other in why.remembered_size_runs(model_kind):
+        sizes = why.BATCH_SIZES if other.batch_size is None else (other.batch_size,)
+        for size in sizes:
+            points.setdefault((other.norm, size), []).append(other.test_error)
+    return dict(model_kind=model_kind, norm=norm, batch_size=batch_size, run=run,
+                means=means, points=points)
+
+
+def draw_batch_size(result):
+    """Left: test error against the number of examples behind each BN statistic (GroupNorm and
+    LayerNorm: flat, their statistics never mix examples). Right: the training-mode mean that
+    normalizes each test image, against the running mean eval mode uses."""
+    import matplotlib.pyplot as plt
+
+    sizes = np.array(why.BATCH_SIZES)
+    with _style():
+        figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.0))
+        figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
+        for norm in why.SIZE_NORMS:
+            xs = [s for s in sizes if (norm, s) in result["points"]]
+            if not xs:
+                continue
+            errors = [np.mean(result["points"][(norm, s)]) for s in xs]
+            left.plot(xs, np.array(errors) * 100, "o-", ms=4, color=COLORS[norm], label=LABELS[norm],
+                      lw=2.2 if norm == result["norm"] else 1.0)
+        chosen = result["run"]
+        left.plot([result["batch_size"]], [chosen.test_error * 100], "o", ms=11, mfc="none",
+                  color="k", label="this setting")
+        left.set_xscale("log", base=2)
+        left.set_xticks(sizes, [str(s) for s in sizes])
+        left.set(xlabel="examples per BN statistic (batch size)", ylabel="test error (%)",
+                 title=f"{MODEL_NAMES[result['model_kind']]}, seed 0")
+        left.set_ylim(bottom=0)
+        left.legend(loc="upper right")
+
+        means = result["means"]
+        per_image = means["per_image"]
+        right.hist(per_image, bins=40, color=COLORS[result["norm"]], alpha=0.7)
+        if means["eval_mean"] is not None:
+            right.axvline(means["eval_mean"], color="k", lw=1.2, label="running mean (eval mode)")
+            right.legend(loc="upper right")
+            what = f"BN over groups of {result['batch_size']}"
+        else:
+            what = f"{LABELS[result['norm']]}: each image's own statistics"
+        right.set(xlabel="mean that normalizes an image, layer 1, channel 0",
+                  ylabel="test images",
+                  title=f"{what} ({means['values_per_statistic']} values each)")
+    return figure
+
+
+def draw_batch_size_sweep(sweeps: dict):
+    """Test error against the examples per BN statistic, one axis per model in ``sweeps``
+    ({model_kind: batch_size_sweep(...)}): every seed as a dot, their mean as a line."""
+    import matplotlib.pyplot as plt
+
+    with _style():
+        figure, axes = plt.subplots(1, len(sweeps), figsize=(4.6 * len(sweeps), 3.0), squeeze=False)
+        figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.2)
+        for ax, (model_kind, sweep) in zip(axes[0], sweeps.items()):
+            for norm, by_size in sweep.items():
+                sizes = sorted(by_size)
+                errors = [[run.test_error * 100 for run in by_size[s]] for s in sizes]
+                ax.plot(sizes, [np.mean(e) for e in errors], "-", color=COLORS[norm],
+                        label=LABELS[norm] + (" (one run for all sizes)" if norm != "batch" else ""))
+                for size, values in zip(sizes, errors):
+                    ax.plot([size] * len(values), values, "o", ms=3.5, color=COLORS[norm])
+            all_sizes = sorted({s for by_size in sweep.values() for s in by_size})
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(all_sizes, [str(s) for s in all_sizes])
+            ax.set(xlabel="examples per BN statistic (batch size)", ylabel="test error (%)",
+                   title=MODEL_NAMES[model_kind])
+            ax.set_ylim(bottom=0)
+            ax.legend(loc="upper right")
+    return figure
+
+
+PANELS = [
+    Panel("noisy BN: how much noise after every BN layer", compute_noisy_bn, draw_noisy_bn, [
+        Control("noise", "float", why.NOISE, low=0.0, high=2.0, step=0.25,
+                description="noise after BN", test_values=(0.0, 2.0)),
+    ]),
+    Panel("the loss along the gradient, with and without BN", compute_gradient_walk,
+          draw_gradient_walk, [
+        Control("step", "int", 150, low=0, high=why.MLP_STEPS, step=50,
+                description="checkpoint (step)", test_values=(0, why.MLP_STEPS)),
+        Control("largest_multiple", "choice", 4.0, options=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+                description="largest step / learning rate", test_values=(0.5, 16.0)),
+    ]),
+    Panel("batch size: BN, GroupNorm, LayerNorm", compute_batch_size, draw_batch_size, [
+        Control("model_kind", "choice", "mlp", options=("mlp", "cnn"), description="network"),
+        Control("norm", "choice", "batch", options=why.SIZE_NORMS, description="normalization",
+                test_values=("batch", "layer")),
+        Control("batch_size", "choice", 2, options=why.BATCH_SIZES, description="batch size",
+                test_values=(1, 32)),
+    ]),
+]
