@@ -101,6 +101,7 @@ def test_unattempted_exercises_give_a_friendly_note():
     for feedback in (check_bn_sigmoid_layer(not_yet), check_gradient_factor(not_yet),
                      check_outcome_prediction({"no BN": None, "BN": None}, lr=10.0)):
         assert not feedback.attempted and "[not attempted]" in str(feedback)
+    assert "Replace each None" in str(check_outcome_prediction({"no BN": None, "BN": None}, lr=10.0))
 
 
 # -- the gradient after scaling the weights -----------------------------------------------

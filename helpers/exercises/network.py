@@ -286,7 +286,8 @@ def check_outcome_prediction(prediction: dict, lr: float, *, steps: int | None =
         feedback.add('Write the prediction as a dict with two keys: {"no BN": ..., "BN": ...}.')
         return feedback
     if all(value is None for value in prediction.values()):
-        return Feedback(feedback.exercise, passed=False, attempted=False)
+        return Feedback(feedback.exercise, passed=False, attempted=False, messages=[
+            f"Replace each None in the prediction with one of {', '.join(map(repr, OUTCOMES))}."])
     for name, value in prediction.items():
         if value not in OUTCOMES:
             feedback.add(f"The prediction for {name!r} is {value!r}: use one of {OUTCOMES}.")
