@@ -133,6 +133,13 @@ class LabServer:
             "IPYTHONDIR": str(dirs["ipython"]),
             # the "python3" kernel runs `python`: make that the Python running the tests
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            # In a virtual environment made with --system-site-packages, the widget front end
+            # (a JupyterLab extension) may live in the base Python's share/jupyter, which
+            # JupyterLab does not search by itself; without it widgets show as plain text.
+            "JUPYTER_PATH": os.pathsep.join(dict.fromkeys(
+                [*filter(None, [os.environ.get("JUPYTER_PATH")]),
+                 str(Path(sys.prefix) / "share" / "jupyter"),
+                 str(Path(sys.base_prefix) / "share" / "jupyter")])),
         }
 
     def command(self) -> list[str]:
