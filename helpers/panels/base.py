@@ -139,10 +139,13 @@ class Panel:
 
         def redraw(change=None):
             values = {name: w.value for name, w in control_widgets.items()}
+            open_figures = set(plt.get_fignums())
             try:
                 shown = self.render(**values)
             except Exception as error:  # a learner sees a message, never a traceback
                 shown = Notice(f"These settings could not be drawn ({type(error).__name__}: {error}).")
+                for number in set(plt.get_fignums()) - open_figures:
+                    plt.close(number)  # a half-drawn figure must not show up later
             with output:
                 output.clear_output(wait=True)
                 display(shown)
