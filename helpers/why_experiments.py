@@ -4,10 +4,11 @@
    per-unit scale and shift, drawn afresh at every training step, after batch normalization, so
    the distributions the next layer sees shift *more* than without BN. ``train_mlp`` trains the
    paper's Figure 1 network without BN, with BN and with noisy BN, and records, at every step,
-   percentiles of one unit's input to its sigmoid over that step's mini-batch.
+   percentiles of one unit's input to its sigmoid over a fixed probe set of test images.
 2. Smoothness (Santurkar et al. 2018, §3): ``probe_along_gradient`` walks from a point along
    the negative gradient by several step sizes and records the loss and how much the gradient
-   changed; ``landscape_probe`` does this at the checkpoints of a ``train_mlp`` run.
+   changed; ``landscape_probe`` does this at the checkpoints of a ``train_mlp`` run (for a fair
+   comparison, a ReLU MLP that trains with and without BN: ``train_mlp(activation="relu")``).
 3. Batch size (Wu & He 2018): ``GhostBatchNorm`` computes batch statistics over groups of
    ``ghost_batch`` examples inside a larger SGD mini-batch, so the number of examples behind
    each statistic changes while the optimization (steps, examples, learning rate) stays fixed.
@@ -55,8 +56,8 @@ __all__ = [
     "build_mlp",
     "clear_cache",
     "group_statistics",
-    "looking_only",
     "landscape_probe",
+    "looking_only",
     "mnist_subset",
     "model_loss_and_gradient",
     "normalizing_means",
@@ -136,8 +137,9 @@ def one_thread():
 
 @contextmanager
 def looking_only(model: nn.Module):
-    """Training-mode forward passes that change nothing: BN layers keep their running statistics
-    (momentum 0; their batch counters are restored) and noisy BN layers reuse their last noise."""
+    """Forward passes (of a model in training mode, say) that change nothing and record no
+    gradients: BN layers keep their running statistics (momentum 0; their batch counters are
+    restored) and noisy BN layers reuse their last noise."""
     layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.momentum, m.num_batches_tracked.clone()) for m in layers]
     for m in layers:
@@ -399,6 +401,13 @@ class MLPRun:
     @property
     def final_accuracy(self) -> float:
         return float(self.test_accuracy[-1])
+
+    def accuracy_at(self, step: int) -> float:
+        """Test accuracy recorded at ``step`` (ValueError if it was not recorded)."""
+        matches = np.flatnonzero(self.record_steps == step)
+        if not len(matches):
+            raise ValueError(f"no test accuracy recorded at step {step}; recorded: {list(self.record_steps)}")
+        return float(self.test_accuracy[matches[0]])
 
     def step_shift(self) -> float:
         """How far the tracked unit's distribution moves per step: the mean over steps and over
@@ -733,9 +742,11 @@ def _train_for_size(model_kind, norm, batch_size, seed, steps, progress):
                    seconds=time.perf_counter() - started)
 
 
-def batch_size_sweep(model_kind: str, batch_sizes, seeds=(0,), progress=None) -> dict:
+def batch_size_sweep(model_kind: str, batch_sizes, seeds=(0,), steps: int | None = None,
+                     progress=None) -> dict:
     """``batch_size_run`` for BN at every batch size in ``batch_sizes`` and for GroupNorm and
-    LayerNorm (one run each: they do not depend on the batch size), for every seed.
+    LayerNorm (one run each: they do not depend on the batch size), for every seed (``steps``:
+    as in ``batch_size_run``).
 
     Returns {norm: {batch_size: [SizeRun per seed]}}; GroupNorm's and LayerNorm's runs are
     listed under every batch size.
@@ -744,7 +755,8 @@ def batch_size_sweep(model_kind: str, batch_sizes, seeds=(0,), progress=None) ->
     for norm in SIZE_NORMS:
         for size in batch_sizes:
             sweep.setdefault(norm, {})[size] = [
-                batch_size_run(model_kind, norm, size, seed=seed, progress=progress) for seed in seeds]
+                batch_size_run(model_kind, norm, size, seed=seed, steps=steps, progress=progress)
+                for seed in seeds]
     return sweep
 
 

@@ -170,6 +170,9 @@ def test_train_mlp_records_the_right_shapes_is_cached_and_leaves_global_state_al
     assert run.unit_percentiles.shape == (12, 3)
     assert np.all(np.diff(run.unit_percentiles, axis=1) >= 0)  # 15th <= 50th <= 85th
     assert list(run.record_steps) == [0, 5, 10, 12] and run.test_accuracy.shape == (4,)
+    assert run.accuracy_at(10) == run.test_accuracy[2]
+    with pytest.raises(ValueError, match="recorded"):
+        run.accuracy_at(7)
     assert sorted(run.checkpoints) == [0, 6, 12] and run.train_loss.shape == (12,)
     assert why.train_mlp("noisy", steps=12, record_every=5, checkpoint_every=6, seed=2) is run
     model = run.model(6)
@@ -278,6 +281,19 @@ def test_batch_size_runs_share_groupnorm_across_batch_sizes_and_are_deterministi
     assert again.test_accuracy == bn.test_accuracy
     # short runs are not mixed with the notebook's default-length runs
     assert why.remembered_size_runs("cnn") == []
+
+
+def test_batch_size_sweep_lists_every_norm_and_size_and_train_mode_accuracy_works():
+    sweep = why.batch_size_sweep("mlp", (2, 32), seeds=(0, 1), steps=3)
+    assert set(sweep) == {"batch", "group", "layer"}
+    assert all(set(by_size) == {2, 32} and all(len(runs) == 2 for runs in by_size.values())
+               for by_size in sweep.values())
+    assert sweep["layer"][2][0] is sweep["layer"][32][0]  # one LayerNorm run serves every size
+    run = sweep["batch"][2][0]
+    accuracy = why.train_mode_accuracy(run)
+    assert 0 <= accuracy <= 1
+    with pytest.raises(ValueError, match="only BN runs"):
+        why.train_mode_accuracy(sweep["group"][2][0])
 
 
 def test_batch_size_run_explains_settings_it_cannot_train():

@@ -291,7 +291,7 @@ def draw_batch_size_sweep(sweeps: dict):
             ax.set(xlabel="examples per BN statistic (batch size)", ylabel="test error (%)",
                    title=MODEL_NAMES[model_kind])
             ax.set_ylim(bottom=0)
-            ax.legend(loc="upper right")
+            ax.legend(loc="upper right" if model_kind == "mlp" else "lower right")
     return figure
 
 
