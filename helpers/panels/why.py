@@ -114,16 +114,18 @@ def draw_noisy_bn(result):
 # 2. The loss along the gradient
 # ----------------------------------------------------------------------------------------
 
-#: Step sizes of the walk, in learning rates: 2^(k/2) for k = -8..8, from 1/16 to 16. Each
-#: checkpoint is probed once on all of them; the panel shows those up to the chosen largest.
-WALK_MULTIPLES = tuple(2.0 ** (k / 2) for k in range(-8, 9))
+#: Step sizes of the walk, in learning rates: 2^(k/2) for k = -6..8, from 1/8 to 16. Each
+#: checkpoint is probed once on all of them (on WALK_IMAGES training images); the panel shows
+#: those up to the chosen largest.
+WALK_MULTIPLES = tuple(2.0 ** (k / 2) for k in range(-6, 9))
+WALK_IMAGES = 256
 CHECKPOINT_EVERY = 50
 
 
 def compute_gradient_walk(step=150, largest_multiple=4.0):
     """Walk from the checkpoint at ``step`` (rounded to the checkpoints, every 50 steps) of the
     ReLU MLP without and with BN (seed 0) along the negative gradient of the training loss on
-    500 training images, with step sizes from 1/16 of the learning rate up to
+    WALK_IMAGES training images, with step sizes from 1/8 of the learning rate up to
     ``largest_multiple`` learning rates.
 
     Returns dict: step, lr, step_sizes (S,), and per network ("none", "batch") its Probe.
@@ -135,7 +137,7 @@ def compute_gradient_walk(step=150, largest_multiple=4.0):
     probes = {}
     for norm in ("none", "batch"):
         run = why.train_mlp(norm, seed=0, activation="relu", track=False, progress=False)
-        full = why.landscape_probe(run, WALK_MULTIPLES, probe_size=500, steps=(step,)).probes[0]
+        full = why.landscape_probe(run, WALK_MULTIPLES, probe_size=WALK_IMAGES, steps=(step,)).probes[0]
         probes[norm] = why.Probe(step_sizes=full.step_sizes[shown], loss0=full.loss0,
                                  grad_norm=full.grad_norm, losses=full.losses[shown],
                                  grad_changes=full.grad_changes[shown])
@@ -149,23 +151,22 @@ def draw_gradient_walk(result):
     import matplotlib.pyplot as plt
 
     with _style():
-        figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.0))
-        figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
+        figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+        figure.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.85, wspace=0.25)
         for norm, probe in result["probes"].items():
             eta = np.r_[0.0, probe.step_sizes]
             color = COLORS[norm]
-            left.plot(eta, np.r_[probe.loss0, probe.losses], "o-", ms=3, color=color,
-                      label=LABELS[norm])
+            left.plot(eta, np.r_[probe.loss0, probe.losses], "o-", ms=3, color=color)
             left.plot(eta, probe.loss0 - eta * probe.grad_norm ** 2, "--", color=color, lw=1)
             right.plot(eta, np.r_[0.0, probe.grad_changes], "o-", ms=3, color=color,
                        label=f"{LABELS[norm]} (smoothness {probe.smoothness:.2f})")
         top = max(max(p.loss0, p.losses.max()) for p in result["probes"].values())
         left.set(xlabel="step size eta", ylabel="training loss at w - eta g",
-                 ylim=(0, 1.15 * top), title=f"loss along the gradient, step {result['step']}")
-        left.plot([], [], "k--", lw=1, label="first-order prediction\nL(w) - eta ||g||^2")
-        left.legend(loc="upper center")
+                 ylim=(0, 1.15 * top),
+                 title=f"loss along the gradient at step {result['step']}\n"
+                       "(dashed: the gradient's prediction L(w) - eta ||g||^2)")
         right.set(xlabel="step size eta", ylabel="|| grad(w - eta g) - g ||",
-                  title="how much the gradient changes")
+                  title="how much the gradient changes\n(gray: no BN, blue: BN)")
         right.legend(loc="upper left")
         if result["lr"] <= result["step_sizes"][-1]:
             for ax in (left, right):
