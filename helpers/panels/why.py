@@ -3,7 +3,7 @@
 Each compute function takes its runs from ``helpers.why_experiments``, which remembers every
 run in the process: after the notebook's experiment cells, moving a control only looks runs
 up; a setting not run yet trains once (an MLP run takes about a second on an idle core, a CNN
-run a few seconds) and is remembered from then on.
+run one or two) and is remembered from then on.
 """
 
 from __future__ import annotations
