@@ -12,10 +12,19 @@ from benchmarks.common import Result, at_most
 ROOT = Path(__file__).resolve().parent.parent
 #: Notebooks with training experiments get a longer budget (issue: 06 and 07 within 60 s).
 LONG_NOTEBOOKS = ("06_", "07_")
-PEAK_MEMORY_CELL = (
-    "import json, resource\n"
-    "print(json.dumps({'peak_rss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))"
-)
+# The kernel's own high-water mark of resident memory (VmHWM, Linux). Not getrusage's
+# ru_maxrss: Linux carries that over from the process that started the kernel, so it is only
+# the fallback where /proc is missing (macOS reports it in bytes, Linux in KiB).
+PEAK_MEMORY_CELL = """\
+import json, re, sys
+try:
+    status = open('/proc/self/status').read()
+    peak_kib = int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1))
+except OSError:
+    import resource
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib //= 1024 if sys.platform == 'darwin' else 1
+print(json.dumps({'peak_rss_kib': peak_kib}))"""
 
 
 def execute(path: Path) -> tuple[float, float]:
