@@ -10,9 +10,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from helpers.panels.base import Control, Notice, Panel
+from helpers.panels.base import Control, Notice, Panel, PanelView
 
-__all__ = ["Control", "Notice", "Panel", "all_panels"]
+__all__ = ["Control", "Notice", "Panel", "PanelView", "all_panels"]
 
 
 def all_panels() -> list[Panel]:
