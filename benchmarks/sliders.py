@@ -1,15 +1,15 @@
-"""How fast each panel redraws: compute + matplotlib draw + PNG rendering (what the notebook's
-inline backend does when the figure is displayed), over each control's range."""
+"""How fast each panel redraws: what its widget does on a slider move (``PanelView.frame``:
+compute, then update or draw the figure, then render the PNG), over each control's range,
+one move after another as a learner would drag."""
 
 from __future__ import annotations
 
-import io
 import time
 
 import matplotlib
 
 from benchmarks.common import Result, at_most
-from helpers.panels import Notice, all_panels
+from helpers.panels import PanelView, all_panels
 
 
 def _values_across(control, count: int) -> list:
@@ -28,15 +28,10 @@ def _values_across(control, count: int) -> list:
     return list(np.linspace(control.low, control.high, count))
 
 
-def redraw_seconds(panel, values: dict) -> float:
-    """Seconds from a value change to a finished PNG of the figure (or the notice)."""
-    import matplotlib.pyplot as plt
-
+def redraw_seconds(view, values: dict) -> float:
+    """Seconds from a value change to the finished PNG (or notice) the widget shows."""
     start = time.perf_counter()
-    shown = panel.render(**values)
-    if not isinstance(shown, Notice):
-        shown.savefig(io.BytesIO(), format="png")
-        plt.close(shown)
+    view.frame(values)
     return time.perf_counter() - start
 
 
@@ -46,11 +41,12 @@ def run(tiny: bool = False) -> list[Result]:
     matplotlib.use("Agg")
     results = []
     for panel in all_panels():
-        panel.render(**panel.defaults())  # warm caches a notebook would already have filled
-        times = [redraw_seconds(panel, panel.defaults())]
+        view = PanelView(panel)
+        view.frame(panel.defaults())  # the widget's first figure, drawn when the cell runs
+        times = [redraw_seconds(view, panel.defaults())]
         for control in [] if tiny else panel.controls:
             for value in _values_across(control, 6):
-                times.append(redraw_seconds(panel, {**panel.defaults(), control.name: value}))
+                times.append(redraw_seconds(view, {**panel.defaults(), control.name: value}))
         median_ms = float(np.median(times)) * 1e3
         p95_ms = float(np.percentile(times, 95)) * 1e3
         results += [
