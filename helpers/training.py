@@ -21,10 +21,51 @@ from torch import nn
 
 from helpers.models import seeded
 
-__all__ = ["History", "evaluate_accuracy", "show_progress", "train_classifier"]
+__all__ = ["SGD", "History", "evaluate_accuracy", "show_progress", "train_classifier"]
 
 #: Set this environment variable to "0" to silence progress bars everywhere.
 PROGRESS_ENV = "BATCHNORM_COURSE_PROGRESS"
+
+
+class SGD:
+    """Mini-batch SGD with momentum and weight decay: the update ``torch.optim.SGD`` makes
+    (no dampening, no Nesterov), step for step and bit for bit.
+
+        g = grad + weight_decay * p
+        v = g on the first step, then v = momentum * v + g      (only if momentum > 0)
+        p = p - lr * v
+
+    Written out because creating a ``torch.optim`` optimizer imports torch's compiler stack,
+    about 2 s of every fresh notebook kernel; this is all the course needs.
+    """
+
+    def __init__(self, parameters, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+        if lr <= 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"need lr > 0, momentum >= 0 and weight_decay >= 0; got lr={lr}, "
+                             f"momentum={momentum}, weight_decay={weight_decay}")
+        self.parameters = [p for p in parameters if p.requires_grad]
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.velocities = [None] * len(self.parameters)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for i, p in enumerate(self.parameters):
+            if p.grad is None:
+                continue
+            g = p.grad
+            if self.weight_decay:
+                g = g.add(p, alpha=self.weight_decay)
+            if self.momentum:
+                if self.velocities[i] is None:
+                    self.velocities[i] = g.clone()
+                else:
+                    self.velocities[i].mul_(self.momentum).add_(g)
+                g = self.velocities[i]
+            p.add_(g, alpha=-self.lr)
 
 
 @dataclass
@@ -147,8 +188,7 @@ def train_classifier(model: nn.Module, x_train, y_train, x_eval, y_eval, *, step
     settings = dict(steps=steps, batch_size=batch_size, lr=lr, momentum=momentum,
                     weight_decay=weight_decay, record_every=record_every, seed=seed,
                     max_loss=max_loss)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                                weight_decay=weight_decay)
+    optimizer = SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
 

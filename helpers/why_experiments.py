@@ -36,7 +36,7 @@ from torch import nn
 
 from helpers.data import MNIST, load_mnist
 from helpers.models import Figure1MLP, SmallCNN, seeded
-from helpers.training import show_progress
+from helpers.training import SGD, show_progress
 
 __all__ = [
     "BATCH_SIZES",
@@ -463,7 +463,7 @@ def _train_mlp(norm, noise, seed, steps, lr, batch_size, activation, record_ever
     data = mnist_subset()
     x_train, x_test = data.x_train.flatten(1), data.x_test.flatten(1)
     model = build_mlp(norm, noise=noise, seed=seed, activation=activation)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    optimizer = SGD(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     layer, unit = TRACKED_UNIT
     quantiles = torch.tensor(TRACKED_QUANTILES, dtype=torch.float32) / 100
@@ -721,7 +721,7 @@ def _train_for_size(model_kind, norm, batch_size, seed, steps, progress):
     else:
         x_train, x_test = data.x_train.flatten(1), data.x_test.flatten(1)
     model = _build_for_size(model_kind, norm, batch_size, seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings["lr"], momentum=settings["momentum"])
+    optimizer = SGD(model.parameters(), lr=settings["lr"], momentum=settings["momentum"])
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     label = f"{model_kind}, {norm}" + (f", BN over {batch_size}" if batch_size else "")

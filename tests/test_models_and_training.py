@@ -105,3 +105,22 @@ def test_progress_is_quiet_unless_someone_watches(monkeypatch):
     assert show_progress(True) and not show_progress(False)
     monkeypatch.setenv("BATCHNORM_COURSE_PROGRESS", "0")
     assert not show_progress(None)
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.5, 1e-3)])
+def test_sgd_makes_the_same_steps_as_torch_optim_sgd(momentum, weight_decay):
+    from helpers.training import SGD
+
+    x, y = toy_problem(n=120)
+    ours_model, torch_model = Figure1MLP(batchnorm=True, seed=2), Figure1MLP(batchnorm=True, seed=2)
+    ours = SGD(ours_model.parameters(), lr=0.3, momentum=momentum, weight_decay=weight_decay)
+    theirs = torch.optim.SGD(torch_model.parameters(), lr=0.3, momentum=momentum,
+                             weight_decay=weight_decay)
+    for step in range(5):
+        batch = slice(20 * step, 20 * step + 20)
+        for model, optimizer in ((ours_model, ours), (torch_model, theirs)):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+    for a, b in zip(ours_model.parameters(), torch_model.parameters()):
+        assert torch.equal(a, b)  # bit for bit
