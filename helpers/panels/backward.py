@@ -11,6 +11,7 @@ The computations live in ``helpers.backward_demo``; these functions only arrange
 from __future__ import annotations
 
 from functools import lru_cache
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -33,6 +34,8 @@ __all__ = [
     "compute_pattern_check",
     "draw_finite_difference_panel",
     "draw_pattern_check",
+    "update_finite_difference_panel",
+    "update_pattern_check",
 ]
 
 NUM_FEATURES = 3
@@ -48,6 +51,25 @@ def _plain_log_ticks(axis, exponents):
     axis.set_major_locator(FixedLocator([10.0**e for e in exponents]))
     axis.set_ticklabels([f"1e{e}" if e else "1" for e in exponents])
     axis.set_minor_locator(NullLocator())
+
+
+def _fix_label_places(ax, below=None, left=None):
+    """Put the x label ``below`` points under the axes and the y label ``left`` points left of
+    them (where matplotlib puts them next to these tick labels) once and for all: left to
+    matplotlib, they are placed anew on every redraw by measuring every tick label."""
+    from matplotlib.transforms import ScaledTranslation
+
+    inches = ax.figure.dpi_scale_trans
+    if below is not None:
+        ax.xaxis.set_label_coords(0.5, 0, transform=ax.transAxes + ScaledTranslation(0, -below / 72, inches))
+    if left is not None:
+        ax.yaxis.set_label_coords(0, 0.5, transform=ax.transAxes + ScaledTranslation(-left / 72, 0, inches))
+
+
+def _title(ax, text, fontsize):
+    """Set the title at a fixed height (with y given, matplotlib does not measure the tick
+    labels on every redraw to see whether the title must move up)."""
+    ax.set_title(text, fontsize=fontsize, y=1.0)
 
 
 # ----------------------------------------------------------------------------------------
@@ -106,33 +128,30 @@ def draw_pattern_check(result):
     """Left: the upstream gradient as an image. Right: each backward's largest relative error
     (log scale) against the thresholds: the correct one coloured by its verdict, broken ones red
     when caught and grey when missed."""
+    figure = _build_pattern_figure(result["names"])
+    update_pattern_check(figure, result)
+    return figure
+
+
+def _build_pattern_figure(names):
+    """Axes, ticks, thresholds and one bar and one label per backward pass (``names``, the
+    correct one first), all empty; ``update_pattern_check`` fills them from a result, using
+    the artists kept in ``figure.artists_to_update``."""
     import matplotlib.pyplot as plt
 
     fig, (ax_dout, ax_bars) = plt.subplots(1, 2, figsize=(9.5, 3.4),
                                            gridspec_kw={"width_ratios": [1, 4.2]})
-    dout = result["dout"]
-    limit = max(np.abs(dout).max(), 1e-12)
-    ax_dout.imshow(dout, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    ax_dout.set_title(f"upstream dout\n({result['pattern']})", fontsize=9)
+    a = SimpleNamespace(ax_dout=ax_dout, ax_bars=ax_bars)
+    a.dout = ax_dout.imshow(np.zeros((2, NUM_FEATURES)), cmap="RdBu_r", aspect="auto")
     ax_dout.set_xlabel("feature", fontsize=8)
     ax_dout.set_ylabel("example", fontsize=8)
-    ax_dout.set_xticks(range(dout.shape[1]))
-    ax_dout.set_yticks(range(0, dout.shape[0], max(1, dout.shape[0] // 8)))
+    ax_dout.set_xticks(range(NUM_FEATURES))
     ax_dout.tick_params(labelsize=7)
+    _fix_label_places(ax_dout, below=18, left=19.6)  # room for two-digit example numbers
 
-    names = result["names"]
     positions = np.arange(len(names))[::-1]
-    values = [max(result["worst"][name], 1e-16) for name in names]
-    colors = [VERDICT_COLORS[result["verdicts"][name]] if name == CORRECT_NAME
-              else (VERDICT_COLORS["WRONG"] if name in result["caught"] else "#9e9e9e")
-              for name in names]
-    ax_bars.barh(positions, values, color=colors, height=0.6)
-    for position, name, value in zip(positions, names, values):
-        note = ""
-        if name != CORRECT_NAME and name not in result["caught"]:
-            note = "  missed"
-        ax_bars.text(value * 1.5, position, f"{value:.0e} ({result['worst_gradient'][name]}){note}",
-                     va="center", fontsize=8, fontweight="bold" if note else "normal")
+    a.bars = ax_bars.barh(positions, np.ones(len(names)), color=VERDICT_COLORS["correct"], height=0.6)
+    a.labels = [ax_bars.text(1, position, "", va="center", fontsize=8) for position in positions]
     ax_bars.set_xscale("log")
     ax_bars.set_xlim(1e-16, 1e5)
     ax_bars.axvspan(1e-16, CORRECT_BELOW, color=VERDICT_COLORS["correct"], alpha=0.07)
@@ -144,6 +163,37 @@ def draw_pattern_check(result):
     ax_bars.set_xlabel("largest relative error of dx, dgamma, dbeta (float64, h = 1e-5)", fontsize=8.5)
     _plain_log_ticks(ax_bars.xaxis, range(-16, 3, 2))
     ax_bars.tick_params(axis="x", labelsize=7.5)
+    _fix_label_places(ax_bars, below=18.5)
+    a.note = fig.text(0.5, 0.985, "", ha="center", va="top", fontsize=8, color="#8a5a00")
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, wspace=0.55)
+    fig.artists_to_update = a
+    return fig
+
+
+def update_pattern_check(figure, result):
+    """Show ``result`` in a figure made by ``draw_pattern_check`` (the panel's redraw)."""
+    a = figure.artists_to_update
+    dout = result["dout"]
+    limit = max(np.abs(dout).max(), 1e-12)
+    a.dout.set_data(dout)
+    a.dout.set_clim(-limit, limit)
+    rows, columns = dout.shape
+    a.dout.set_extent((-0.5, columns - 0.5, rows - 0.5, -0.5))  # one cell per entry, row 0 on top
+    a.ax_dout.set_yticks(range(0, rows, max(1, rows // 8)))
+    _title(a.ax_dout, f"upstream dout\n({result['pattern']})", fontsize=9)
+
+    for name, bar, label in zip(result["names"], a.bars, a.labels):
+        value = max(result["worst"][name], 1e-16)
+        missed = name != CORRECT_NAME and name not in result["caught"]
+        if name == CORRECT_NAME:
+            color = VERDICT_COLORS[result["verdicts"][name]]
+        else:
+            color = "#9e9e9e" if missed else VERDICT_COLORS["WRONG"]
+        bar.set_width(value)
+        bar.set_facecolor(color)
+        label.set_x(value * 1.5)
+        label.set_text(f"{value:.0e} ({result['worst_gradient'][name]}){'  missed' if missed else ''}")
+        label.set_fontweight("bold" if missed else "normal")
     broken = len(BROKEN_BACKWARDS)
     if result["correct_verdict"] == "correct":
         title = f"{len(result['caught'])} of {broken} broken backward passes caught"
@@ -153,13 +203,9 @@ def draw_pattern_check(result):
     else:
         title = (f"the correct one scores {result['worst'][CORRECT_NAME]:.0e} too: only "
                  f"{len(result['caught'])} of {broken} broken ones are 10x worse")
-    ax_bars.set_title(title, fontsize=9.5)
-    top = 0.86
-    if result["note"]:
-        fig.text(0.5, 0.985, result["note"], ha="center", va="top", fontsize=8, color="#8a5a00")
-        top = 0.78
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, top=top, wspace=0.55)
-    return fig
+    _title(a.ax_bars, title, fontsize=9.5)
+    a.note.set_text(result["note"])
+    figure.subplots_adjust(top=0.78 if result["note"] else 0.86)  # room for the note above
 
 
 # ----------------------------------------------------------------------------------------
@@ -209,21 +255,33 @@ def compute_finite_difference_panel(h=1e-5, dtype="float64"):
             "machine_eps": {name: float(np.finfo(t).eps) for name, t in DTYPES.items()}}
 
 
+CURVE_COLORS = {"float64": "#1f5fa8", "float32": "#d9661f"}
+
+
 def draw_finite_difference_panel(result):
     """Relative error against h (log-log) for both precisions, slope guides for truncation
     (h^2) and rounding (eps_machine / h), the thresholds, and the current h marked."""
+    figure = _build_finite_difference_figure(result)
+    update_finite_difference_panel(figure, result)
+    return figure
+
+
+def _build_finite_difference_figure(result):
+    """Everything that does not depend on h or the precision chosen (both curves, the guides,
+    the thresholds: only ``result``'s "steps" and "curves" are used) and an empty marker for
+    the current h; ``update_finite_difference_panel`` fills in the rest, using the artists
+    kept in ``figure.artists_to_update``."""
     import matplotlib.pyplot as plt
 
     steps = result["steps"]
-    colors = {"float64": "#1f5fa8", "float32": "#d9661f"}
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    a = SimpleNamespace(ax=ax, curves={})
     for name, errors in result["curves"].items():
-        chosen = name == result["dtype"]
-        ax.loglog(steps, np.maximum(errors, 1e-16), "o-", color=colors[name], ms=3,
-                  lw=2 if chosen else 1, alpha=1 if chosen else 0.45, label=name)
+        a.curves[name], = ax.loglog(steps, np.maximum(errors, 1e-16), "o-", color=CURVE_COLORS[name],
+                                    ms=3, label=name)
         best = np.finfo(DTYPES[name]).eps ** (1 / 3)
-        ax.axvline(best, color=colors[name], lw=0.8, ls=":", alpha=0.8)
-        ax.text(best, 2e-14, f" eps$^{{1/3}}$\n ({name})", color=colors[name], fontsize=7)
+        ax.axvline(best, color=CURVE_COLORS[name], lw=0.8, ls=":", alpha=0.8)
+        ax.text(best, 2e-14, f" eps$^{{1/3}}$\n ({name})", color=CURVE_COLORS[name], fontsize=7)
     # slope guides, anchored on the float64 curve (truncation) and on each curve (rounding)
     large = steps >= 1e-3
     anchor = np.argmin(np.abs(steps - 1e-2))
@@ -234,24 +292,36 @@ def draw_finite_difference_panel(result):
         i = np.argmin(np.abs(steps - anchor_h))
         small = (steps <= anchor_h * 100) & (steps >= anchor_h / 100)
         rounding = result["curves"][name][i] * steps[i] / steps
-        ax.loglog(steps[small], rounding[small], "--", color=colors[name], lw=0.8)
+        ax.loglog(steps[small], rounding[small], "--", color=CURVE_COLORS[name], lw=0.8)
     ax.text(3e-12, 2e-5, r"rounding $\propto \epsilon_{machine}/h$", fontsize=8)
     for threshold in (CORRECT_BELOW, WRONG_ABOVE):
         ax.axhline(threshold, color="#555", lw=0.8, ls="--")
     ax.text(1.5e-12, CORRECT_BELOW * 0.35, "correct below", fontsize=7, color="#555")
     ax.text(1.5e-12, WRONG_ABOVE * 1.6, "wrong above", fontsize=7, color="#555")
-    ax.plot([result["h"]], [max(result["error"], 1e-16)], marker="*", ms=16,
-            color=VERDICT_COLORS[result["verdict"]], markeredgecolor="k", zorder=5)
+    a.current, = ax.plot([], [], marker="*", ms=16, markeredgecolor="k", zorder=5)
     ax.set_ylim(1e-14, 10)
     _plain_log_ticks(ax.xaxis, range(-12, 1, 2))
     _plain_log_ticks(ax.yaxis, range(-14, 1, 2))
     ax.set_xlabel("finite-difference step h")
     ax.set_ylabel("relative error of dx")
-    ax.set_title(f"{result['dtype']}, h = {result['h']:.1e}: relative error {result['error']:.1e} "
-                 f"({result['verdict']}, by the float64 thresholds)", fontsize=9.5)
-    ax.legend(loc="upper right", fontsize=8)
+    _fix_label_places(ax, below=21, left=40.5)
     fig.subplots_adjust(left=0.11, right=0.97, bottom=0.13, top=0.91)
+    fig.artists_to_update = a
     return fig
+
+
+def update_finite_difference_panel(figure, result):
+    """Show ``result`` in a figure made by ``draw_finite_difference_panel`` (the panel's redraw)."""
+    a = figure.artists_to_update
+    for name, curve in a.curves.items():  # the precision chosen stands out
+        chosen = name == result["dtype"]
+        curve.set_linewidth(2 if chosen else 1)
+        curve.set_alpha(1 if chosen else 0.45)
+    a.ax.legend(loc="upper right", fontsize=8)  # made anew: a legend copies the lines' styles
+    a.current.set_data([result["h"]], [max(result["error"], 1e-16)])
+    a.current.set_color(VERDICT_COLORS[result["verdict"]])
+    _title(a.ax, f"{result['dtype']}, h = {result['h']:.1e}: relative error {result['error']:.1e} "
+                 f"({result['verdict']}, by the float64 thresholds)", fontsize=9.5)
 
 
 PANELS = [
@@ -259,11 +329,11 @@ PANELS = [
         Control("pattern", "choice", "random", options=UPSTREAM_PATTERNS,
                 description="upstream gradient"),
         Control("batch_size", "int", 8, low=1, high=32, description="batch size N"),
-    ]),
+    ], update=update_pattern_check),
     Panel("finite differences: step h and precision", compute_finite_difference_panel,
           draw_finite_difference_panel, [
               Control("h", "log", 1e-5, low=1e-12, high=1.0, step=0.25, description="step h"),
               Control("dtype", "choice", "float64", options=("float64", "float32"),
                       description="precision"),
-          ]),
+          ], update=update_finite_difference_panel),
 ]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -24,6 +25,8 @@ __all__ = [
     "compute_sigmoid_regime",
     "draw_forward_histograms",
     "draw_sigmoid_regime",
+    "update_forward_histograms",
+    "update_sigmoid_regime",
 ]
 
 POPULATION = SkewedPopulation()
@@ -122,77 +125,106 @@ def _edges(values, low, high, width):
     return low + width * np.arange(int(np.ceil((high - low) / width)) + 1)
 
 
-def _histogram(ax, values, edges, color, density=False):
-    """A filled histogram drawn as one artist (much faster than ax.hist's bars), with a rug
-    of the individual values underneath (a small batch is a handful of ticks)."""
+#: font sizes of both figures (applied when their artists are made and when they are filled)
+STYLE = {"font.size": 9, "axes.titlesize": 9.5}
+RUG_MARKER = dict(marker="|", ls="none", color="#333", ms=8)
+
+
+def _histogram(ax, color):
+    """An empty filled histogram (one artist: much faster than ax.hist's bars) and a rug of
+    the individual values underneath it (a small batch is a handful of ticks)."""
+    bars = ax.stairs([0.0], [0.0, 1.0], fill=True, color=color)
+    rug, = ax.plot([], [], alpha=0.6, **RUG_MARKER)
+    return bars, rug
+
+
+def _fill_histogram(bars, rug, values, edges, density=False):
+    """Show ``values`` in a histogram made by ``_histogram``; returns the tallest bar."""
     counts, edges = np.histogram(values, bins=edges, density=density)
-    ax.stairs(counts, edges, fill=True, color=color)
-    ax.plot(values, np.zeros_like(values), "|", color="#333", ms=8, alpha=0.6)
+    bars.set_data(counts, edges)
+    rug.set_data(values, np.zeros_like(values))
+    return counts.max()
+
+
+def _fix_label_place(ax):
+    """Put the x label 20 points under the axes, where matplotlib puts it under one row of
+    tick labels, once and for all: left to matplotlib, it is placed anew on every redraw by
+    measuring every tick label (even on axes that have no label)."""
+    from matplotlib.transforms import ScaledTranslation
+
+    below = ScaledTranslation(0, -20 / 72, ax.figure.dpi_scale_trans)
+    ax.xaxis.set_label_coords(0.5, 0, transform=ax.transAxes + below)
+
+
+def _title(ax, text):
+    """Set the title at a fixed height (with y given, matplotlib does not measure the tick
+    labels on every redraw to see whether the title must move up)."""
+    ax.set_title(text, y=1.0)
+
+
+def _set_limits(ax, x_low, x_high, y_top):
+    """x from x_low to x_high, y from 0 to y_top, with matplotlib's usual 5% margins (none
+    below 0: the bars stand on the axis)."""
+    margin = 0.05 * (x_high - x_low)
+    ax.set_xlim(x_low - margin, x_high + margin)
+    ax.set_ylim(0, 1.05 * y_top)
 
 
 def draw_forward_histograms(result):
     """Four small plots: input batch, x_hat, output y, and the noise of batch estimates."""
+    figure = _build_forward_figure(result)
+    update_forward_histograms(figure, result)
+    return figure
+
+
+def _build_forward_figure(result):
+    """The four plots with what no control changes (the population, the noise curves, axes
+    and ticks: only those entries of ``result`` are used) and empty artists for the rest, kept
+    in ``figure.artists_to_update`` for ``update_forward_histograms`` to fill."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator
 
-    r = result
-    m, gamma, beta = r["batch_size"], r["gamma"], r["beta"]
-    with plt.rc_context({"font.size": 9, "axes.titlesize": 9.5}):
+    with plt.rc_context(STYLE):
         fig, axes = plt.subplots(2, 2, figsize=(9.2, 5.6))
         (ax_in, ax_hat), (ax_out, ax_noise) = axes
+        a = SimpleNamespace(ax_in=ax_in, ax_hat=ax_hat, ax_out=ax_out, ax_noise=ax_noise)
 
         # 1. the input batch against its population
-        grid, density = r["population_curve"]
-        _histogram(ax_in, r["x"], _edges(r["x"], grid[0], grid[-1], 0.25), "#9ecae1", density=True)
+        a.in_bars, a.in_rug = _histogram(ax_in, "#9ecae1")
+        grid, density = result["population_curve"]
         ax_in.plot(grid, density, color="#555", lw=1.2, label="population")
-        ax_in.axvline(r["population_mean"], color="#555", ls="--", lw=1.2,
-                      label=f"population mean {_number(r['population_mean'])}")
-        ax_in.axvline(r["batch_mean"], color="#d62728", lw=1.6, label=f"batch mean {_number(r['batch_mean'])}")
-        ax_in.set_title(f"input batch, m = {m}: std {_number(r['batch_std'])} "
-                        f"(population {_number(r['population_std'])}, {r['std_error']:+.0%})")
-        ax_in.legend(loc="upper right", fontsize=7.5, frameon=False)
+        ax_in.axvline(result["population_mean"], color="#555", ls="--", lw=1.2,
+                      label=f"population mean {_number(result['population_mean'])}")
+        a.batch_mean = ax_in.axvline(0, color="#d62728", lw=1.6, label="batch mean")
+        a.in_legend = ax_in.legend(loc="upper right", fontsize=7.5, frameon=False)
         ax_in.set_yticks([])
 
         # 2. x_hat: centred and scaled, but exactly as skewed as the input
-        hat_edges = _edges(r["x_hat"], -3.0, 6.0, 0.25)
-        _histogram(ax_hat, r["x_hat"], hat_edges, "#a1d99b")
+        a.hat_bars, a.hat_rug = _histogram(ax_hat, "#a1d99b")
         ax_hat.axvline(0, color="#d62728", lw=1.6)
-        if r["x_hat_bound"] <= 3:
-            for sign in (-1, 1):
-                ax_hat.axvline(sign * r["x_hat_bound"], color="#777", ls=":", lw=1.2)
-            ax_hat.text(r["x_hat_bound"], 0.92, " |x̂| ≤ √(m−1)", fontsize=7.5, color="#555",
-                        transform=ax_hat.get_xaxis_transform())
-        ax_hat.set_title(f"x̂ = (x − {_number(r['batch_mean'])})/√({_number(r['batch_std'] ** 2, 3)} + ε): "
-                         "mean 0, std 1, same shape")
+        a.bounds = [ax_hat.axvline(0, color="#777", ls=":", lw=1.2) for _ in range(2)]
+        a.bound_text = ax_hat.text(0, 0.92, " |x̂| ≤ √(m−1)", fontsize=7.5, color="#555",
+                                   transform=ax_hat.get_xaxis_transform())
         ax_hat.set_yticks([])
 
         # 3. the output: the x_hat histogram, stretched by gamma and moved by beta
-        ax_out.axvline(beta, color="#d62728", lw=1.6, label=f"β = {_number(beta)}")
-        if gamma != 0:
-            _histogram(ax_out, r["y"], np.sort(gamma * hat_edges + beta), "#fdae6b")
-            for sign in (-1, 1):
-                ax_out.axvline(beta + sign * abs(gamma), color="#d62728", ls=":", lw=1.2)
-            ax_out.plot([], [], color="#d62728", ls=":", lw=1.2, label="β ± |γ|")
-            ax_out.set_title(f"y = {_number(gamma)}·x̂ + {_number(beta)}: "
-                             f"mean {_number(r['output_mean'])}, std {_number(r['output_std'], 3)}")
-        else:
-            ax_out.plot(r["y"], np.zeros_like(r["y"]), "|", color="#333", ms=8)
-            ax_out.set_title(f"γ = 0: every output equals β = {_number(beta)}")
-            ax_out.text(0.02, 0.8, "the input is forgotten:\nno information, and no gradient to x",
-                        transform=ax_out.transAxes, fontsize=8, color="#555")
-        low, high = min(-9.0, float(r["y"].min()) - 0.5), max(9.0, float(r["y"].max()) + 0.5)
-        ax_out.set_xlim(low, high)
-        ax_out.legend(loc="upper right", fontsize=7.5, frameon=False)
+        a.beta = ax_out.axvline(0, color="#d62728", lw=1.6)
+        a.out_bars, a.out_rug = _histogram(ax_out, "#fdae6b")
+        a.spread = [ax_out.axvline(0, color="#d62728", ls=":", lw=1.2) for _ in range(2)]
+        a.spread_key = Line2D([], [], color="#d62728", ls=":", lw=1.2)
+        a.forgotten = ax_out.text(0.02, 0.8, "the input is forgotten:\nno information, and no gradient to x",
+                                  transform=ax_out.transAxes, fontsize=8, color="#555")
         ax_out.set_yticks([])
 
         # 4. how far off a batch of this size is
-        noise = r["noise"]
+        noise = result["noise"]
         sizes = noise["batch_sizes"]
         ax_noise.loglog(sizes, noise["mean_rmse"], "o-", ms=3, color="#d62728", label="batch mean: typical error")
         ax_noise.loglog(sizes, noise["std_rmse"], "s-", ms=3, color="#3182bd", label="batch std: typical error")
         ax_noise.loglog(sizes, 1 / np.sqrt(sizes), "--", color="#555", lw=1, label="1/√m")
-        ax_noise.axvline(m, color="#999", lw=1)
-        ax_noise.plot([m], [max(r["mean_error"], 0.01)], "*", ms=11, color="#d62728", label="this batch's mean")
+        a.size_line = ax_noise.axvline(sizes[0], color="#999", lw=1)
+        a.mean_star, = ax_noise.plot([sizes[0]], [1.0], "*", ms=11, color="#d62728", label="this batch's mean")
         # plain tick labels, no minor ticks: log axes' default labels are slow to typeset
         ax_noise.xaxis.set_major_locator(FixedLocator([2, 4, 8, 16, 32, 64, 128, 256]))
         ax_noise.yaxis.set_major_locator(FixedLocator([0.01, 0.03, 0.1, 0.3, 1.0]))
@@ -201,11 +233,74 @@ def draw_forward_histograms(result):
             axis.set_major_formatter(FormatStrFormatter("%g"))
         ax_noise.set_ylim(0.008, 2)
         ax_noise.set_xlabel("batch size m (error in units of the population std)")
-        ax_noise.set_title(f"this batch's mean is off by {_number(r['mean_error'])}σ "
-                           f"(typical at m = {m}: {_number(r['typical_mean_error'])}σ)")
         ax_noise.legend(loc="lower left", fontsize=7.5, frameon=False)
+        for ax in axes.flat:
+            _fix_label_place(ax)
         fig.subplots_adjust(left=0.04, right=0.98, bottom=0.09, top=0.95, wspace=0.14, hspace=0.32)
+    fig.artists_to_update = a
     return fig
+
+
+def update_forward_histograms(figure, result):
+    """Show ``result`` in a figure made by ``draw_forward_histograms`` (the panel's redraw)."""
+    import matplotlib.pyplot as plt
+
+    r, a = result, figure.artists_to_update
+    m, gamma, beta = r["batch_size"], r["gamma"], r["beta"]
+    with plt.rc_context(STYLE):
+        # 1. the input batch against its population
+        grid, density = r["population_curve"]
+        edges = _edges(r["x"], grid[0], grid[-1], 0.25)
+        tallest = _fill_histogram(a.in_bars, a.in_rug, r["x"], edges, density=True)
+        _set_limits(a.ax_in, edges[0], edges[-1], max(tallest, density.max()))
+        a.batch_mean.set_xdata([r["batch_mean"]] * 2)
+        a.in_legend.get_texts()[2].set_text(f"batch mean {_number(r['batch_mean'])}")
+        _title(a.ax_in, f"input batch, m = {m}: std {_number(r['batch_std'])} "
+                          f"(population {_number(r['population_std'])}, {r['std_error']:+.0%})")
+
+        # 2. x_hat: centred and scaled, but exactly as skewed as the input
+        hat_edges = _edges(r["x_hat"], -3.0, 6.0, 0.25)
+        tallest = _fill_histogram(a.hat_bars, a.hat_rug, r["x_hat"], hat_edges)
+        _set_limits(a.ax_hat, hat_edges[0], hat_edges[-1], tallest)
+        bound = r["x_hat_bound"]
+        for sign, line in zip((-1, 1), a.bounds):  # shown only where they fit in the plot
+            line.set_xdata([sign * bound] * 2)
+            line.set_visible(bound <= 3)
+        a.bound_text.set_x(bound)
+        a.bound_text.set_visible(bound <= 3)
+        _title(a.ax_hat, f"x̂ = (x − {_number(r['batch_mean'])})/√({_number(r['batch_std'] ** 2, 3)} + ε): "
+                           "mean 0, std 1, same shape")
+
+        # 3. the output: the x_hat histogram, stretched by gamma and moved by beta
+        a.beta.set_xdata([beta] * 2)
+        a.beta.set_label(f"β = {_number(beta)}")
+        stretched = gamma != 0
+        if stretched:
+            tallest = _fill_histogram(a.out_bars, a.out_rug, r["y"], np.sort(gamma * hat_edges + beta))
+            a.ax_out.set_ylim(0, 1.05 * tallest)
+            for sign, line in zip((-1, 1), a.spread):
+                line.set_xdata([beta + sign * abs(gamma)] * 2)
+            _title(a.ax_out, f"y = {_number(gamma)}·x̂ + {_number(beta)}: "
+                               f"mean {_number(r['output_mean'])}, std {_number(r['output_std'], 3)}")
+        else:
+            a.out_rug.set_data(r["y"], np.zeros_like(r["y"]))
+            a.ax_out.set_ylim(-1, 1)  # the outputs, all equal, in the middle
+            _title(a.ax_out, f"γ = 0: every output equals β = {_number(beta)}")
+        a.out_rug.set_alpha(0.6 if stretched else None)
+        for artist in (a.out_bars, *a.spread):
+            artist.set_visible(stretched)
+        a.forgotten.set_visible(not stretched)
+        a.ax_out.legend(handles=[a.beta, a.spread_key] if stretched else [a.beta],
+                        labels=[a.beta.get_label(), "β ± |γ|"][:2 if stretched else 1],
+                        loc="upper right", fontsize=7.5, frameon=False)
+        low, high = min(-9.0, float(r["y"].min()) - 0.5), max(9.0, float(r["y"].max()) + 0.5)
+        a.ax_out.set_xlim(low, high)
+
+        # 4. how far off a batch of this size is
+        a.size_line.set_xdata([m] * 2)
+        a.mean_star.set_data([m], [max(r["mean_error"], 0.01)])
+        _title(a.ax_noise, f"this batch's mean is off by {_number(r['mean_error'])}σ "
+                             f"(typical at m = {m}: {_number(r['typical_mean_error'])}σ)")
 
 
 @lru_cache(maxsize=1)
@@ -234,45 +329,78 @@ def compute_sigmoid_regime(gamma=1.0, beta=0.0):
     return dict(z=z, gamma=float(gamma), beta=float(beta), verdict=verdict, **regime)
 
 
+SIGMOID_GRID = np.linspace(-10, 10, 400)
+Z_EDGES = np.linspace(-10, 10, 81)  # histogram bins of the inputs z (clipped to +-10)
+SLOPE_EDGES = np.linspace(0, 0.25, 41)  # histogram bins of the slopes sigmoid'(z)
+
+
 def draw_sigmoid_regime(result):
     """The sigmoid with the inputs beneath it, and the slopes the inputs get."""
+    figure = _build_sigmoid_figure()
+    update_sigmoid_regime(figure, result)
+    return figure
+
+
+def _build_sigmoid_figure():
+    """The sigmoid, axes and ticks, and empty artists for what the controls change (kept in
+    ``figure.artists_to_update`` for ``update_sigmoid_regime`` to fill)."""
     import matplotlib.pyplot as plt
 
-    r = result
-    z = r["z"]
-    grid = np.linspace(-10, 10, 400)
-    with plt.rc_context({"font.size": 9, "axes.titlesize": 9.5}):
+    with plt.rc_context(STYLE):
         fig, (ax_curve, ax_slope) = plt.subplots(1, 2, figsize=(9.2, 3.0))
         ax_hist = ax_curve.twinx()
-        counts, edges = np.histogram(np.clip(z, -10, 10), bins=np.linspace(-10, 10, 81))
-        ax_hist.stairs(counts, edges, fill=True, color="#c6dbef")
+        a = SimpleNamespace(ax_curve=ax_curve, ax_hist=ax_hist, ax_slope=ax_slope)
+        a.z_bars = ax_hist.stairs(np.zeros(len(Z_EDGES) - 1), Z_EDGES, fill=True, color="#c6dbef")
         ax_hist.set_yticks([])
         ax_curve.set_zorder(ax_hist.get_zorder() + 1)
         ax_curve.patch.set_visible(False)
-        ax_curve.plot(grid, sigmoid(grid), color="#333", lw=1.5)
-        low, high = np.percentile(z, [1, 99])
-        inside = (grid >= low) & (grid <= high)
-        slope, intercept = np.polyfit(z, sigmoid(z), 1)
-        ax_curve.plot(grid[inside], slope * grid[inside] + intercept, color="#d62728", lw=2,
-                      label=f"best straight line: R² = {r['linear_r2']:.3f}")
+        ax_curve.plot(SIGMOID_GRID, sigmoid(SIGMOID_GRID), color="#333", lw=1.5)
+        a.straight, = ax_curve.plot([], [], color="#d62728", lw=2, label="best straight line")
         ax_curve.set_xlim(-10, 10)
         ax_curve.set_ylim(-0.05, 1.05)
         ax_curve.set_xlabel("z = γ·x̂ + β")
-        ax_curve.legend(loc="upper left", fontsize=7.5, frameon=False)
-        ax_curve.set_title(f"σ(z) over the inputs (γ = {r['gamma']:.2f}, β = {r['beta']:.2f})")
+        a.curve_legend = ax_curve.legend(loc="upper left", fontsize=7.5, frameon=False)
 
-        slopes = sigmoid(z) * (1 - sigmoid(z))
-        counts, edges = np.histogram(slopes, bins=np.linspace(0, 0.25, 41))
-        ax_slope.stairs(counts, edges, fill=True, color="#fdae6b")
-        ax_slope.axvline(r["mean_slope"], color="#d62728", lw=1.6, label=f"mean σ'(z) = {r['mean_slope']:.3f}")
-        ax_slope.axvline(0.01, color="#777", ls=":", lw=1.2, label=f"saturated (σ' < 0.01): {r['saturated_fraction']:.0%}")
+        a.slope_bars = ax_slope.stairs(np.zeros(len(SLOPE_EDGES) - 1), SLOPE_EDGES, fill=True, color="#fdae6b")
+        a.mean_slope = ax_slope.axvline(0, color="#d62728", lw=1.6, label="mean σ'(z)")
+        ax_slope.axvline(0.01, color="#777", ls=":", lw=1.2, label="saturated (σ' < 0.01)")
         ax_slope.set_xlim(0, 0.26)
         ax_slope.set_xlabel("σ'(z) at the inputs (0.25 at most)")
         ax_slope.set_yticks([])
-        ax_slope.legend(loc="upper center", fontsize=7.5, frameon=False)
-        ax_slope.set_title(r["verdict"])
+        a.slope_legend = ax_slope.legend(loc="upper center", fontsize=7.5, frameon=False)
+        for ax in (ax_curve, ax_slope):
+            _fix_label_place(ax)
         fig.subplots_adjust(left=0.05, right=0.98, bottom=0.16, top=0.9, wspace=0.08)
+    fig.artists_to_update = a
     return fig
+
+
+def update_sigmoid_regime(figure, result):
+    """Show ``result`` in a figure made by ``draw_sigmoid_regime`` (the panel's redraw)."""
+    import matplotlib.pyplot as plt
+
+    r, a = result, figure.artists_to_update
+    z = r["z"]
+    with plt.rc_context(STYLE):
+        counts, _ = np.histogram(np.clip(z, -10, 10), bins=Z_EDGES)
+        a.z_bars.set_data(counts)
+        a.ax_hist.set_ylim(0, 1.05 * counts.max())
+        low, high = np.percentile(z, [1, 99])
+        inside = SIGMOID_GRID[(SIGMOID_GRID >= low) & (SIGMOID_GRID <= high)]
+        slope, intercept = np.polyfit(z, sigmoid(z), 1)
+        a.straight.set_data(inside, slope * inside + intercept)
+        a.curve_legend.get_texts()[0].set_text(f"best straight line: R² = {r['linear_r2']:.3f}")
+        _title(a.ax_curve, f"σ(z) over the inputs (γ = {r['gamma']:.2f}, β = {r['beta']:.2f})")
+
+        slopes = sigmoid(z) * (1 - sigmoid(z))
+        counts, _ = np.histogram(slopes, bins=SLOPE_EDGES)
+        a.slope_bars.set_data(counts)
+        a.mean_slope.set_xdata([r["mean_slope"]] * 2)
+        mean_text, saturated_text = a.slope_legend.get_texts()
+        mean_text.set_text(f"mean σ'(z) = {r['mean_slope']:.3f}")
+        saturated_text.set_text(f"saturated (σ' < 0.01): {r['saturated_fraction']:.0%}")
+        a.ax_slope.set_ylim(0, 1.05 * counts.max())
+        _title(a.ax_slope, r["verdict"])
 
 
 PANELS = [
@@ -284,9 +412,9 @@ PANELS = [
         Control("batch_size", "int", 32, low=1, high=256, description="batch size m",
                 test_values=(1, 2, 256)),
         Control("batch_number", "int", 0, low=0, high=19, description="which batch"),
-    ]),
+    ], update=update_forward_histograms),
     Panel("forward: sigmoid saturation", compute_sigmoid_regime, draw_sigmoid_regime, [
         Control("gamma", "log", 1.0, low=0.1, high=10.0, step=0.05, description="γ (scale)"),
         Control("beta", "float", 0.0, low=-8.0, high=8.0, step=0.25, description="β (shift)"),
-    ]),
+    ], update=update_sigmoid_regime),
 ]
