@@ -15,6 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from helpers.exercises.course_map import WARM_UP, check_warm_up  # noqa: E402
 from helpers.panels.course_map import (  # noqa: E402
+    FIGSIZE,
     GLOSSARY,
     NOTEBOOKS,
     PANELS,
@@ -108,15 +109,42 @@ def test_the_course_map_gives_the_readme_commands_and_the_binder_link():
 
 
 @pytest.mark.parametrize("term", TERMS)
-def test_every_glossary_entry_draws(term):
+def test_every_glossary_entry_draws_inside_the_same_figure_size(term):
     result = compute_glossary_entry(term)
     figure = PANELS[0].draw(result)
     assert isinstance(figure, Figure)
     figure.canvas.draw()
+    # the widget keeps one figure for every term and renders the area measured for the first:
+    # nothing may stick out of it
+    assert tuple(figure.get_size_inches()) == FIGSIZE
+    drawn, inside = figure.get_tightbbox(), figure.bbox_inches
+    assert inside.x0 <= drawn.x0 and drawn.x1 <= inside.x1, (term, drawn)
+    assert inside.y0 <= drawn.y0 and drawn.y1 <= inside.y1, (term, drawn)
     plt.close(figure)
     card = glossary_card_html(term)
     entry = GLOSSARY[TERMS.index(term)]
     assert entry.chinese.split(" ")[0] in card and NOTEBOOKS[entry.notebooks[0]][0] in card
+
+
+def test_a_kept_figure_shows_any_term_as_a_fresh_figure_does():
+    """The widget draws every term into one figure (update_glossary_entry): nothing of the
+    previous term may remain, whatever it was."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    def pixels(figure):
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        return bytes(canvas.buffer_rgba())
+
+    panel = PANELS[0]
+    kept = panel.draw(compute_glossary_entry(TERMS[0]))
+    for term in [*TERMS[1:], TERMS[0]]:
+        result = compute_glossary_entry(term)
+        panel.update(kept, result)
+        fresh = panel.draw(result)
+        assert pixels(kept) == pixels(fresh), term
+        plt.close(fresh)
+    plt.close(kept)
 
 
 def test_glossary_widget_shows_the_card_and_updates_it():

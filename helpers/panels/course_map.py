@@ -5,6 +5,10 @@ the same table; a test keeps the two in step). ``compute_glossary_entry(term)`` 
 entry and a small picture *as data* (a list of plot elements), ``draw_glossary_entry`` draws
 it. The widget adds a card above the plot with the Chinese name and the links, because
 matplotlib's default fonts have no Chinese glyphs (HTML does).
+
+Every term's figure has the same size, so that the widget keeps one figure and
+``update_glossary_entry`` draws the next term into it; the pictures are kept quick to draw
+(filled outlines instead of histogram bars, a few ticks per axis, log-axis labels in plain text).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 from helpers.panels.base import Control, Panel
 
 __all__ = ["GLOSSARY", "NOTEBOOKS", "PANELS", "Term", "compute_glossary_entry",
-           "draw_glossary_entry", "glossary_card_html"]
+           "draw_glossary_entry", "glossary_card_html", "update_glossary_entry"]
 
 #: The course's notebooks: number -> (file name, title).
 NOTEBOOKS = {
@@ -579,7 +583,8 @@ def _draw_item(ax, item):
     elif kind == "scatter":
         ax.scatter(args[0], args[1], **style)
     elif kind == "hist":
-        ax.hist(args[0], **style)
+        # one filled outline per histogram: looks like ax.hist's bars, draws much faster
+        ax.hist(args[0], histtype="stepfilled", **style)
     elif kind == "vline":
         ax.axvline(args[0], **style)
     elif kind == "hline":
@@ -606,42 +611,90 @@ def _draw_item(ax, item):
         raise ValueError(f"unknown plot element {kind!r}")
 
 
+#: Every term's figure has this size, so that the widget's picture keeps its size and place
+#: from term to term (and a kept figure can show any term).
+FIGSIZE = (8.2, 2.9)
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(value, position=None) -> str:
+    """A log axis' tick label, 10⁻⁶, in plain text (mathtext, 10^{-6}, is slow to draw)."""
+    return "10" + str(round(np.log10(value))).translate(_SUPERSCRIPTS) if value > 0 else ""
+
+
+def _log_scale(ax, which: str) -> None:
+    """A log scale on the x or y axis, with a few labelled decades and no minor ticks (quick
+    to draw)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_locator(LogLocator(numticks=6))
+    axis.set_major_formatter(FuncFormatter(_power_of_ten))
+    axis.set_minor_locator(NullLocator())
+
+
+def _draw_panel(ax, panel) -> None:
+    """One picture of an entry: its plot elements and axis settings."""
+    from matplotlib.ticker import MaxNLocator
+
+    for item in panel["items"]:
+        _draw_item(ax, item)
+    for which in ("x", "y"):
+        if panel.get(f"{which}scale") == "log":
+            _log_scale(ax, which)
+        elif panel.get(f"{which}scale"):
+            getattr(ax, f"set_{which}scale")(panel[f"{which}scale"])
+    if "xlim" in panel:
+        ax.set_xlim(panel["xlim"])
+    if "ylim" in panel:
+        ax.set_ylim(panel["ylim"])
+    if panel.get("aspect"):
+        ax.set_aspect(panel["aspect"])
+    if panel.get("axis_off"):
+        ax.set_axis_off()
+    if panel.get("yticks") is False:
+        ax.set_yticks([])
+    elif panel.get("yticks"):
+        ax.set_yticks(range(len(panel["yticks"])), panel["yticks"])
+    for axis in (ax.xaxis, ax.yaxis):  # at most ~7 ticks on a linear axis, even a wide one
+        if isinstance(axis.get_major_locator(), MaxNLocator):
+            axis.get_major_locator().set_params(nbins=6)
+    ax.set_title(panel.get("title", ""), fontsize=9, y=1.0)  # y given: no search for room above
+    ax.set_xlabel(panel.get("xlabel", ""), fontsize=8)
+    ax.set_ylabel(panel.get("ylabel", ""), fontsize=8)
+    ax.tick_params(labelsize=7)
+    if panel.get("legend"):
+        ax.legend(fontsize=7)
+
+
+def _draw_entry(figure, result) -> None:
+    """An entry's pictures side by side in an empty figure, its name as the title."""
+    panels = result["panels"]
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for ax, panel in zip(axes, panels):
+        _draw_panel(ax, panel)
+    notes = {panel["note"] for panel in panels if panel.get("note")}
+    figure.suptitle(result["term"].english + (f"   ({'; '.join(notes)})" if notes else ""), fontsize=11)
+    width = figure.get_figwidth()  # margins in inches: room for tick labels such as "distance"
+    figure.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.17, top=0.8, wspace=0.35)
+
+
 def draw_glossary_entry(result):
+    """A term's pictures in a figure of size ``FIGSIZE``."""
     import matplotlib.pyplot as plt
 
-    panels = result["panels"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(min(9.0, 3.6 * len(panels) + 1.0), 2.9),
-                             squeeze=False)
-    for ax, panel in zip(axes[0], panels):
-        for item in panel["items"]:
-            _draw_item(ax, item)
-        if panel.get("xscale"):
-            ax.set_xscale(panel["xscale"])
-        if panel.get("yscale"):
-            ax.set_yscale(panel["yscale"])
-        if "xlim" in panel:
-            ax.set_xlim(panel["xlim"])
-        if "ylim" in panel:
-            ax.set_ylim(panel["ylim"])
-        if panel.get("aspect"):
-            ax.set_aspect(panel["aspect"])
-        if panel.get("axis_off"):
-            ax.set_axis_off()
-        if panel.get("yticks") is False:
-            ax.set_yticks([])
-        elif panel.get("yticks"):
-            ax.set_yticks(range(len(panel["yticks"])), panel["yticks"])
-        ax.set_title(panel.get("title", ""), fontsize=9)
-        ax.set_xlabel(panel.get("xlabel", ""), fontsize=8)
-        ax.set_ylabel(panel.get("ylabel", ""), fontsize=8)
-        ax.tick_params(labelsize=7)
-        if panel.get("legend"):
-            ax.legend(fontsize=7)
-    notes = {panel["note"] for panel in panels if panel.get("note")}
-    fig.suptitle(result["term"].english + (f"   ({'; '.join(notes)})" if notes else ""), fontsize=11)
-    fig.subplots_adjust(left=0.1 if len(panels) == 1 else 0.07, right=0.97, bottom=0.17,
-                        top=0.8, wspace=0.35)
-    return fig
+    figure = plt.figure(figsize=FIGSIZE)
+    _draw_entry(figure, result)
+    return figure
+
+
+def update_glossary_entry(figure, result) -> None:
+    """Show another term in a figure made by ``draw_glossary_entry``. Each term has its own
+    kind of picture, so nothing in it can be reused but the figure: it is emptied and the new
+    term drawn into it (which saves making a new figure and measuring it for the widget)."""
+    figure.clear()
+    _draw_entry(figure, result)
 
 
 class GlossaryPanel(Panel):
@@ -665,7 +718,7 @@ class GlossaryPanel(Panel):
 
 
 PANELS = [
-    GlossaryPanel("glossary explorer", compute_glossary_entry, draw_glossary_entry, [
+    GlossaryPanel("glossary explorer", compute_glossary_entry, draw_glossary_entry, controls=[
         # the widget tests move through one term per kind of picture element (histogram, scatter,
         # span, contour and arrows, graph, rectangles, image, log-scale lines);
         # tests/test_course_map.py draws every term
@@ -673,5 +726,5 @@ PANELS = [
                 test_values=("batch normalization", "mini-batch", "saturation", "gradient",
                              "computational graph", "layer / group / instance normalization",
                              "feature map", "convergence")),
-    ])
+    ], update=update_glossary_entry)
 ]
