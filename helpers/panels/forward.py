@@ -183,7 +183,7 @@ def _build_forward_figure(result):
     in ``figure.artists_to_update`` for ``update_forward_histograms`` to fill."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, MaxNLocator, NullLocator
 
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(2, 2, figsize=(9.2, 5.6))
@@ -216,6 +216,7 @@ def _build_forward_figure(result):
         a.forgotten = ax_out.text(0.02, 0.8, "the input is forgotten:\nno information, and no gradient to x",
                                   transform=ax_out.transAxes, fontsize=8, color="#555")
         ax_out.set_yticks([])
+        ax_out.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 4, 5, 10]))  # -8, -4, ..., 8
 
         # 4. how far off a batch of this size is
         noise = result["noise"]
@@ -358,6 +359,8 @@ def _build_sigmoid_figure():
         a.straight, = ax_curve.plot([], [], color="#d62728", lw=2, label="best straight line")
         ax_curve.set_xlim(-10, 10)
         ax_curve.set_ylim(-0.05, 1.05)
+        ax_curve.set_xticks([-10, -5, 0, 5, 10])  # few tick labels: each costs time on every redraw
+        ax_curve.set_yticks([0, 0.5, 1])
         ax_curve.set_xlabel("z = γ·x̂ + β")
         a.curve_legend = ax_curve.legend(loc="upper left", fontsize=7.5, frameon=False)
 
@@ -365,6 +368,7 @@ def _build_sigmoid_figure():
         a.mean_slope = ax_slope.axvline(0, color="#d62728", lw=1.6, label="mean σ'(z)")
         ax_slope.axvline(0.01, color="#777", ls=":", lw=1.2, label="saturated (σ' < 0.01)")
         ax_slope.set_xlim(0, 0.26)
+        ax_slope.set_xticks([0, 0.05, 0.1, 0.15, 0.2, 0.25], ["0", "0.05", "0.1", "0.15", "0.2", "0.25"])
         ax_slope.set_xlabel("σ'(z) at the inputs (0.25 at most)")
         ax_slope.set_yticks([])
         a.slope_legend = ax_slope.legend(loc="upper center", fontsize=7.5, frameon=False)
