@@ -200,6 +200,21 @@ def test_panels_are_listed():
     assert [panel.compute for panel in PANELS] == [compute_pattern_check, compute_finite_difference_panel]
 
 
+def test_panels_redraw_their_figure_in_place():
+    """A slider move refills the kept figure (tests/test_panel_updates.py checks it then looks
+    like a fresh one): here, the N = 2 note comes and goes, and the marked h moves."""
+    assert all(panel.update is not None for panel in PANELS)
+    figure = draw_pattern_check(compute_pattern_check("random", 2))
+    assert "N = 2" in figure.texts[0].get_text()
+    PANELS[0].update(figure, compute_pattern_check("one-hot", 16))
+    assert figure.texts[0].get_text() == "" and "one-hot" in figure.axes[0].get_title()
+    plt.close(figure)
+    figure = draw_finite_difference_panel(compute_finite_difference_panel(1e-5, "float64"))
+    PANELS[1].update(figure, compute_finite_difference_panel(1e-2, "float32"))
+    assert figure.axes[0].get_title().startswith("float32, h = 1.0e-02")
+    plt.close(figure)
+
+
 # --- the paper's §2 experiment and §3.3 scale invariance ------------------------------------------
 
 

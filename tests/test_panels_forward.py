@@ -198,6 +198,22 @@ def test_panels_are_listed():
                                                 "forward: sigmoid saturation"]
 
 
+def test_panels_redraw_their_figure_in_place():
+    """A slider move refills the kept figure (tests/test_panel_updates.py checks it then looks
+    like a fresh one): here, gamma = 0 and back on the output plot."""
+    panel = PANELS[0]
+    assert all(p.update is not None for p in PANELS)
+    figure = panel.draw(compute_forward_histograms())
+    axes = list(figure.axes)
+    panel.update(figure, compute_forward_histograms(gamma=0.0, beta=1.5))
+    assert "every output equals β = 1.50" in axes[2].get_title()
+    assert [text.get_visible() for text in axes[2].texts] == [True]  # "the input is forgotten"
+    panel.update(figure, compute_forward_histograms(gamma=2.0))
+    assert axes[2].get_title().startswith("y = 2.00·x̂") and figure.axes == axes
+    assert [text.get_visible() for text in axes[2].texts] == [False]
+    plt.close(figure)
+
+
 # --- internal covariate shift ---------------------------------------------------------------------
 
 

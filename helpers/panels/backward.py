@@ -6,6 +6,9 @@
   against the step h, in float64 and float32 (the U-shaped curve), with the current h marked.
 
 The computations live in ``helpers.backward_demo``; these functions only arrange and draw them.
+Each figure is built once (axes, ticks, what no control changes, empty artists for the rest)
+and then filled from a result: ``draw_*`` builds and fills, ``update_*`` refills the figure a
+panel keeps, so a slider move changes a few artists instead of making a new figure.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@
    typically is.
 2. ``forward: sigmoid saturation``: standardized inputs, scaled by gamma and shifted by beta,
    fed to a sigmoid: how linear the sigmoid is over them and how much slope is left.
+
+Each figure is built once (axes, ticks, what no control changes, empty artists for the rest)
+and then filled from a result: ``draw_*`` builds and fills, ``update_*`` refills the figure a
+panel keeps, so a slider move changes a few artists instead of making a new figure.
 """
 
 from __future__ import annotations
