@@ -85,3 +85,84 @@ def test_result_arrays_have_matching_lengths():
     assert len(result["checkpoints"]) == len(result["accuracy"])
     assert np.all(np.isfinite(result["running_var"]))
     plt.close(draw_running_estimates(result))
+
+
+# -- the Backdrop: still artists drawn once, pasted back -----------------------------------
+
+
+def _png_pixels(figure, **savefig):
+    import io
+
+    import matplotlib.image as mpimg
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **savefig)
+    buffer.seek(0)
+    return mpimg.imread(buffer, format="png")
+
+
+def _figure_with_backdrop(title):
+    from helpers.panels.backdrop import Backdrop, overlay_axes
+
+    figure, still = plt.subplots(figsize=(3, 2))
+    still.set(xlim=(0, 1), ylim=(0, 1), title=title)
+    line = overlay_axes(still).plot([0, 1], [0, 1], lw=3)[0]
+    backdrop = Backdrop(figure, [still])
+    return figure, still, line, backdrop
+
+
+def test_a_pasted_backdrop_looks_like_a_fresh_draw():
+    figure, _, line, _ = _figure_with_backdrop("still")
+    first = _png_pixels(figure)
+    line.set_ydata([1, 0])  # what moves is drawn anew over the pasted still part
+    second = _png_pixels(figure)
+    fresh, _, fresh_line, _ = _figure_with_backdrop("still")
+    fresh_line.set_ydata([1, 0])
+    assert np.abs(second - _png_pixels(fresh)).max() < 1e-6
+    assert np.abs(first - second).max() > 0.5  # the line did move
+    plt.close(figure)
+    plt.close(fresh)
+
+
+def test_a_changed_still_artist_shows_after_forget():
+    figure, still, _, backdrop = _figure_with_backdrop("before")
+    _png_pixels(figure)
+    still.set_title("after, a longer title")
+    stale = _png_pixels(figure)  # the Backdrop does not notice by itself...
+    backdrop.forget()  # ...whoever changes a still artist tells it
+    redrawn = _png_pixels(figure)
+    fresh = _figure_with_backdrop("after, a longer title")[0]
+    assert np.abs(redrawn - _png_pixels(fresh)).max() < 1e-6
+    assert np.abs(stale - redrawn).max() > 0.5
+    plt.close(figure)
+    plt.close(fresh)
+
+
+def test_a_backdrop_keeps_one_picture_per_canvas_and_draws_vector_output_in_full():
+    import io
+
+    figure, _, _, _ = _figure_with_backdrop("a title")
+    plain = _png_pixels(figure)
+    tight = _png_pixels(figure, bbox_inches="tight")  # a layout pass, then another canvas
+    assert tight.shape != plain.shape
+    assert np.abs(_png_pixels(figure) - plain).max() < 1e-6
+    assert np.abs(_png_pixels(figure, bbox_inches="tight") - tight).max() < 1e-6
+    svg = io.StringIO()
+    with plt.rc_context({"svg.fonttype": "none"}):  # text kept as text
+        figure.savefig(svg, format="svg")
+    assert "a title" in svg.getvalue()  # no pixels to paste: the still axes are drawn
+    plt.close(figure)
+
+
+def test_the_panel_keeps_its_axes_still_across_moves():
+    from helpers.panels import PanelView
+
+    view = PanelView(PANELS[0])
+    view.frame(PANELS[0].defaults())
+    still_axes = view.figure._panel_artists["still_axes"]
+    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in still_axes]
+    for values in ({"momentum": 1.0, "batch_size": 2}, {"order": ORDERS[1], "average": AVERAGES[1]}):
+        view.frame({**PANELS[0].defaults(), **values})
+        assert [(ax.get_xlim(), ax.get_ylim()) for ax in still_axes] == limits
+        assert len(view.figure._panel_artists["backdrop"]._kept) == 1  # drawn once, pasted since
+    plt.close("all")

@@ -6,16 +6,25 @@ The panel replays a stream of training batches through the running-statistics up
 chosen momentum, batch size and batch order, and plots, batch by batch, the running mean and
 variance of one unit against the population values, and the test accuracy the network gets
 in eval mode with the running statistics of that moment.
+
+A slider move redraws the kept figure in place (``update_running_estimates``). What no
+control changes (axes, ticks, legends, labels) is drawn once and then pasted back by a
+``Backdrop`` (``helpers.panels.backdrop``): matplotlib would otherwise
+render every tick label and legend entry again on every move.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
+from helpers.panels.backdrop import Backdrop, overlay_axes
 from helpers.panels.base import Control, Notice, Panel
 from helpers.running_stats import batch_stream, frozen_bn_layer, running_statistics
 
-__all__ = ["PANELS", "compute_running_estimates", "draw_running_estimates"]
+__all__ = ["PANELS", "compute_running_estimates", "draw_running_estimates",
+           "update_running_estimates"]
 
 STEPS = 200  # batches replayed
 EVERY = 5  # accuracy is evaluated after every EVERY-th batch (and after the last)
@@ -42,7 +51,8 @@ def compute_running_estimates(momentum=0.1, batch_size=60, order="shuffled",
         steps:      number of batches
 
     Returns:
-        dict for ``draw_running_estimates``, or a Notice
+        dict for ``draw_running_estimates`` (the same object for the same settings: the last
+        32 are remembered, so going back to one is instant; do not modify it), or a Notice
     """
     if batch_size < 2:
         return Notice(
@@ -52,12 +62,19 @@ def compute_running_estimates(momentum=0.1, batch_size=60, order="shuffled",
             "one. (In eval mode a single example is fine: it uses the stored statistics.) "
             "Choose a batch size of 2 or more."
         )
-    layer = frozen_bn_layer()
     cumulative = average == AVERAGES[1]
+    return _replay(None if cumulative else float(momentum), int(batch_size), order, int(steps))
+
+
+@lru_cache(maxsize=32)
+def _replay(momentum, batch_size, order, steps):
+    """``compute_running_estimates`` for a batch size of 2 or more; momentum None is the
+    cumulative average."""
+    layer = frozen_bn_layer()
     indices = batch_stream(len(layer.train_z), batch_size, steps,
                            "sorted" if order == ORDERS[1] else "shuffled",
                            labels=layer.train_labels, seed=0)
-    trace = running_statistics(layer.train_z[indices], None if cumulative else momentum)
+    trace = running_statistics(layer.train_z[indices], momentum)
     checkpoints = np.unique(np.r_[np.arange(EVERY - 1, steps, EVERY), steps - 1])
     accuracy = layer.accuracy(trace.running_mean[checkpoints], trace.running_var[checkpoints])
     unit = _shown_unit(layer)
@@ -82,58 +99,132 @@ def compute_running_estimates(momentum=0.1, batch_size=60, order="shuffled",
         final_mean_error=float(np.mean(np.abs(trace.running_mean[-1] - layer.population_mean)
                                        / population_std)),
         final_var_ratio=float(np.median(trace.running_var[-1] / layer.population_var)),
-        label=("cumulative average" if cumulative else f"EMA, momentum {momentum:.3g}")
+        label=("cumulative average" if momentum is None else f"EMA, momentum {momentum:.3g}")
         + f", batch {batch_size}, {order}",
     )
 
 
 def draw_running_estimates(result):
-    """Three small plots: running mean, running variance (one unit), eval accuracy (all units)."""
+    """Three small plots: running mean, running variance (one unit), eval accuracy (all units),
+    under a headline with the settings and, for all units after the last batch, how far the
+    running statistics are from the population's and the accuracy they give."""
+    figure = _build_running_estimates()
+    update_running_estimates(figure, result)
+    return figure
+
+
+# What the headline says about all units after the last batch: a label (drawn once) and the
+# value (drawn on every move), one above each plot.
+SUMMARIES = {
+    "final_mean_error": ("mean off by (in std, average):  ", "{:.3f}"),
+    "final_var_ratio": ("variance ratio (median):  ", "{:.2f}"),
+    "final_accuracy": ("accuracy (population statistics: {population_accuracy:.3f}):  ", "{:.3f}"),
+}
+
+
+def _build_running_estimates():
+    """The figure without a result, in two layers.
+
+    The still layer: three axes with their ticks, titles and legends, and the headline's
+    fixed words; a ``Backdrop`` draws it once and pastes it back on later draws. The moving
+    layer: on top of each still axes a see-through ``overlay_axes`` with the lines, and the
+    headline's values. The artists that change are kept in ``figure._panel_artists``.
+    """
     import matplotlib.pyplot as plt
 
-    steps = result["steps"]
-    fig, (ax_mean, ax_var, ax_acc) = plt.subplots(1, 3, figsize=(11, 3.3))
-    unit = result["unit"]
-
-    mean, var = result["population_mean"], result["population_var"]
-    std = np.sqrt(var)
-    ax_mean.plot(steps, result["batch_mean"], ".", color="0.7", ms=3, label="batch means")
-    ax_mean.plot(steps, result["running_mean"], color="C0", lw=2, label="running mean")
-    ax_mean.axhline(mean, color="k", ls="--", lw=1, label="population mean")
-    ax_mean.set_ylim(min(0.0, mean) - 2.5 * std, max(0.0, mean) + 2.5 * std)
-    ax_mean.set_title(f"unit {unit}: mean", fontsize=10)
-
-    ax_var.plot(steps, result["batch_var_unbiased"], ".", color="0.7", ms=3,
-                label="batch variances (unbiased)")
-    ax_var.plot(steps, result["running_var"], color="C1", lw=2, label="running variance")
-    ax_var.axhline(var, color="k", ls="--", lw=1, label="population variance")
-    ax_var.set_ylim(0, max(1.2, 2.5 * var))
-    ax_var.set_title(f"unit {unit}: variance", fontsize=10)
-
-    ax_acc.plot(result["checkpoints"], result["accuracy"], color="C2", lw=2,
-                label="with the running statistics")
-    ax_acc.axhline(result["population_accuracy"], color="k", ls="--", lw=1,
-                   label="with the population statistics")
-    ax_acc.axhline(result["start_accuracy"], color="C3", ls=":", lw=1,
-                   label="with torch's start (0, 1)")
+    fig, still_axes = plt.subplots(1, 3, figsize=(11, 3.7))
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.30, top=0.79, wspace=0.22)
+    ax_mean, ax_var, ax_acc = still_axes
+    moving_mean, moving_var, moving_acc = (overlay_axes(ax) for ax in still_axes)
+    reference = dict(color="k", ls="--", lw=1)
+    artists = dict(
+        batch_mean=moving_mean.plot([], [], ".", color="0.7", ms=3)[0],
+        running_mean=moving_mean.plot([], [], color="C0", lw=2)[0],
+        population_mean=moving_mean.axhline(0, **reference),
+        batch_var=moving_var.plot([], [], ".", color="0.7", ms=3)[0],
+        running_var=moving_var.plot([], [], color="C1", lw=2)[0],
+        population_var=moving_var.axhline(0, **reference),
+        accuracy=moving_acc.plot([], [], color="C2", lw=2)[0],
+        population_accuracy=moving_acc.axhline(0, **reference),
+        start_accuracy=moving_acc.axhline(0, color="C3", ls=":", lw=1),
+        still_axes=still_axes,
+    )
+    legends = {
+        ax_mean: {"batch means": "batch_mean", "running mean": "running_mean",
+                  "population mean": "population_mean"},
+        ax_var: {"batch variances (unbiased)": "batch_var", "running variance": "running_var",
+                 "population variance": "population_var"},
+        ax_acc: {"with the running statistics": "accuracy",
+                 "with the population statistics": "population_accuracy",
+                 "with torch's start (0, 1)": "start_accuracy"},
+    }
+    for ax, entries in legends.items():
+        ax.legend([artists[name] for name in entries.values()], list(entries), fontsize=7,
+                  loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+        ax.set_xlabel("training batches seen", fontsize=8)
+        ax.locator_params(nbins=5)
+        ax.grid(alpha=0.3)
     ax_acc.set_ylim(0.3, 1.0)
     ax_acc.set_title("eval-mode test accuracy (500 images)", fontsize=10)
 
-    ax_var.set_xlabel("training batches seen")
-    for ax in (ax_mean, ax_var, ax_acc):
-        ax.locator_params(nbins=5)
-        ax.legend(fontsize=7, loc="lower right")
-        ax.grid(alpha=0.3)
-    fig.suptitle(
-        f"{result['label']}.  After {steps[-1]} batches, all 100 units:\n"
-        f"mean off by {result['final_mean_error']:.3f} std (average),  "
-        f"variance ratio {result['final_var_ratio']:.2f} (median),  "
-        f"accuracy {result['accuracy'][-1]:.3f} (population statistics: "
-        f"{result['population_accuracy']:.3f})",
-        fontsize=9,
-    )
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.77, wspace=0.22)
+    # the headline: the settings, then above each plot a summary, label | value, ending
+    # near the plot's right edge
+    text = dict(fontsize=9, va="baseline")
+    artists["settings"] = fig.text(0.5, 0.955, "", ha="right", **text)
+    artists["after"] = fig.text(0.5, 0.955, "", ha="left", **text)
+    for name, ax in zip(SUMMARIES, still_axes):
+        junction = ax.get_position().x1 - 0.045
+        artists[name + "_label"] = fig.text(junction, 0.895, "", ha="right", **text)
+        artists[name] = fig.text(junction, 0.895, "", ha="left", **text)
+    still_texts = [artists[name] for name in ("after", *(name + "_label" for name in SUMMARIES))]
+    artists["backdrop"] = Backdrop(fig, [*still_axes, *still_texts])
+    fig._panel_artists = artists
     return fig
+
+
+def update_running_estimates(figure, result):
+    """Put a result into a figure made by ``draw_running_estimates`` (the panel's ``update``:
+    the lines and the headline's values change; the still layer only if the unit shown does)."""
+    artists = figure._panel_artists
+    steps = result["steps"]
+    artists["batch_mean"].set_data(steps, result["batch_mean"])
+    artists["running_mean"].set_data(steps, result["running_mean"])
+    artists["batch_var"].set_data(steps, result["batch_var_unbiased"])
+    artists["running_var"].set_data(steps, result["running_var"])
+    artists["accuracy"].set_data(result["checkpoints"], result["accuracy"])
+    for name in ("population_mean", "population_var", "population_accuracy", "start_accuracy"):
+        artists[name].set_ydata([result[name]] * 2)
+    artists["settings"].set_text(result["label"] + ".")
+    values = {**result, "final_accuracy": result["accuracy"][-1]}
+    for name, (_, value_format) in SUMMARIES.items():
+        artists[name].set_text(value_format.format(values[name]))
+    _show_still_part(figure, result)
+
+
+def _show_still_part(figure, result):
+    """The still layer's part of a result: the unit shown, its limits, the number of batches,
+    the population accuracy. They are the same for every setting of the panel's controls, so
+    the backdrop is drawn once; should they change, it is drawn again."""
+    artists = figure._panel_artists
+    still = {name: result[name] for name in ("unit", "population_mean", "population_var",
+                                             "population_accuracy")}
+    still["steps"] = int(result["steps"][-1])
+    if artists.get("still") == still:
+        return
+    ax_mean, ax_var, ax_acc = artists["still_axes"]
+    mean, std = still["population_mean"], np.sqrt(still["population_var"])
+    ax_mean.set_ylim(min(0.0, mean) - 2.5 * std, max(0.0, mean) + 2.5 * std)
+    ax_var.set_ylim(0, max(1.2, 2.5 * still["population_var"]))
+    margin = 0.05 * still["steps"]
+    for ax in (ax_mean, ax_var, ax_acc):
+        ax.set_xlim(1 - margin, still["steps"] + margin)
+    ax_mean.set_title(f"unit {still['unit']}: mean", fontsize=10)
+    ax_var.set_title(f"unit {still['unit']}: variance", fontsize=10)
+    artists["after"].set_text(f"  After {still['steps']} batches, all 100 units:")
+    for name, (label, _) in SUMMARIES.items():
+        artists[name + "_label"].set_text(label.format(**still))
+    artists["still"] = still
+    artists["backdrop"].forget()
 
 
 PANELS = [
@@ -149,5 +240,6 @@ PANELS = [
             Control("order", "choice", ORDERS[0], options=ORDERS, description="batch order"),
             Control("average", "choice", AVERAGES[0], options=AVERAGES, description="average"),
         ],
+        update=update_running_estimates,
     )
 ]
