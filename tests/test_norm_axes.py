@@ -159,3 +159,26 @@ def test_figures_draw():
 
     plt.close(draw_norm_cubes())
     plt.close(PANELS[0].render(kind="instance", sample=3, channel=7))
+
+
+def test_a_smaller_batch_keeps_the_layout_and_leaves_rows_blank():
+    import matplotlib.pyplot as plt
+
+    from helpers.panels import PanelView
+
+    panel = PANELS[0]
+    view = PanelView(panel)
+    view.frame(panel.defaults())
+    figure = view.figure
+    positions = [ax.get_position().bounds for ax in figure.axes]
+    view.frame({**panel.defaults(), "batch_size": 3, "sample": 5})
+    assert figure is view.figure  # updated in place
+    assert [ax.get_position().bounds for ax in figure.axes] == positions
+    artists = figure._panel_artists
+    image = artists["image"].get_array()
+    rows_of_three = image.shape[0] // 2  # six rows of tiles: the last three are blank
+    assert np.all(image[rows_of_three + 2:] == 1.0)
+    assert artists["outside_batch"].get_text() == "not in the batch of 3"
+    assert "showing sample 2" in artists["notes"].get_text()
+    assert len(artists["cube_columns"].get_paths()) == 3 * 16 * 3  # 3 samples x 16 channels x 3 faces
+    plt.close(figure)

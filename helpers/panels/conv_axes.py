@@ -3,10 +3,10 @@
 - ``draw_cube(ax, mask)``: the familiar cube of Wu & He (2018, Figure 2): N along the depth,
   C across, H x W up; shaded columns = the values that share one mean and variance.
 - ``draw_norm_cubes(...)``: the four cubes side by side (batch, layer, instance, group).
-- ``compute_shared_statistics`` / ``draw_shared_statistics``: the widget. Pick a
-  normalization, a sample and a channel; see the set of values averaged together (in the
-  cube) and the normalized feature maps of a few MNIST images (shared tiles in colour,
-  the others faded).
+- ``compute_shared_statistics`` / ``draw_shared_statistics`` / ``update_shared_statistics``:
+  the widget. Pick a normalization, a sample and a channel; see the set of values averaged
+  together (in the cube) and the normalized feature maps of a few MNIST images (shared tiles
+  in colour, the others faded). ``update`` redraws the kept figure in place.
 
 The computations live in ``helpers.norm_axes``; this module only arranges and draws.
 """
@@ -24,6 +24,7 @@ from helpers.norm_axes import (
     statistics_labels,
     values_per_statistic,
 )
+from helpers.panels.backdrop import Backdrop, overlay_axes
 from helpers.panels.base import Control, Notice, Panel
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "draw_norm_cubes",
     "draw_shared_statistics",
     "make_normalization_panel",
+    "update_shared_statistics",
 ]
 
 SHARED_COLOR = "#4c72b0"  # the values that share the chosen statistics
@@ -77,6 +79,36 @@ def _cube_polygons(batch_size, channels, height, depth_dx, depth_dy):
     return polygons
 
 
+DEPTH_DX, DEPTH_DY = 0.55, 0.45  # how far each sample's slice sits behind the one before
+
+
+def _cube_height(channels, height=None):
+    """The height of the H x W axis in channel widths (default: about C / 2.5)."""
+    return max(2.0, channels / 2.5) if height is None else height
+
+
+def _cube_colours(mask, selected=None):
+    """Face and edge colours of the cube's polygons, in ``_cube_polygons``'s order: the
+    chosen column dark, the shaded ones blue, the others see-through grey."""
+    from matplotlib.colors import to_rgb
+
+    batch_size, channels = mask.shape
+    shade = {"front": 1.0, "top": 0.82, "right": 0.68}
+    selected_rgb, shared_rgb, other_rgb = (np.array(to_rgb(colour)) for colour in
+                                           (SELECTED_COLOR, SHARED_COLOR, OTHER_COLOR))
+    face_colors, edge_colors = [], []
+    for _, n, c, face in _cube_polygons(batch_size, channels, 1.0, DEPTH_DX, DEPTH_DY):
+        if selected is not None and (n, c) == tuple(selected):
+            rgb, alpha = selected_rgb, 1.0
+        elif mask[n, c]:
+            rgb, alpha = shared_rgb, 1.0
+        else:  # see-through, so that shaded columns inside the cube stay visible
+            rgb, alpha = other_rgb, 0.35
+        face_colors.append((*(rgb * shade[face]), alpha))
+        edge_colors.append((0.33, 0.33, 0.33, 0.9 if alpha == 1.0 else 0.35))
+    return face_colors, edge_colors
+
+
 def draw_cube(ax, mask, selected=None, title="", height=None):
     """Draw an (N, C) cube of columns on ``ax``; columns where ``mask`` is True are shaded.
 
@@ -85,49 +117,63 @@ def draw_cube(ax, mask, selected=None, title="", height=None):
         mask:     (N, C) bool, True for the (sample, channel) columns to shade
         selected: optional (sample, channel) drawn darker
         title:    axes title
-        height:   height of the H x W axis in channel widths (default: about C / 3)
+        height:   height of the H x W axis in channel widths (default: about C / 2.5)
     """
+    mask = np.asarray(mask, dtype=bool)
+    _draw_cube_columns(ax, mask, selected, height)
+    _draw_cube_arrows(ax, *mask.shape, height)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def _draw_cube_columns(ax, mask, selected=None, height=None):
+    """The cube's columns alone, as one PolyCollection."""
     from matplotlib.collections import PolyCollection
 
-    mask = np.asarray(mask, dtype=bool)
     batch_size, channels = mask.shape
-    height = max(2.0, channels / 2.5) if height is None else height
-    depth_dx, depth_dy = 0.55, 0.45
-    shade = {"front": 1.0, "top": 0.82, "right": 0.68}
-    polygons, face_colors, edge_colors = [], [], []
-    for polygon, n, c, face in _cube_polygons(batch_size, channels, height, depth_dx, depth_dy):
-        if selected is not None and (n, c) == tuple(selected):
-            base, alpha = SELECTED_COLOR, 1.0
-        elif mask[n, c]:
-            base, alpha = SHARED_COLOR, 1.0
-        else:  # see-through, so that shaded columns inside the cube stay visible
-            base, alpha = OTHER_COLOR, 0.35
-        rgb = np.array([int(base[i:i + 2], 16) for i in (1, 3, 5)]) / 255 * shade[face]
-        polygons.append(polygon)
-        face_colors.append((*rgb, alpha))
-        edge_colors.append((0.33, 0.33, 0.33, 0.9 if alpha == 1.0 else 0.35))
+    height = _cube_height(channels, height)
+    polygons = [polygon for polygon, *_ in _cube_polygons(batch_size, channels, height,
+                                                          DEPTH_DX, DEPTH_DY)]
+    face_colors, edge_colors = _cube_colours(mask, selected)
     ax.add_collection(PolyCollection(polygons, facecolors=face_colors, edgecolors=edge_colors,
                                      linewidths=0.5))
-    width = channels + batch_size * depth_dx
-    top = height + batch_size * depth_dy
-    ax.set_xlim(-1.2, width + 0.3)
-    ax.set_ylim(-1.2, top + 0.3)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    # axis labels drawn as arrows along the cube's edges
+    _frame_cube(ax, batch_size, channels, height)
+
+
+def _draw_cube_arrows(ax, batch_size, channels, height=None):
+    """The cube's axis labels, drawn as arrows along its edges."""
+    height = _cube_height(channels, height)
+    _draw_width_and_height_arrows(ax, channels, height)
+    _draw_depth_arrow(ax, batch_size, channels)
+    _frame_cube(ax, batch_size, channels, height)
+
+
+def _draw_width_and_height_arrows(ax, channels, height):
+    """The C arrow along the cube's front, the H, W arrow up its side."""
     arrow = dict(arrowstyle="->", color="black", lw=1)
     ax.annotate("", xy=(channels, -0.6), xytext=(0, -0.6), arrowprops=arrow)
     ax.text(channels / 2, -1.15, "C (channels)", ha="center", va="center", fontsize=8)
     ax.annotate("", xy=(-0.6, height), xytext=(-0.6, 0), arrowprops=arrow)
     ax.text(-1.0, height / 2, "H, W", ha="center", va="center", rotation=90, fontsize=8)
+
+
+def _draw_depth_arrow(ax, batch_size, channels):
+    """The N arrow along the cube's depth; returns its two artists (arrow, label)."""
     corner = (channels + 0.25, 0)
-    ax.annotate("", xy=(corner[0] + batch_size * depth_dx, corner[1] + batch_size * depth_dy),
-                xytext=corner, arrowprops=arrow)
-    ax.text(corner[0] + batch_size * depth_dx * 0.5 + 0.35, batch_size * depth_dy * 0.5 - 0.35,
-            "N", fontsize=8, ha="left", va="center")
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax
+    arrow = ax.annotate("", xy=(corner[0] + batch_size * DEPTH_DX, corner[1] + batch_size * DEPTH_DY),
+                        xytext=corner, arrowprops=dict(arrowstyle="->", color="black", lw=1))
+    label = ax.text(corner[0] + batch_size * DEPTH_DX * 0.5 + 0.35,
+                    batch_size * DEPTH_DY * 0.5 - 0.35, "N", fontsize=8, ha="left", va="center")
+    return arrow, label
+
+
+def _frame_cube(ax, batch_size, channels, height):
+    """Limits around the cube and its arrows, equal aspect, no axis."""
+    ax.set_xlim(-1.2, channels + batch_size * DEPTH_DX + 0.3)
+    ax.set_ylim(-1.2, height + batch_size * DEPTH_DY + 0.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
 
 
 def draw_norm_cubes(batch_size=6, channels=6, num_groups=3, sample=0, channel=0):
@@ -191,7 +237,8 @@ def compute_shared_statistics(kind="batch", groups=4, batch_size=6, sample=0, ch
 
     Returns:
         a dict for ``draw_shared_statistics``, or a Notice when the settings make no sense
-        (groups that do not divide C; batch norm on a batch of one image).
+        (groups that do not divide C; batch norm on a batch of one image). Its
+        ``row_labels`` name every image of ``feature_maps``, in the batch or not.
     """
     if feature_maps is None:
         feature_maps, digits = default_feature_maps()
@@ -242,23 +289,25 @@ def compute_shared_statistics(kind="batch", groups=4, batch_size=6, sample=0, ch
         number_of_statistics=len(np.unique(labels)),
         shared_mean=float(shared_values.mean()), shared_std=float(shared_values.std()),
         digits=None if digits is None else np.asarray(digits)[:batch_size], notes=notes,
+        row_labels=[f"{i}" + ("" if digits is None else f" ('{digits[i]}')") for i in range(total)],
     )
 
 
-def _mosaic(normalized, mask, selected, vmax=3.0, pad=2):
+def _mosaic(normalized, mask, selected, rows=None, vmax=3.0, pad=2):
     """One RGB image: an N x C grid of feature-map tiles on a shared colour scale,
-    tiles outside ``mask`` faded towards white, a dark frame around ``selected``."""
+    tiles outside ``mask`` faded towards white, a dark frame around ``selected``; ``rows``
+    (default N) rows in all, those below the batch left blank."""
     import matplotlib
 
     n, c, h, w = normalized.shape
+    rows = n if rows is None else rows
     cmap = matplotlib.colormaps["RdBu_r"]
     rgb = cmap(np.clip((normalized + vmax) / (2 * vmax), 0, 1))[..., :3]  # (N, C, H, W, 3)
     faded = np.where(mask[:, :, None, None, None], rgb, 0.25 * rgb + 0.75)
-    mosaic = np.ones((n * (h + pad) + pad, c * (w + pad) + pad, 3))
-    for i in range(n):
-        for j in range(c):
-            top, left = pad + i * (h + pad), pad + j * (w + pad)
-            mosaic[top:top + h, left:left + w] = faded[i, j]
+    tiles = np.ones((rows, c, h + pad, w + pad, 3))  # each tile with its padding right and below
+    tiles[:n, :, :h, :w] = faded
+    mosaic = np.ones((rows * (h + pad) + pad, c * (w + pad) + pad, 3))
+    mosaic[pad:, pad:] = tiles.transpose(0, 2, 1, 3, 4).reshape(rows * (h + pad), c * (w + pad), 3)
     i, j = selected
     top, left = i * (h + pad), j * (w + pad)
     dark = np.array([0.1, 0.1, 0.1])
@@ -270,41 +319,108 @@ def _mosaic(normalized, mask, selected, vmax=3.0, pad=2):
 
 
 def draw_shared_statistics(result):
-    """Cube (left) and the normalized feature maps (right) for ``compute_shared_statistics``."""
+    """Cube (left) and the normalized feature maps (right) for ``compute_shared_statistics``.
+
+    The layout is fixed by the feature maps (every image has a row, the cube room for all of
+    them), so that no control makes it jump: a smaller batch leaves rows blank and a shallower
+    cube. Two layers, as in notebook 04's panel (``helpers.panels.running_stats``): still axes
+    with the arrows and the row and column labels, drawn once by a ``Backdrop``, and
+    see-through overlays with what a control changes (the cube's columns and depth, the maps,
+    the titles).
+    """
     import matplotlib.pyplot as plt
 
-    n, c, h, w = result["normalized"].shape
-    fig, (ax_cube, ax_maps) = plt.subplots(
-        1, 2, figsize=(10, 3.3), gridspec_kw=dict(width_ratios=[1, 1.9]))
-    draw_cube(ax_cube, result["mask"], selected=(result["sample"], result["channel"]))
+    fig, (cube_frame, maps_frame) = plt.subplots(1, 2, figsize=(10, 3.3),
+                                                 gridspec_kw=dict(width_ratios=[1, 1.9]))
+    fig.subplots_adjust(left=0.02, right=0.99, bottom=0.12, top=0.80, wspace=0.2)
+    artists = dict(cube_frame=cube_frame, maps_frame=maps_frame,
+                   cube=overlay_axes(cube_frame), maps=overlay_axes(maps_frame))
+    _lay_out(artists, result)
+    artists["backdrop"] = Backdrop(fig, [cube_frame, maps_frame])
+    fig._panel_artists = artists
+    update_shared_statistics(fig, result)
+    return fig
+
+
+def _lay_out(artists, result, pad=2):
+    """What the feature maps' shape fixes: the cube's room and its C and H x W arrows, the
+    grid of maps with a row per image and a column per channel."""
+    from matplotlib.collections import PolyCollection
+
+    rows, (_, c, h, w) = len(result["row_labels"]), result["normalized"].shape
+    height = _cube_height(c)
+    cube_frame, cube = artists["cube_frame"], artists["cube"]
+    _draw_width_and_height_arrows(cube_frame, c, height)
+    _frame_cube(cube_frame, rows, c, height)
+    # the columns and the N arrow change with the batch size: ``update`` draws them
+    artists["cube_columns"] = cube.add_collection(PolyCollection([], linewidths=0.5))
+    artists["depth"], artists["depth_arrow"] = None, ()
+    _frame_cube(cube, rows, c, height)
+
+    # the headers: fixed words in the still axes, what changes in the overlays
+    _header(cube_frame, 0, "(shaded: the set of the chosen sample and channel)")
+    artists["cube_header"] = _header(cube, 1, "")
+    _header(artists["maps_frame"], 1, "normalized feature maps (colour scale -3 .. 3; "
+                                      "faded: other statistics)")
+    _header(artists["maps_frame"], 0, "the shaded set before normalizing:  ", ha="right")
+    artists["shared_values"] = _header(artists["maps"], 0, "", ha="left")
+    artists["notes"] = _header(artists["maps"], 2, "", color="#a05a00")
+
+    maps, maps_frame = artists["maps"], artists["maps_frame"]
+    artists["image"] = maps.imshow(np.ones((rows * (h + pad) + pad, c * (w + pad) + pad, 3)),
+                                   interpolation="nearest")
+    maps.set_axis_off()
+    artists["outside_batch"] = maps.text(sum(maps.get_xlim()) / 2, 0, "", ha="center",
+                                         va="center", fontsize=8, color="0.4")
+    maps_frame.set_aspect("equal")
+    maps_frame.set_xticks([pad + j * (w + pad) + w / 2 for j in range(c)])
+    maps_frame.set_xticklabels([str(j) for j in range(c)], fontsize=7)
+    maps_frame.set_yticks([pad + i * (h + pad) + h / 2 for i in range(rows)])
+    maps_frame.set_yticklabels(result["row_labels"], fontsize=7)
+    maps_frame.set_xlabel("channel", fontsize=8)
+    maps_frame.set_ylabel("sample (digit)", fontsize=8)
+    maps_frame.tick_params(length=0)
+    for spine in maps_frame.spines.values():
+        spine.set_visible(False)
+
+
+def update_shared_statistics(figure, result, pad=2):
+    """Show another result in a figure made by ``draw_shared_statistics`` (the panel's
+    ``update``): the cube's columns, the maps, the titles."""
+    artists = figure._panel_artists
+    rows, (n, c, h, _) = len(result["row_labels"]), result["normalized"].shape
+    selected = (result["sample"], result["channel"])
+    cube = artists["cube"]
+    if artists["depth"] != n:  # a new batch size: a deeper or shallower cube
+        artists["cube_columns"].set_verts([polygon for polygon, *_ in _cube_polygons(
+            n, c, _cube_height(c), DEPTH_DX, DEPTH_DY)])
+        for artist in artists["depth_arrow"]:
+            artist.remove()
+        artists["depth_arrow"], artists["depth"] = _draw_depth_arrow(cube, n, c), n
+    face_colors, edge_colors = _cube_colours(result["mask"], selected)
+    artists["cube_columns"].set_facecolor(face_colors)
+    artists["cube_columns"].set_edgecolor(edge_colors)
+
+    artists["image"].set_data(_mosaic(result["normalized"], result["mask"], selected, rows))
+    outside = artists["outside_batch"]
+    outside.set_text(f"not in the batch of {n}" if n < rows else "")
+    outside.set_y(pad + (n + rows) / 2 * (h + pad) - pad / 2)
+
     kind = result["kind"]
     name = TITLES[kind].split(":")[0] + (f" (G = {result['groups']})" if kind == "group" else "")
-    ax_cube.set_title(
-        f"{name}: {result['number_of_statistics']} means/variances,\n"
-        f"each over {result['count']:,} values (shaded: sample {result['sample']}, "
-        f"channel {result['channel']})", fontsize=9)
+    artists["cube_header"].set_text(f"{name}: {result['number_of_statistics']} means/variances,\n"
+                                    f"each over {result['count']:,} values")
+    artists["shared_values"].set_text(f"mean {result['shared_mean']:.3f}, "
+                                      f"std {result['shared_std']:.3f}")
+    artists["notes"].set_text("; ".join(result["notes"]))
 
-    ax_maps.imshow(_mosaic(result["normalized"], result["mask"],
-                           (result["sample"], result["channel"])), interpolation="nearest")
-    pad = 2
-    ax_maps.set_xticks([pad + j * (w + pad) + w / 2 for j in range(c)])
-    ax_maps.set_xticklabels([str(j) for j in range(c)], fontsize=7)
-    ax_maps.set_yticks([pad + i * (h + pad) + h / 2 for i in range(n)])
-    digits = result["digits"]
-    ax_maps.set_yticklabels([f"{i}" + (f" ('{digits[i]}')" if digits is not None else "")
-                             for i in range(n)], fontsize=7)
-    ax_maps.set_xlabel("channel", fontsize=8)
-    ax_maps.set_ylabel("sample (digit)", fontsize=8)
-    ax_maps.tick_params(length=0)
-    for spine in ax_maps.spines.values():
-        spine.set_visible(False)
-    note = "; ".join(result["notes"])
-    ax_maps.set_title(
-        "normalized feature maps (colour scale -3 .. 3; faded: other statistics)\n"
-        f"the shaded set before normalizing: mean {result['shared_mean']:.3f}, "
-        f"std {result['shared_std']:.3f}" + (f"\n{note}" if note else ""), fontsize=9)
-    fig.subplots_adjust(left=0.02, right=0.99, bottom=0.12, top=0.80, wspace=0.2)
-    return fig
+
+def _header(ax, line, text, **style):
+    """A line of text above ``ax``: line 0 just above it, line 1 above that...; centred unless
+    ``ha`` says otherwise."""
+    return ax.annotate(text, xy=(0.5, 1.0), xycoords="axes fraction",
+                       xytext=(0, 5 + 11 * line), textcoords="offset points",
+                       **{"ha": "center", "va": "baseline", "fontsize": 9, **style})
 
 
 def make_normalization_panel(feature_maps=None, digits=None) -> Panel:
@@ -326,7 +442,7 @@ def make_normalization_panel(feature_maps=None, digits=None) -> Panel:
         Control("batch_size", "int", total, low=1, high=total, description="batch size N"),
         Control("sample", "int", 0, low=0, high=total - 1, description="sample"),
         Control("channel", "int", 0, low=0, high=channels - 1, description="channel"),
-    ])
+    ], update=update_shared_statistics)
 
 
 PANELS = [make_normalization_panel()]
