@@ -781,9 +781,15 @@ def normalizing_means(model_kind: str, norm: str, batch_size: int, images: int =
     Returns dict: per_image (images,) the training-mode means; eval_mean and eval_std, the
     running mean and the square root of the running variance BN uses in eval mode (None for
     GroupNorm / LayerNorm, which normalize each image by its own statistics in eval mode too);
-    values_per_statistic, how many numbers each mean averages.
+    values_per_statistic, how many numbers each mean averages. Remembered per settings (the
+    same dict for the same arguments).
     """
     check_size_settings(model_kind, norm, batch_size)
+    key = ("means", model_kind, norm, batch_size, images, seed, steps)
+    return _cached(key, lambda: _normalizing_means(model_kind, norm, batch_size, images, seed, steps))
+
+
+def _normalizing_means(model_kind, norm, batch_size, images, seed, steps) -> dict:
     run = batch_size_run(model_kind, norm, batch_size, seed, steps, progress=False)
     model = run.model()
     data = mnist_subset()

@@ -316,6 +316,16 @@ def test_normalizing_means_spread_shrinks_with_the_batch_for_bn_only():
     assert why.normalizing_means("cnn", "batch", 2, steps=2)["values_per_statistic"] == 2 * 28 * 28
 
 
+def test_normalizing_means_are_remembered_and_the_same_as_computed_afresh():
+    remembered = why.normalizing_means("mlp", "batch", 4, steps=2)
+    assert why.normalizing_means("mlp", "batch", 4, steps=2) is remembered
+    why.clear_cache()
+    fresh = why.normalizing_means("mlp", "batch", 4, steps=2)
+    assert fresh is not remembered
+    np.testing.assert_array_equal(fresh["per_image"], remembered["per_image"])
+    assert fresh["eval_mean"] == remembered["eval_mean"]
+
+
 # --- GroupNorm's statistics -------------------------------------------------------------------
 
 

@@ -25,6 +25,9 @@ __all__ = [
     "draw_landscape",
     "draw_noisy_bn",
     "noisy_bn_result",
+    "update_batch_size",
+    "update_gradient_walk",
+    "update_noisy_bn",
 ]
 
 COLORS = {"none": "#7f7f7f", "batch": "#1f77b4", "noisy": "#ff7f0e", "group": "#2ca02c",
@@ -35,11 +38,14 @@ MODEL_NAMES = {"mlp": "Figure 1 MLP (BatchNorm1d)", "cnn": "small CNN (BatchNorm
 
 
 def _style():
+    """The look of this notebook's figures. Titles sit just above their axes (axes.titley 1.0,
+    where matplotlib would put them anyway: no tick labels on top); fixing their place saves
+    matplotlib looking for overlaps at every redraw."""
     import matplotlib.pyplot as plt
 
-    return plt.rc_context({"font.size": 9, "axes.titlesize": 9, "axes.spines.top": False,
-                           "axes.spines.right": False, "legend.fontsize": 8,
-                           "legend.frameon": False})
+    return plt.rc_context({"font.size": 9, "axes.titlesize": 9, "axes.titley": 1.0,
+                           "axes.spines.top": False, "axes.spines.right": False,
+                           "legend.fontsize": 8, "legend.frameon": False})
 
 
 # ----------------------------------------------------------------------------------------
@@ -75,39 +81,73 @@ def compute_noisy_bn(noise=why.NOISE):
 def draw_noisy_bn(result):
     """Test accuracy against steps (left), then the tracked unit's 15/50/85th percentiles over
     each step's mini-batch for the three networks, on one shared vertical scale."""
+    figure = _build_noisy_bn(len(result["seeds"]))
+    update_noisy_bn(figure, result)
+    return figure
+
+
+def _build_noisy_bn(seed_count):
+    """The noisy-BN figure for ``seed_count`` seeds, without data: one accuracy line per
+    network and seed (the first seed drawn strong, the others faint), and per network a median
+    line for its unit; kept in ``figure._panel_artists``."""
     import matplotlib.pyplot as plt
 
-    runs = result["runs"]
     with _style():
         figure, axes = plt.subplots(1, 4, figsize=(12, 2.9))
         figure.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.9, wspace=0.2)
         ax = axes[0]
-        for norm, seed_runs in runs.items():
-            for k, run in enumerate(seed_runs):
-                ax.plot(run.record_steps, run.test_accuracy, color=COLORS[norm],
-                        alpha=1.0 if k == 0 else 0.45, lw=1.4 if k == 0 else 1.0,
-                        label=LABELS[norm] if k == 0 else None)
+        accuracy = {norm: [ax.plot([], [], color=COLORS[norm], alpha=1.0 if k == 0 else 0.45,
+                                   lw=1.4 if k == 0 else 1.0,
+                                   label=LABELS[norm] if k == 0 else None)[0]
+                           for k in range(seed_count)]
+                    for norm in ("none", "batch", "noisy")}
         ax.set(xlabel="training step", ylabel="test accuracy", ylim=(0, 1),
-               title="test accuracy" + (f" ({len(result['seeds'])} seeds)" if len(result["seeds"]) > 1 else ""))
+               title="test accuracy" + (f" ({seed_count} seeds)" if seed_count > 1 else ""))
         ax.legend(loc="upper left", bbox_to_anchor=(0.25, 0.8))
-        first = {norm: seed_runs[0] for norm, seed_runs in runs.items()}
-        low = min(run.unit_percentiles.min() for run in first.values())
-        high = max(run.unit_percentiles.max() for run in first.values())
+        median = {}
         for ax, norm in zip(axes[1:], ("none", "batch", "noisy")):
-            run = first[norm]
-            steps = np.arange(1, len(run.unit_percentiles) + 1)
-            q = run.unit_percentiles
-            ax.fill_between(steps, q[:, 0], q[:, 2], color=COLORS[norm], alpha=0.25, lw=0)
-            ax.plot(steps, q[:, 1], color=COLORS[norm], lw=0.8)
-            name = LABELS[norm] + (f", noise {result['noise']:g}" if norm == "noisy" else "")
-            if norm == "noisy" and result["noise"] == 0:
-                name = "noisy BN with noise 0 = BN"
-            ax.set(title=f"{name}: per-step shift {result['shift'][norm]:.2f}",
-                   xlabel="training step", ylim=(low - 0.2, high + 0.2))
+            median[norm] = ax.plot([], [], color=COLORS[norm], lw=0.8)[0]
+            ax.set_xlabel("training step")
             if ax is not axes[1]:  # one vertical scale for the three: labels on the first only
                 ax.tick_params(labelleft=False)
         axes[1].set_ylabel("input to the sigmoid")
+    figure._panel_artists = dict(accuracy=accuracy, median=median, band={})
     return figure
+
+
+def update_noisy_bn(figure, result):
+    """Put a ``noisy_bn_result`` into a figure made by ``draw_noisy_bn`` for as many seeds (the
+    panel's ``update``: lines get new data, each unit's 15-85 % band is drawn anew)."""
+    artists = figure._panel_artists
+    runs = result["runs"]
+    for norm, seed_runs in runs.items():
+        for line, run in zip(artists["accuracy"][norm], seed_runs):
+            line.set_data(run.record_steps, run.test_accuracy)
+    first = {norm: seed_runs[0] for norm, seed_runs in runs.items()}
+    low = min(run.unit_percentiles.min() for run in first.values())
+    high = max(run.unit_percentiles.max() for run in first.values())
+    with _style():
+        for norm, line in artists["median"].items():
+            ax, q = line.axes, first[norm].unit_percentiles
+            steps = np.arange(1, len(q) + 1)
+            line.set_data(steps, q[:, 1])
+            if norm in artists["band"]:  # matplotlib 3.7 cannot give a band new data
+                artists["band"][norm].remove()
+            artists["band"][norm] = ax.fill_between(steps, q[:, 0], q[:, 2], color=COLORS[norm],
+                                                    alpha=0.25, lw=0)
+            ax.set_title(f"{_noisy_bn_name(norm, result['noise'])}: "
+                         f"per-step shift {result['shift'][norm]:.2f}")
+            ax.set_ylim(low - 0.2, high + 0.2)
+    for ax in figure.axes:  # the step axis fits the runs
+        ax.relim()
+        ax.autoscale_view(scaley=False)
+
+
+def _noisy_bn_name(norm, noise):
+    """A network's name in its panel title, e.g. "noisy BN, noise 1.5"."""
+    if norm == "noisy" and noise == 0:
+        return "noisy BN with noise 0 = BN"
+    return LABELS[norm] + (f", noise {noise:g}" if norm == "noisy" else "")
 
 
 # ----------------------------------------------------------------------------------------
@@ -148,30 +188,60 @@ def compute_gradient_walk(step=150, largest_multiple=4.0):
 def draw_gradient_walk(result):
     """Left: the loss at w - eta g against eta, with the gradient's own prediction
     L(w) - eta ||g||^2 dashed. Right: how far the gradient has turned, ||grad(w - eta g) - g||."""
+    figure = _build_gradient_walk(result["lr"])
+    update_gradient_walk(figure, result)
+    return figure
+
+
+def _build_gradient_walk(lr):
+    """The walk figure without data: per network a loss line, its dashed prediction and a
+    gradient-change line, and a dotted mark at one learning rate ``lr``; kept in
+    ``figure._panel_artists``."""
     import matplotlib.pyplot as plt
 
     with _style():
         figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
         figure.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.85, wspace=0.25)
-        for norm, probe in result["probes"].items():
-            eta = np.r_[0.0, probe.step_sizes]
+        lines = {}
+        for norm in ("none", "batch"):
             color = COLORS[norm]
-            left.plot(eta, np.r_[probe.loss0, probe.losses], "o-", ms=3, color=color)
-            left.plot(eta, probe.loss0 - eta * probe.grad_norm ** 2, "--", color=color, lw=1)
-            right.plot(eta, np.r_[0.0, probe.grad_changes], "o-", ms=3, color=color,
-                       label=f"{LABELS[norm]} (smoothness {probe.smoothness:.2f})")
-        top = max(max(p.loss0, p.losses.max()) for p in result["probes"].values())
-        left.set(xlabel="step size eta", ylabel="training loss at w - eta g",
-                 ylim=(0, 1.15 * top),
-                 title=f"loss along the gradient at step {result['step']}\n"
-                       "(dashed: the gradient's prediction L(w) - eta ||g||^2)")
+            lines[norm] = dict(loss=left.plot([], [], "o-", ms=3, color=color)[0],
+                               prediction=left.plot([], [], "--", color=color, lw=1)[0],
+                               change=right.plot([], [], "o-", ms=3, color=color)[0])
+        left.set(xlabel="step size eta", ylabel="training loss at w - eta g")
         right.set(xlabel="step size eta", ylabel="|| grad(w - eta g) - g ||",
                   title="how much the gradient changes\n(gray: no BN, blue: BN)")
-        right.legend(loc="upper left")
-        if result["lr"] <= result["step_sizes"][-1]:
-            for ax in (left, right):
-                ax.axvline(result["lr"], color="k", lw=0.6, ls=":")
+        legend = right.legend([lines[norm]["change"] for norm in lines], ["", ""],
+                              loc="upper left")
+        lr_marks = [ax.axvline(lr, color="k", lw=0.6, ls=":") for ax in (left, right)]
+    figure._panel_artists = dict(lines=lines, legend=legend, lr_marks=lr_marks)
     return figure
+
+
+def update_gradient_walk(figure, result):
+    """Put a ``compute_gradient_walk`` result into a figure made by ``draw_gradient_walk`` (the
+    panel's ``update``); the axes are fitted to the new curves as a fresh figure would be."""
+    artists = figure._panel_artists
+    probes = result["probes"]
+    for (norm, lines), text in zip(artists["lines"].items(), artists["legend"].get_texts()):
+        probe = probes[norm]
+        eta = np.r_[0.0, probe.step_sizes]
+        lines["loss"].set_data(eta, np.r_[probe.loss0, probe.losses])
+        lines["prediction"].set_data(eta, probe.loss0 - eta * probe.grad_norm ** 2)
+        lines["change"].set_data(eta, np.r_[0.0, probe.grad_changes])
+        text.set_text(f"{LABELS[norm]} (smoothness {probe.smoothness:.2f})")
+    for mark in artists["lr_marks"]:  # the learning rate, if the walk reaches it
+        mark.set_xdata([result["lr"], result["lr"]])
+        mark.set_visible(result["lr"] <= result["step_sizes"][-1])
+    left, right = figure.axes
+    top = max(max(p.loss0, p.losses.max()) for p in probes.values())
+    with _style():
+        left.set_title(f"loss along the gradient at step {result['step']}\n"
+                       "(dashed: the gradient's prediction L(w) - eta ||g||^2)")
+    left.set_ylim(0, 1.15 * top)
+    for ax in (left, right):
+        ax.relim(visible_only=True)
+        ax.autoscale_view()
 
 
 def draw_landscape(landscapes: dict):
@@ -232,42 +302,92 @@ def draw_batch_size(result):
     """Left: test error against the number of examples behind each BN statistic (GroupNorm and
     LayerNorm: flat, their statistics never mix examples). Right: the training-mode mean that
     normalizes each test image, against the running mean eval mode uses."""
+    figure = _build_batch_size()
+    update_batch_size(figure, result)
+    return figure
+
+
+#: The histogram of normalizing means: this many bins between the smallest and largest mean.
+MEAN_BINS = 40
+
+
+def _build_batch_size():
+    """The batch-size figure without data: an error line per normalization, a ring for the
+    chosen setting, a histogram (one outline, ``ax.stairs``) and the eval-mode mean; kept in
+    ``figure._panel_artists``."""
     import matplotlib.pyplot as plt
 
     sizes = np.array(why.BATCH_SIZES)
     with _style():
         figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.0))
         figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
-        for norm in why.SIZE_NORMS:
-            xs = [s for s in sizes if (norm, s) in result["points"]]
-            if not xs:
-                continue
-            errors = [np.mean(result["points"][(norm, s)]) for s in xs]
-            left.plot(xs, np.array(errors) * 100, "o-", ms=4, color=COLORS[norm], label=LABELS[norm],
-                      lw=2.2 if norm == result["norm"] else 1.0)
-        chosen = result["run"]
-        left.plot([result["batch_size"]], [chosen.test_error * 100], "o", ms=11, mfc="none",
-                  color="k", label="this setting")
+        errors = {norm: left.plot([], [], "o-", ms=4, color=COLORS[norm], label=LABELS[norm])[0]
+                  for norm in why.SIZE_NORMS}
+        chosen = left.plot([], [], "o", ms=11, mfc="none", color="k", label="this setting")[0]
         left.set_xscale("log", base=2)
         left.set_xticks(sizes, [str(s) for s in sizes])
-        left.set(xlabel="examples per BN statistic (batch size)", ylabel="test error (%)",
-                 title=f"{MODEL_NAMES[result['model_kind']]}, seed 0")
-        left.set_ylim(bottom=0)
-        left.legend(loc="upper right")
+        left.set_xlim(sizes[0] / 1.25, sizes[-1] * 1.25)  # every batch size, whatever has run
+        left.set(xlabel="examples per BN statistic (batch size)", ylabel="test error (%)")
 
-        means = result["means"]
-        per_image = means["per_image"]
-        right.hist(per_image, bins=40, color=COLORS[result["norm"]], alpha=0.7)
-        if means["eval_mean"] is not None:
-            right.axvline(means["eval_mean"], color="k", lw=1.2, label="running mean (eval mode)")
-            right.legend(loc="upper right")
-            what = f"BN over groups of {result['batch_size']}"
-        else:
-            what = f"{LABELS[result['norm']]}: each image's own statistics"
-        right.set(xlabel="mean that normalizes an image, layer 1, channel 0",
-                  ylabel="test images",
-                  title=f"{what} ({means['values_per_statistic']} values each)")
+        histogram = right.stairs(np.zeros(MEAN_BINS), np.arange(MEAN_BINS + 1.0), fill=True,
+                                 alpha=0.7)
+        eval_mean = right.axvline(0, color="k", lw=1.2, label="running mean (eval mode)")
+        eval_legend = right.legend(loc="upper right")
+        right.set(xlabel="mean that normalizes an image, layer 1, channel 0", ylabel="test images")
+    figure._panel_artists = dict(errors=errors, chosen=chosen, histogram=histogram,
+                                 eval_mean=eval_mean, eval_legend=eval_legend)
     return figure
+
+
+def update_batch_size(figure, result):
+    """Put a ``compute_batch_size`` result into a figure made by ``draw_batch_size`` (the panel's
+    ``update``); the axes are fitted to the new data as a fresh figure would be."""
+    artists = figure._panel_artists
+    left, right = figure.axes
+    with _style():
+        _show_errors(left, artists, result)
+        _show_means(right, artists, result)
+
+
+def _show_errors(ax, artists, result):
+    """Left plot: the mean test error of every run made so far, per normalization and size,
+    the chosen normalization's line thick, the chosen setting ringed; legend for what is shown."""
+    shown = []
+    for norm, line in artists["errors"].items():
+        sizes = [s for s in why.BATCH_SIZES if (norm, s) in result["points"]]
+        errors = [100 * np.mean(result["points"][(norm, s)]) for s in sizes]
+        line.set_data(sizes, errors)
+        line.set_linewidth(2.2 if norm == result["norm"] else 1.0)
+        line.set_visible(bool(sizes))
+        if sizes:
+            shown.append(line)
+    artists["chosen"].set_data([result["batch_size"]], [100 * result["run"].test_error])
+    ax.legend(handles=[*shown, artists["chosen"]], loc="upper right")
+    ax.set_title(f"{MODEL_NAMES[result['model_kind']]}, seed 0")
+    ax.set_autoscaley_on(True)
+    ax.relim(visible_only=True)
+    ax.autoscale_view(scalex=False)
+    ax.set_ylim(bottom=0)
+
+
+def _show_means(ax, artists, result):
+    """Right plot: the histogram of the means that normalize each test image, and for BN the
+    running mean that eval mode uses instead."""
+    means = result["means"]
+    counts, edges = np.histogram(means["per_image"], bins=MEAN_BINS)
+    artists["histogram"].set_data(counts, edges)
+    artists["histogram"].set_facecolor(COLORS[result["norm"]])
+    has_eval_mean = means["eval_mean"] is not None
+    if has_eval_mean:
+        artists["eval_mean"].set_xdata([means["eval_mean"], means["eval_mean"]])
+        what = f"BN over groups of {result['batch_size']}"
+    else:
+        what = f"{LABELS[result['norm']]}: each image's own statistics"
+    artists["eval_mean"].set_visible(has_eval_mean)
+    artists["eval_legend"].set_visible(has_eval_mean)
+    ax.set_title(f"{what} ({means['values_per_statistic']} values each)")
+    ax.relim(visible_only=True)
+    ax.autoscale_view()
 
 
 def draw_batch_size_sweep(sweeps: dict):
@@ -297,18 +417,20 @@ def draw_batch_size_sweep(sweeps: dict):
 
 
 PANELS = [
-    Panel("noisy BN: how much noise after every BN layer", compute_noisy_bn, draw_noisy_bn, [
+    Panel("noisy BN: how much noise after every BN layer", compute_noisy_bn, draw_noisy_bn,
+          update=update_noisy_bn, controls=[
         Control("noise", "float", why.NOISE, low=0.0, high=2.0, step=0.25,
                 description="noise after BN", test_values=(0.0, 2.0)),
     ]),
     Panel("the loss along the gradient, with and without BN", compute_gradient_walk,
-          draw_gradient_walk, [
+          draw_gradient_walk, update=update_gradient_walk, controls=[
         Control("step", "int", 150, low=0, high=why.MLP_STEPS, step=50,
                 description="checkpoint (step)", test_values=(0, why.MLP_STEPS)),
         Control("largest_multiple", "choice", 4.0, options=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
                 description="largest step / learning rate", test_values=(0.5, 16.0)),
     ]),
-    Panel("batch size: BN, GroupNorm, LayerNorm", compute_batch_size, draw_batch_size, [
+    Panel("batch size: BN, GroupNorm, LayerNorm", compute_batch_size, draw_batch_size,
+          update=update_batch_size, controls=[
         Control("model_kind", "choice", "mlp", options=("mlp", "cnn"), description="network"),
         Control("norm", "choice", "batch", options=why.SIZE_NORMS, description="normalization",
                 test_values=("batch", "layer")),
