@@ -177,7 +177,10 @@ def compute_gradient_walk(step=150, largest_multiple=4.0):
     probes = {}
     for norm in ("none", "batch"):
         run = why.train_mlp(norm, seed=0, activation="relu", track=False, progress=False)
-        full = why.landscape_probe(run, WALK_MULTIPLES, probe_size=WALK_IMAGES, steps=(step,)).probes[0]
+        # Every checkpoint is probed at once (the whole walk costs under a second, paid on the
+        # widget's first draw) and remembered, so that moving the slider only looks it up.
+        landscape = why.landscape_probe(run, WALK_MULTIPLES, probe_size=WALK_IMAGES)
+        full = landscape.probes[int(np.flatnonzero(landscape.steps == step)[0])]
         probes[norm] = why.Probe(step_sizes=full.step_sizes[shown], loss0=full.loss0,
                                  grad_norm=full.grad_norm, losses=full.losses[shown],
                                  grad_changes=full.grad_changes[shown])
