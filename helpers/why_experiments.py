@@ -60,6 +60,7 @@ __all__ = [
     "looking_only",
     "mnist_subset",
     "model_loss_and_gradient",
+    "noise_sweep",
     "normalizing_means",
     "probe_along_gradient",
     "remembered_size_runs",
@@ -502,6 +503,20 @@ def _train_mlp(norm, noise, seed, steps, lr, batch_size, activation, record_ever
                   train_loss=np.array(losses),
                   unit_percentiles=np.array(percentiles).reshape(-1, len(TRACKED_QUANTILES)),
                   checkpoints=checkpoints, seconds=time.perf_counter() - started, key=key)
+
+
+def noise_sweep(noises, seed: int = 0, steps: int = MLP_STEPS, progress=None) -> dict:
+    """``train_mlp("noisy", noise, seed, steps)`` for every noise in ``noises``, under one
+    progress bar over the runs (a run already made is looked up, not retrained).
+
+    Returns {noise: MLPRun} (noise 0 gives the BN run, as in ``train_mlp``)."""
+    noises = [float(noise) for noise in noises]
+    runs = {}
+    with _progress(len(noises), "noisy BN, one run per noise", progress) as bar:
+        for noise in noises:
+            runs[noise] = train_mlp("noisy", noise=noise, seed=seed, steps=steps, progress=False)
+            bar.update(1)
+    return runs
 
 
 # ----------------------------------------------------------------------------------------

@@ -198,6 +198,16 @@ def test_noisy_bn_run_really_shifts_the_unit_more_than_bn():
     assert why.train_mlp("noisy", noise=0.0, steps=20) is bn  # noise 0 is BN itself
 
 
+def test_noise_sweep_trains_each_noise_once_and_shares_the_runs_with_train_mlp():
+    """The notebook trains the noisy-BN slider's noises with noise_sweep: the panel must then
+    find exactly those runs."""
+    runs = why.noise_sweep([0.0, 0.5], steps=5, progress=False)
+    assert list(runs) == [0.0, 0.5]
+    assert runs[0.0] is why.train_mlp("batch", steps=5)  # noise 0 is BN itself
+    assert runs[0.5] is why.train_mlp("noisy", noise=0.5, steps=5)
+    assert why.noise_sweep([0.5], steps=5, progress=False)[0.5] is runs[0.5]
+
+
 def test_train_mlp_rejects_bad_settings():
     with pytest.raises(ValueError, match="norm"):
         why.train_mlp("group", steps=2)
