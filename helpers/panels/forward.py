@@ -9,7 +9,9 @@
 
 Each figure is built once (axes, ticks, what no control changes, empty artists for the rest)
 and then filled from a result: ``draw_*`` builds and fills, ``update_*`` refills the figure a
-panel keeps, so a slider move changes a few artists instead of making a new figure.
+panel keeps, so a slider move changes a few artists instead of making a new figure. What no
+control changes (axes, tick labels, fixed legends) is drawn once and then pasted back by a
+``Backdrop`` (``helpers.panels.backdrop``); the rest lives on see-through ``overlay_axes``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from helpers.bn import batchnorm_forward
 from helpers.forward_demo import SkewedPopulation, batch_estimate_errors, sigmoid, sigmoid_regime
+from helpers.panels.backdrop import Backdrop, overlay_axes
 from helpers.panels.base import Control, Notice, Panel
 
 __all__ = [
@@ -182,43 +185,53 @@ def draw_forward_histograms(result):
 
 
 def _build_forward_figure(result):
-    """The four plots with what no control changes (the population, the noise curves, axes
-    and ticks: only those entries of ``result`` are used) and empty artists for the rest, kept
-    in ``figure.artists_to_update`` for ``update_forward_histograms`` to fill."""
+    """The four plots with what no control changes (the population, the noise curves: only
+    those entries of ``result`` are used) and empty artists for the rest, in two layers.
+
+    The still layer: three axes with their ticks, the noise curves, the x label and the
+    noise plot's legend; a ``Backdrop`` draws it once and pastes it back on later draws. The
+    moving layer: the output plot's axes (its x range follows gamma and beta), and on each
+    axes a see-through ``overlay_axes`` with the histograms, the lines, the titles and the
+    legends whose words change. The artists that change are kept in
+    ``figure.artists_to_update`` for ``update_forward_histograms`` to fill.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, FormatStrFormatter, MaxNLocator, NullLocator
 
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(2, 2, figsize=(9.2, 5.6))
+        fig.subplots_adjust(left=0.04, right=0.98, bottom=0.09, top=0.95, wspace=0.14, hspace=0.32)
         (ax_in, ax_hat), (ax_out, ax_noise) = axes
-        a = SimpleNamespace(ax_in=ax_in, ax_hat=ax_hat, ax_out=ax_out, ax_noise=ax_noise)
+        a = SimpleNamespace(ax_in=ax_in, ax_hat=ax_hat, ax_out=ax_out, ax_noise=ax_noise,
+                            moving_in=overlay_axes(ax_in), moving_hat=overlay_axes(ax_hat),
+                            moving_out=overlay_axes(ax_out), moving_noise=overlay_axes(ax_noise))
 
         # 1. the input batch against its population
-        a.in_bars, a.in_rug = _histogram(ax_in, "#9ecae1")
+        a.in_bars, a.in_rug = _histogram(a.moving_in, "#9ecae1")
         grid, density = result["population_curve"]
-        ax_in.plot(grid, density, color="#555", lw=1.2, label="population")
-        ax_in.axvline(result["population_mean"], color="#555", ls="--", lw=1.2,
-                      label=f"population mean {_number(result['population_mean'])}")
-        a.batch_mean = ax_in.axvline(0, color="#d62728", lw=1.6, label="batch mean")
-        a.in_legend = ax_in.legend(loc="upper right", fontsize=7.5, frameon=False)
+        a.moving_in.plot(grid, density, color="#555", lw=1.2, label="population")
+        a.moving_in.axvline(result["population_mean"], color="#555", ls="--", lw=1.2,
+                            label=f"population mean {_number(result['population_mean'])}")
+        a.batch_mean = a.moving_in.axvline(0, color="#d62728", lw=1.6, label="batch mean")
+        a.in_legend = a.moving_in.legend(loc="upper right", fontsize=7.5, frameon=False)
         ax_in.set_yticks([])
 
         # 2. x_hat: centred and scaled, but exactly as skewed as the input
-        a.hat_bars, a.hat_rug = _histogram(ax_hat, "#a1d99b")
-        ax_hat.axvline(0, color="#d62728", lw=1.6)
-        a.bounds = [ax_hat.axvline(0, color="#777", ls=":", lw=1.2) for _ in range(2)]
-        a.bound_text = ax_hat.text(0, 0.92, " |x̂| ≤ √(m−1)", fontsize=7.5, color="#555",
-                                   transform=ax_hat.get_xaxis_transform())
+        a.hat_bars, a.hat_rug = _histogram(a.moving_hat, "#a1d99b")
+        a.moving_hat.axvline(0, color="#d62728", lw=1.6)
+        a.bounds = [a.moving_hat.axvline(0, color="#777", ls=":", lw=1.2) for _ in range(2)]
+        a.bound_text = a.moving_hat.text(0, 0.92, " |x̂| ≤ √(m−1)", fontsize=7.5, color="#555",
+                                         transform=a.moving_hat.get_xaxis_transform())
         ax_hat.set_yticks([])
 
         # 3. the output: the x_hat histogram, stretched by gamma and moved by beta
-        a.beta = ax_out.axvline(0, color="#d62728", lw=1.6)
-        a.out_bars, a.out_rug = _histogram(ax_out, "#fdae6b")
-        a.spread = [ax_out.axvline(0, color="#d62728", ls=":", lw=1.2) for _ in range(2)]
+        a.beta = a.moving_out.axvline(0, color="#d62728", lw=1.6)
+        a.out_bars, a.out_rug = _histogram(a.moving_out, "#fdae6b")
+        a.spread = [a.moving_out.axvline(0, color="#d62728", ls=":", lw=1.2) for _ in range(2)]
         a.spread_key = Line2D([], [], color="#d62728", ls=":", lw=1.2)
-        a.forgotten = ax_out.text(0.02, 0.8, "the input is forgotten:\nno information, and no gradient to x",
-                                  transform=ax_out.transAxes, fontsize=8, color="#555")
+        a.forgotten = a.moving_out.text(0.02, 0.8, "the input is forgotten:\nno information, and no gradient to x",
+                                        transform=a.moving_out.transAxes, fontsize=8, color="#555")
         ax_out.set_yticks([])
         ax_out.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 4, 5, 10]))  # -8, -4, ..., 8
 
@@ -228,8 +241,8 @@ def _build_forward_figure(result):
         ax_noise.loglog(sizes, noise["mean_rmse"], "o-", ms=3, color="#d62728", label="batch mean: typical error")
         ax_noise.loglog(sizes, noise["std_rmse"], "s-", ms=3, color="#3182bd", label="batch std: typical error")
         ax_noise.loglog(sizes, 1 / np.sqrt(sizes), "--", color="#555", lw=1, label="1/√m")
-        a.size_line = ax_noise.axvline(sizes[0], color="#999", lw=1)
-        a.mean_star, = ax_noise.plot([sizes[0]], [1.0], "*", ms=11, color="#d62728", label="this batch's mean")
+        a.size_line = a.moving_noise.axvline(sizes[0], color="#999", lw=1)
+        a.mean_star, = a.moving_noise.plot([sizes[0]], [1.0], "*", ms=11, color="#d62728")
         # plain tick labels, no minor ticks: log axes' default labels are slow to typeset
         ax_noise.xaxis.set_major_locator(FixedLocator([2, 4, 8, 16, 32, 64, 128, 256]))
         ax_noise.yaxis.set_major_locator(FixedLocator([0.01, 0.03, 0.1, 0.3, 1.0]))
@@ -238,10 +251,15 @@ def _build_forward_figure(result):
             axis.set_major_formatter(FormatStrFormatter("%g"))
         ax_noise.set_ylim(0.008, 2)
         ax_noise.set_xlabel("batch size m (error in units of the population std)")
-        ax_noise.legend(loc="lower left", fontsize=7.5, frameon=False)
+        curves = ax_noise.get_lines()
+        ax_noise.legend([*curves, a.mean_star], [line.get_label() for line in curves] + ["this batch's mean"],
+                        loc="lower left", fontsize=7.5, frameon=False)
         for ax in axes.flat:
             _fix_label_place(ax)
-        fig.subplots_adjust(left=0.04, right=0.98, bottom=0.09, top=0.95, wspace=0.14, hspace=0.32)
+    # the output plot's x range follows gamma and beta: that axes is drawn anew on each move
+    a.still_axes = [ax_in, ax_hat, ax_noise]
+    a.still_limits = None  # the x limits the backdrop was drawn with
+    a.backdrop = Backdrop(fig, a.still_axes)
     fig.artists_to_update = a
     return fig
 
@@ -260,8 +278,8 @@ def update_forward_histograms(figure, result):
         _set_limits(a.ax_in, edges[0], edges[-1], max(tallest, density.max()))
         a.batch_mean.set_xdata([r["batch_mean"]] * 2)
         a.in_legend.get_texts()[2].set_text(f"batch mean {_number(r['batch_mean'])}")
-        _title(a.ax_in, f"input batch, m = {m}: std {_number(r['batch_std'])} "
-                          f"(population {_number(r['population_std'])}, {r['std_error']:+.0%})")
+        _title(a.moving_in, f"input batch, m = {m}: std {_number(r['batch_std'])} "
+                            f"(population {_number(r['population_std'])}, {r['std_error']:+.0%})")
 
         # 2. x_hat: centred and scaled, but exactly as skewed as the input
         hat_edges = _edges(r["x_hat"], -3.0, 6.0, 0.25)
@@ -273,8 +291,8 @@ def update_forward_histograms(figure, result):
             line.set_visible(bound <= 3)
         a.bound_text.set_x(bound)
         a.bound_text.set_visible(bound <= 3)
-        _title(a.ax_hat, f"x̂ = (x − {_number(r['batch_mean'])})/√({_number(r['batch_std'] ** 2, 3)} + ε): "
-                           "mean 0, std 1, same shape")
+        _title(a.moving_hat, f"x̂ = (x − {_number(r['batch_mean'])})/√({_number(r['batch_std'] ** 2, 3)} + ε): "
+                             "mean 0, std 1, same shape")
 
         # 3. the output: the x_hat histogram, stretched by gamma and moved by beta
         a.beta.set_xdata([beta] * 2)
@@ -285,27 +303,38 @@ def update_forward_histograms(figure, result):
             a.ax_out.set_ylim(0, 1.05 * tallest)
             for sign, line in zip((-1, 1), a.spread):
                 line.set_xdata([beta + sign * abs(gamma)] * 2)
-            _title(a.ax_out, f"y = {_number(gamma)}·x̂ + {_number(beta)}: "
-                               f"mean {_number(r['output_mean'])}, std {_number(r['output_std'], 3)}")
+            _title(a.moving_out, f"y = {_number(gamma)}·x̂ + {_number(beta)}: "
+                                 f"mean {_number(r['output_mean'])}, std {_number(r['output_std'], 3)}")
         else:
             a.out_rug.set_data(r["y"], np.zeros_like(r["y"]))
             a.ax_out.set_ylim(-1, 1)  # the outputs, all equal, in the middle
-            _title(a.ax_out, f"γ = 0: every output equals β = {_number(beta)}")
+            _title(a.moving_out, f"γ = 0: every output equals β = {_number(beta)}")
         a.out_rug.set_alpha(0.6 if stretched else None)
         for artist in (a.out_bars, *a.spread):
             artist.set_visible(stretched)
         a.forgotten.set_visible(not stretched)
-        a.ax_out.legend(handles=[a.beta, a.spread_key] if stretched else [a.beta],
-                        labels=[a.beta.get_label(), "β ± |γ|"][:2 if stretched else 1],
-                        loc="upper right", fontsize=7.5, frameon=False)
+        a.moving_out.legend(handles=[a.beta, a.spread_key] if stretched else [a.beta],
+                            labels=[a.beta.get_label(), "β ± |γ|"][:2 if stretched else 1],
+                            loc="upper right", fontsize=7.5, frameon=False)
         low, high = min(-9.0, float(r["y"].min()) - 0.5), max(9.0, float(r["y"].max()) + 0.5)
         a.ax_out.set_xlim(low, high)
 
         # 4. how far off a batch of this size is
         a.size_line.set_xdata([m] * 2)
         a.mean_star.set_data([m], [max(r["mean_error"], 0.01)])
-        _title(a.ax_noise, f"this batch's mean is off by {_number(r['mean_error'])}σ "
-                             f"(typical at m = {m}: {_number(r['typical_mean_error'])}σ)")
+        _title(a.moving_noise, f"this batch's mean is off by {_number(r['mean_error'])}σ "
+                               f"(typical at m = {m}: {_number(r['typical_mean_error'])}σ)")
+    _forget_if_limits_changed(a)
+
+
+def _forget_if_limits_changed(a):
+    """The x limits are the only part of the still layer a result changes (the histograms'
+    y axes have no ticks): when they differ from the ones the backdrop was drawn with, the
+    backdrop draws the still layer again."""
+    limits = [ax.get_xlim() for ax in a.still_axes]
+    if limits != a.still_limits:
+        a.still_limits = limits
+        a.backdrop.forget()
 
 
 @lru_cache(maxsize=1)
@@ -347,38 +376,44 @@ def draw_sigmoid_regime(result):
 
 
 def _build_sigmoid_figure():
-    """The sigmoid, axes and ticks, and empty artists for what the controls change (kept in
-    ``figure.artists_to_update`` for ``update_sigmoid_regime`` to fill)."""
+    """The axes, ticks and labels, and empty artists for what the controls change, in two
+    layers: the two still axes, drawn once by a ``Backdrop``; over them the moving layer, a
+    histogram axes behind the sigmoid (its own y scale) and see-through ``overlay_axes`` with
+    the curves, the legends and the titles. The artists that change are kept in
+    ``figure.artists_to_update`` for ``update_sigmoid_regime`` to fill."""
     import matplotlib.pyplot as plt
 
     with plt.rc_context(STYLE):
         fig, (ax_curve, ax_slope) = plt.subplots(1, 2, figsize=(9.2, 3.0))
+        fig.subplots_adjust(left=0.05, right=0.98, bottom=0.16, top=0.9, wspace=0.08)
         ax_hist = ax_curve.twinx()
-        a = SimpleNamespace(ax_curve=ax_curve, ax_hist=ax_hist, ax_slope=ax_slope)
+        a = SimpleNamespace(ax_curve=ax_curve, ax_hist=ax_hist, ax_slope=ax_slope,
+                            moving_slope=overlay_axes(ax_slope))
         a.z_bars = ax_hist.stairs(np.zeros(len(Z_EDGES) - 1), Z_EDGES, fill=True, color="#c6dbef")
         ax_hist.set_yticks([])
-        ax_curve.set_zorder(ax_hist.get_zorder() + 1)
-        ax_curve.patch.set_visible(False)
-        ax_curve.plot(SIGMOID_GRID, sigmoid(SIGMOID_GRID), color="#333", lw=1.5)
-        a.straight, = ax_curve.plot([], [], color="#d62728", lw=2, label="best straight line")
+        a.moving_curve = overlay_axes(ax_curve)  # made after ax_hist, so drawn over it
+        a.moving_curve.plot(SIGMOID_GRID, sigmoid(SIGMOID_GRID), color="#333", lw=1.5)
+        a.straight, = a.moving_curve.plot([], [], color="#d62728", lw=2, label="best straight line")
         ax_curve.set_xlim(-10, 10)
         ax_curve.set_ylim(-0.05, 1.05)
         ax_curve.set_xticks([-10, -5, 0, 5, 10])  # few tick labels: each costs time on every redraw
         ax_curve.set_yticks([0, 0.5, 1])
         ax_curve.set_xlabel("z = γ·x̂ + β")
-        a.curve_legend = ax_curve.legend(loc="upper left", fontsize=7.5, frameon=False)
+        a.curve_legend = a.moving_curve.legend(loc="upper left", fontsize=7.5, frameon=False)
 
-        a.slope_bars = ax_slope.stairs(np.zeros(len(SLOPE_EDGES) - 1), SLOPE_EDGES, fill=True, color="#fdae6b")
-        a.mean_slope = ax_slope.axvline(0, color="#d62728", lw=1.6, label="mean σ'(z)")
-        ax_slope.axvline(0.01, color="#777", ls=":", lw=1.2, label="saturated (σ' < 0.01)")
+        a.slope_bars = a.moving_slope.stairs(np.zeros(len(SLOPE_EDGES) - 1), SLOPE_EDGES, fill=True,
+                                             color="#fdae6b")
+        a.mean_slope = a.moving_slope.axvline(0, color="#d62728", lw=1.6, label="mean σ'(z)")
+        a.moving_slope.axvline(0.01, color="#777", ls=":", lw=1.2, label="saturated (σ' < 0.01)")
         ax_slope.set_xlim(0, 0.26)
         ax_slope.set_xticks([0, 0.05, 0.1, 0.15, 0.2, 0.25], ["0", "0.05", "0.1", "0.15", "0.2", "0.25"])
         ax_slope.set_xlabel("σ'(z) at the inputs (0.25 at most)")
         ax_slope.set_yticks([])
-        a.slope_legend = ax_slope.legend(loc="upper center", fontsize=7.5, frameon=False)
+        a.slope_legend = a.moving_slope.legend(loc="upper center", fontsize=7.5, frameon=False)
         for ax in (ax_curve, ax_slope):
             _fix_label_place(ax)
-        fig.subplots_adjust(left=0.05, right=0.98, bottom=0.16, top=0.9, wspace=0.08)
+    # nothing in the still layer depends on a result: the y limits that change have no ticks
+    a.backdrop = Backdrop(fig, [ax_curve, ax_slope])
     fig.artists_to_update = a
     return fig
 
@@ -398,7 +433,7 @@ def update_sigmoid_regime(figure, result):
         slope, intercept = np.polyfit(z, sigmoid(z), 1)
         a.straight.set_data(inside, slope * inside + intercept)
         a.curve_legend.get_texts()[0].set_text(f"best straight line: R² = {r['linear_r2']:.3f}")
-        _title(a.ax_curve, f"σ(z) over the inputs (γ = {r['gamma']:.2f}, β = {r['beta']:.2f})")
+        _title(a.moving_curve, f"σ(z) over the inputs (γ = {r['gamma']:.2f}, β = {r['beta']:.2f})")
 
         slopes = sigmoid(z) * (1 - sigmoid(z))
         counts, _ = np.histogram(slopes, bins=SLOPE_EDGES)
@@ -408,7 +443,7 @@ def update_sigmoid_regime(figure, result):
         mean_text.set_text(f"mean σ'(z) = {r['mean_slope']:.3f}")
         saturated_text.set_text(f"saturated (σ' < 0.01): {r['saturated_fraction']:.0%}")
         a.ax_slope.set_ylim(0, 1.05 * counts.max())
-        _title(a.ax_slope, r["verdict"])
+        _title(a.moving_slope, r["verdict"])
 
 
 PANELS = [
