@@ -192,7 +192,7 @@ def test_a_step_lost_to_rounding_is_a_notice():
 def test_finite_difference_panel_draws_with_the_current_h_marked():
     result = compute_finite_difference_panel(1e-3, "float32")
     figure = draw_finite_difference_panel(result)
-    assert "h = 1.0e-03" in figure.axes[0].get_title()
+    assert "h = 1.0e-03" in figure.artists_to_update.moving.get_title()  # the moving layer's axes
     plt.close(figure)
 
 
@@ -211,7 +211,7 @@ def test_panels_redraw_their_figure_in_place():
     plt.close(figure)
     figure = draw_finite_difference_panel(compute_finite_difference_panel(1e-5, "float64"))
     PANELS[1].update(figure, compute_finite_difference_panel(1e-2, "float32"))
-    assert figure.axes[0].get_title().startswith("float32, h = 1.0e-02")
+    assert figure.artists_to_update.moving.get_title().startswith("float32, h = 1.0e-02")
     plt.close(figure)
 
 

@@ -8,7 +8,9 @@
 The computations live in ``helpers.backward_demo``; these functions only arrange and draw them.
 Each figure is built once (axes, ticks, what no control changes, empty artists for the rest)
 and then filled from a result: ``draw_*`` builds and fills, ``update_*`` refills the figure a
-panel keeps, so a slider move changes a few artists instead of making a new figure.
+panel keeps, so a slider move changes a few artists instead of making a new figure. What no
+control changes (axes, tick labels, guides) is drawn once and then pasted back by a
+``Backdrop`` (``helpers.panels.backdrop``); the rest lives on see-through ``overlay_axes``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from helpers.backward_demo import (
 )
 from helpers.bn import batchnorm_backward
 from helpers.gradcheck import CORRECT_BELOW, WRONG_ABOVE, verdict
+from helpers.panels.backdrop import Backdrop, overlay_axes
 from helpers.panels.base import Control, Notice, Panel
 
 __all__ = [
@@ -139,7 +142,12 @@ def draw_pattern_check(result):
 def _build_pattern_figure(names):
     """Axes, ticks, thresholds and one bar and one label per backward pass (``names``, the
     correct one first), all empty; ``update_pattern_check`` fills them from a result, using
-    the artists kept in ``figure.artists_to_update``."""
+    the artists kept in ``figure.artists_to_update``.
+
+    The bar chart's axes (ticks, the backward passes' names, thresholds) are the still layer,
+    drawn once by a ``Backdrop``; the bars, their labels and the title are on a see-through
+    ``overlay_axes`` over it. The upstream gradient's axes is drawn on every move: its rows
+    (and their ticks) follow the batch size."""
     import matplotlib.pyplot as plt
 
     fig, (ax_dout, ax_bars) = plt.subplots(1, 2, figsize=(9.5, 3.4),
@@ -153,9 +161,10 @@ def _build_pattern_figure(names):
     _fix_label_places(ax_dout, below=18, left=19.6)  # room for two-digit example numbers
 
     positions = np.arange(len(names))[::-1]
-    a.bars = ax_bars.barh(positions, np.ones(len(names)), color=VERDICT_COLORS["correct"], height=0.6)
-    a.labels = [ax_bars.text(1, position, "", va="center", fontsize=8) for position in positions]
     ax_bars.set_xscale("log")
+    a.moving_bars = overlay_axes(ax_bars)
+    a.bars = a.moving_bars.barh(positions, np.ones(len(names)), color=VERDICT_COLORS["correct"], height=0.6)
+    a.labels = [a.moving_bars.text(1, position, "", va="center", fontsize=8) for position in positions]
     ax_bars.set_xlim(1e-16, 1e5)
     ax_bars.axvspan(1e-16, CORRECT_BELOW, color=VERDICT_COLORS["correct"], alpha=0.07)
     ax_bars.axvspan(WRONG_ABOVE, 1e5, color=VERDICT_COLORS["WRONG"], alpha=0.07)
@@ -169,6 +178,8 @@ def _build_pattern_figure(names):
     _fix_label_places(ax_bars, below=18.5)
     a.note = fig.text(0.5, 0.985, "", ha="center", va="top", fontsize=8, color="#8a5a00")
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, wspace=0.55)
+    a.moving_bars.set_position(ax_bars.get_position())
+    a.backdrop = Backdrop(fig, [ax_bars])
     fig.artists_to_update = a
     return fig
 
@@ -206,9 +217,11 @@ def update_pattern_check(figure, result):
     else:
         title = (f"the correct one scores {result['worst'][CORRECT_NAME]:.0e} too: only "
                  f"{len(result['caught'])} of {broken} broken ones are 10x worse")
-    _title(a.ax_bars, title, fontsize=9.5)
+    _title(a.moving_bars, title, fontsize=9.5)
     a.note.set_text(result["note"])
     figure.subplots_adjust(top=0.78 if result["note"] else 0.86)  # room for the note above
+    # the overlay follows its axes (the backdrop notices the move and draws the axes again)
+    a.moving_bars.set_position(a.ax_bars.get_position())
 
 
 # ----------------------------------------------------------------------------------------
@@ -273,15 +286,22 @@ def _build_finite_difference_figure(result):
     """Everything that does not depend on h or the precision chosen (both curves, the guides,
     the thresholds: only ``result``'s "steps" and "curves" are used) and an empty marker for
     the current h; ``update_finite_difference_panel`` fills in the rest, using the artists
-    kept in ``figure.artists_to_update``."""
+    kept in ``figure.artists_to_update``.
+
+    The axes with its ticks, guides, thresholds and words is the still layer, drawn once by
+    a ``Backdrop``; the two curves (the chosen one stands out), the legend, the marker and the
+    title are on a see-through ``overlay_axes`` over it."""
     import matplotlib.pyplot as plt
 
     steps = result["steps"]
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    a = SimpleNamespace(ax=ax, curves={})
+    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.13, top=0.91)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    a = SimpleNamespace(ax=ax, moving=overlay_axes(ax), curves={})
     for name, errors in result["curves"].items():
-        a.curves[name], = ax.loglog(steps, np.maximum(errors, 1e-16), "o-", color=CURVE_COLORS[name],
-                                    ms=3, label=name)
+        a.curves[name], = a.moving.plot(steps, np.maximum(errors, 1e-16), "o-", color=CURVE_COLORS[name],
+                                        ms=3, label=name)
         best = np.finfo(DTYPES[name]).eps ** (1 / 3)
         ax.axvline(best, color=CURVE_COLORS[name], lw=0.8, ls=":", alpha=0.8)
         ax.text(best, 2e-14, f" ε¹ᐟ³\n ({name})", color=CURVE_COLORS[name], fontsize=7)
@@ -301,14 +321,14 @@ def _build_finite_difference_figure(result):
         ax.axhline(threshold, color="#555", lw=0.8, ls="--")
     ax.text(1.5e-12, CORRECT_BELOW * 0.35, "correct below", fontsize=7, color="#555")
     ax.text(1.5e-12, WRONG_ABOVE * 1.6, "wrong above", fontsize=7, color="#555")
-    a.current, = ax.plot([], [], marker="*", ms=16, markeredgecolor="k", zorder=5)
+    a.current, = a.moving.plot([], [], marker="*", ms=16, markeredgecolor="k", zorder=5)
     ax.set_ylim(1e-14, 10)
     _plain_log_ticks(ax.xaxis, range(-12, 1, 2))
     _plain_log_ticks(ax.yaxis, range(-14, 1, 2))
     ax.set_xlabel("finite-difference step h")
     ax.set_ylabel("relative error of dx")
     _fix_label_places(ax, below=21, left=40.5)
-    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.13, top=0.91)
+    a.backdrop = Backdrop(fig, [ax])
     fig.artists_to_update = a
     return fig
 
@@ -320,10 +340,10 @@ def update_finite_difference_panel(figure, result):
         chosen = name == result["dtype"]
         curve.set_linewidth(2 if chosen else 1)
         curve.set_alpha(1 if chosen else 0.45)
-    a.ax.legend(loc="upper right", fontsize=8)  # made anew: a legend copies the lines' styles
+    a.moving.legend(loc="upper right", fontsize=8)  # made anew: a legend copies the lines' styles
     a.current.set_data([result["h"]], [max(result["error"], 1e-16)])
     a.current.set_color(VERDICT_COLORS[result["verdict"]])
-    _title(a.ax, f"{result['dtype']}, h = {result['h']:.1e}: relative error {result['error']:.1e} "
+    _title(a.moving, f"{result['dtype']}, h = {result['h']:.1e}: relative error {result['error']:.1e} "
                  f"({result['verdict']}, by the float64 thresholds)", fontsize=9.5)
 
 
