@@ -10,7 +10,10 @@ whitened, and runs gradient descent from w = 0 on it.
 A slider move does not build a new figure: ``update_gd_two_features`` gives the lines, limits
 and titles of the figure ``draw_gd_two_features`` made their new data (``draw`` is "make the
 empty artists" + the same filling), and the panel's axes are kept quick to redraw (axis labels
-at fixed places, a log axis with a few plain-text labels).
+at fixed places, a log axis with a few plain-text labels). What depends on the problem only,
+not on the learning rate (the bowl's axes, ticks and labels, the numbers at the foot), is drawn
+once per problem and then pasted back by a ``Backdrop`` (``helpers.panels.backdrop``); the
+path and the contours are on a see-through ``overlay_axes`` over the bowl.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from helpers.input_scaling import (
     whiten,
     zscore,
 )
+from helpers.panels.backdrop import Backdrop, overlay_axes
 from helpers.panels.base import Control, Panel
 
 __all__ = ["PANELS", "compute_gd_two_features", "draw_gd_two_features", "draw_gd_views", "gd_view",
@@ -100,7 +104,9 @@ def draw_gd_views(views, curve: bool = True, width: float = 3.3):
 
 def _gd_figure(count: int, curve: bool, width: float):
     """The axes and the (still empty) artists of ``count`` views and their loss curves; they
-    are kept in ``figure.artists_to_update`` for ``_show_views`` to fill."""
+    are kept in ``figure.artists_to_update`` for ``_show_views`` to fill. Each bowl's lines and
+    title are on a see-through ``overlay_axes`` (``bowl.moving``) over its axes (``bowl.ax``),
+    so that the panel can keep the axes still."""
     import matplotlib.pyplot as plt
 
     columns = count + int(curve)
@@ -108,16 +114,19 @@ def _gd_figure(count: int, curve: bool, width: float):
     axes = axes[0]
     bowls = []
     for ax, color in zip(axes, COLORS[:count]):
-        bowls.append(SimpleNamespace(
-            ax=ax,
-            ellipses=[ax.plot([], [], color="0.75", lw=0.8)[0] for _ in _LEVELS],
-            path=ax.plot([], [], "-", color=color, lw=1.2)[0],
-            dots=ax.plot([], [], ".", color=color, ms=4)[0],
-            start=ax.plot([], [], "o", color="black", ms=5)[0],
-            minimizer=ax.plot([], [], "*", color="crimson", ms=11)[0],
-        ))
         ax.set_aspect("equal")
         ax.tick_params(labelsize=8)
+        moving = overlay_axes(ax)
+        moving.set_aspect("equal")  # shrunk to a square like ax
+        bowls.append(SimpleNamespace(
+            ax=ax,
+            moving=moving,
+            ellipses=[moving.plot([], [], color="0.75", lw=0.8)[0] for _ in _LEVELS],
+            path=moving.plot([], [], "-", color=color, lw=1.2)[0],
+            dots=moving.plot([], [], ".", color=color, ms=4)[0],
+            start=moving.plot([], [], "o", color="black", ms=5)[0],
+            minimizer=moving.plot([], [], "*", color="crimson", ms=11)[0],
+        ))
     loss = None
     if curve:
         ax = axes[-1]
@@ -132,8 +141,15 @@ def _gd_figure(count: int, curve: bool, width: float):
         loss = SimpleNamespace(ax=ax, lines=[ax.plot([], [], color=color)[0] for color in COLORS[:count]])
     fig.subplots_adjust(left=0.6 / (width * columns), right=1 - 0.15 / (width * columns),
                         bottom=0.16, top=0.84, wspace=0.42)
+    _place_overlays(bowls)
     fig.artists_to_update = SimpleNamespace(bowls=bowls, loss=loss)
     return fig
+
+
+def _place_overlays(bowls) -> None:
+    """Put each bowl's overlay exactly over its axes again (after ``subplots_adjust``)."""
+    for bowl in bowls:
+        bowl.moving.set_position(bowl.ax.get_position(original=True))
 
 
 def _show_views(figure, views) -> None:
@@ -162,7 +178,7 @@ def _show_bowl(bowl, view) -> None:
     steps = ("no convergence" if view["diverged"]
              else f"{view['steps']:,} step{'s' if view['steps'] != 1 else ''}")
     cut = f" (first {DRAWN_STEPS:,} drawn)" if view["path_is_cut"] else ""
-    ax.set_title(f"{view['label']}\nκ = {_fmt(view['kappa'])}, {steps}{cut}", fontsize=9, y=1.0,
+    bowl.moving.set_title(f"{view['label']}\nκ = {_fmt(view['kappa'])}, {steps}{cut}", fontsize=9, y=1.0,
                  color="crimson" if view["diverged"] else "black")
 
 
@@ -215,17 +231,25 @@ def compute_gd_two_features(scale_ratio=10.0, learning_rate=10**-1.8, correlatio
 
 def draw_gd_two_features(view):
     """The panel's figure: the bowl and path, the loss curve, the run's status above and the
-    bowl's numbers below."""
+    bowl's numbers below.
+
+    The bowl's axes (ticks, labels) and the numbers at the foot depend on the problem only:
+    they are the still layer, drawn by a ``Backdrop`` once per problem. The loss curve's axes
+    (its range follows the learning rate) and the status are drawn on every move."""
     from matplotlib.ticker import MaxNLocator
 
     figure = draw_gd_views([view], curve=True, width=3.6)
-    bowl, loss = figure.axes
+    artists = figure.artists_to_update
+    bowl, loss = artists.bowls[0].ax, artists.loss.ax
     _few_decades(loss.yaxis)
     loss.xaxis.set_major_locator(MaxNLocator(nbins=4))  # room for labels such as 300000
     _place_axis_labels(bowl, below=19.0, left=30.4)  # clears tick labels such as "−0.5"
     _place_axis_labels(loss, below=19.0, left=28.3)  # and "10⁻⁶"
-    figure.artists_to_update.summary = figure.text(0.5, 0.01, "", ha="center", va="bottom", fontsize=8)
+    artists.summary = figure.text(0.5, 0.01, "", ha="center", va="bottom", fontsize=8)
     figure.subplots_adjust(bottom=0.25, top=0.8)
+    _place_overlays(artists.bowls)
+    artists.backdrop = Backdrop(figure, [bowl, artists.summary])
+    artists.still = None  # what the backdrop was drawn for
     _show_status(figure, view)
     return figure
 
@@ -271,7 +295,12 @@ def update_gd_two_features(figure, view) -> None:
 def _show_status(figure, view) -> None:
     """The run's status as the figure's title, the bowl's numbers at its foot."""
     figure.suptitle(view["status"], fontsize=11, color="crimson" if view["diverged"] else "darkgreen")
-    figure.artists_to_update.summary.set_text(view["summary"])
+    artists = figure.artists_to_update
+    artists.summary.set_text(view["summary"])
+    still = (view["xlim"], view["ylim"], view["names"], view["summary"])
+    if still != artists.still:  # another problem: the backdrop draws the still layer again
+        artists.still = still
+        artists.backdrop.forget()
 
 
 PANELS = [
