@@ -8,6 +8,11 @@ weight scale; test accuracy and training loss against steps, and each run's outc
 The runs come from ``helpers.experiments``: the notebook's sweeps have already made most of
 them, so moving a control usually just reads them. A setting not run yet is trained on the spot
 (two runs of a few hundred steps, a second or two) and remembered.
+
+A slider move redraws the kept figure in place (``update_learning_curves``). The accuracy
+plot's axes (fixed ranges, ticks, labels, the chance line) are drawn once and then pasted back
+by a ``Backdrop`` (``helpers.panels.backdrop``), its curves being on a see-through
+``overlay_axes``; the loss plot, whose range follows the runs, is drawn on every move.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from helpers.experiments import (
     describe,
     run_figure1,
 )
+from helpers.panels.backdrop import Backdrop, overlay_axes
 from helpers.panels.base import Control, Notice, Panel
 
 __all__ = ["PANELS", "compute_learning_curves", "draw_learning_curves", "update_learning_curves"]
@@ -78,19 +84,22 @@ def draw_learning_curves(result):
 
 def _build_learning_curves():
     """The figure without any run in it: axes, reference lines, labels, and an empty line (a
-    hidden marker for a diverged run) per network, kept in ``figure._panel_artists``."""
+    hidden marker for a diverged run) per network, kept in ``figure._panel_artists``. The
+    accuracy axes is the still layer (a ``Backdrop`` draws it once); its curves are on a
+    see-through ``overlay_axes``."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     fig, (ax_accuracy, ax_loss) = plt.subplots(1, 2, figsize=(9.5, 3.7))
     fig.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.33, wspace=0.28)
+    moving_accuracy = overlay_axes(ax_accuracy)
     artists = {}
     for name, color in (("plain", PLAIN_COLOR), ("bn", BN_COLOR)):
         artists[name] = dict(
-            accuracy=ax_accuracy.plot([], [], "-o", color=color, ms=3)[0],
+            accuracy=moving_accuracy.plot([], [], "-o", color=color, ms=3)[0],
             loss=ax_loss.plot([], [], "-o", color=color, ms=3)[0],
             # where a diverged run stopped: a cross on its last accuracy, a line on the loss plot
-            stop_mark=ax_accuracy.plot([], [], "x", color=color, ms=10, mew=2)[0],
+            stop_mark=moving_accuracy.plot([], [], "x", color=color, ms=10, mew=2)[0],
             stop_line=ax_loss.axvline(0, color=color, ls=":", visible=False),
         )
 
@@ -112,6 +121,7 @@ def _build_learning_curves():
                                    ["", ""], loc="lower left", bbox_to_anchor=(0.06, 0.0),
                                    fontsize=8.5, frameon=False)
     artists["title"] = fig.suptitle("", fontsize=9)
+    artists["backdrop"] = Backdrop(fig, [ax_accuracy])  # nothing in it changes with a result
     fig._panel_artists = artists
     return fig
 
