@@ -4,6 +4,11 @@ Each compute function takes its runs from ``helpers.why_experiments``, which rem
 run in the process: after the notebook's experiment cells, moving a control only looks runs
 up; a setting not run yet trains once (an MLP run takes about a second on an idle core, a CNN
 run one or two) and is remembered from then on.
+
+The panels redraw their kept figure in place (``update_*``). Axes whose ranges stay put from
+one move to the next (the noisy-BN accuracy plot, the batch-size error plot) are drawn once
+and then pasted back by a ``Backdrop`` (``helpers.panels.backdrop``), their curves being on a
+see-through ``overlay_axes``; the Backdrop draws them again only when their range changes.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from helpers import why_experiments as why
+from helpers.panels.backdrop import Backdrop, overlay_axes
 from helpers.panels.base import Control, Notice, Panel
 
 __all__ = [
@@ -35,6 +41,15 @@ COLORS = {"none": "#7f7f7f", "batch": "#1f77b4", "noisy": "#ff7f0e", "group": "#
 LABELS = {"none": "no BN", "batch": "BN", "noisy": "noisy BN", "group": "GroupNorm",
           "layer": "LayerNorm"}
 MODEL_NAMES = {"mlp": "Figure 1 MLP (BatchNorm1d)", "cnn": "small CNN (BatchNorm2d)"}
+
+
+def _redraw_still_axes_if_moved(artists):
+    """The still axes (``artists["still_axes"]``, drawn by ``artists["backdrop"]``) are drawn
+    again only when their ranges change (call after fitting the axes to new data)."""
+    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in artists["still_axes"]]
+    if limits != artists.get("still_limits"):
+        artists["still_limits"] = limits
+        artists["backdrop"].forget()
 
 
 def _style():
@@ -89,21 +104,26 @@ def draw_noisy_bn(result):
 def _build_noisy_bn(seed_count):
     """The noisy-BN figure for ``seed_count`` seeds, without data: one accuracy line per
     network and seed (the first seed drawn strong, the others faint), and per network a median
-    line for its unit; kept in ``figure._panel_artists``."""
+    line for its unit; kept in ``figure._panel_artists``. The accuracy axes (its range, labels,
+    title and legend stay put) is the still layer, drawn by a ``Backdrop``; its lines are on a
+    see-through ``overlay_axes``. The three unit plots, whose scale follows the noise, are
+    drawn on every move."""
     import matplotlib.pyplot as plt
 
     with _style():
         figure, axes = plt.subplots(1, 4, figsize=(12, 2.9))
         figure.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.9, wspace=0.2)
         ax = axes[0]
-        accuracy = {norm: [ax.plot([], [], color=COLORS[norm], alpha=1.0 if k == 0 else 0.45,
+        moving = overlay_axes(ax)
+        accuracy = {norm: [moving.plot([], [], color=COLORS[norm], alpha=1.0 if k == 0 else 0.45,
                                    lw=1.4 if k == 0 else 1.0,
                                    label=LABELS[norm] if k == 0 else None)[0]
                            for k in range(seed_count)]
                     for norm in ("none", "batch", "noisy")}
         ax.set(xlabel="training step", ylabel="test accuracy", ylim=(0, 1),
                title="test accuracy" + (f" ({seed_count} seeds)" if seed_count > 1 else ""))
-        ax.legend(loc="upper left", bbox_to_anchor=(0.25, 0.8))
+        ax.legend(handles=[lines[0] for lines in accuracy.values()], loc="upper left",
+                  bbox_to_anchor=(0.25, 0.8))
         median = {}
         for ax, norm in zip(axes[1:], ("none", "batch", "noisy")):
             median[norm] = ax.plot([], [], color=COLORS[norm], lw=0.8)[0]
@@ -111,7 +131,8 @@ def _build_noisy_bn(seed_count):
             if ax is not axes[1]:  # one vertical scale for the three: labels on the first only
                 ax.tick_params(labelleft=False)
         axes[1].set_ylabel("input to the sigmoid")
-    figure._panel_artists = dict(accuracy=accuracy, median=median, band={})
+    figure._panel_artists = dict(accuracy=accuracy, median=median, band={}, still_axes=[axes[0]],
+                                 backdrop=Backdrop(figure, [axes[0]]))
     return figure
 
 
@@ -141,6 +162,7 @@ def update_noisy_bn(figure, result):
     for ax in figure.axes:  # the step axis fits the runs
         ax.relim()
         ax.autoscale_view(scaley=False)
+    _redraw_still_axes_if_moved(artists)
 
 
 def _noisy_bn_name(norm, noise):
@@ -317,17 +339,21 @@ MEAN_BINS = 40
 def _build_batch_size():
     """The batch-size figure without data: an error line per normalization, a ring for the
     chosen setting, a histogram (one outline, ``ax.stairs``) and the eval-mode mean; kept in
-    ``figure._panel_artists``."""
+    ``figure._panel_artists``. The error plot's axes (fixed batch sizes; its error range
+    changes only when new runs join) is the still layer, drawn by a ``Backdrop``; its lines,
+    legend and title are on a see-through ``overlay_axes``. The histogram, fitted to each
+    result, is drawn on every move."""
     import matplotlib.pyplot as plt
 
     sizes = np.array(why.BATCH_SIZES)
     with _style():
         figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.0))
         figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
-        errors = {norm: left.plot([], [], "o-", ms=4, color=COLORS[norm], label=LABELS[norm])[0]
-                  for norm in why.SIZE_NORMS}
-        chosen = left.plot([], [], "o", ms=11, mfc="none", color="k", label="this setting")[0]
         left.set_xscale("log", base=2)
+        moving = overlay_axes(left)
+        errors = {norm: moving.plot([], [], "o-", ms=4, color=COLORS[norm], label=LABELS[norm])[0]
+                  for norm in why.SIZE_NORMS}
+        chosen = moving.plot([], [], "o", ms=11, mfc="none", color="k", label="this setting")[0]
         left.set_xticks(sizes, [str(s) for s in sizes])
         left.set_xlim(sizes[0] / 1.25, sizes[-1] * 1.25)  # every batch size, whatever has run
         left.set(xlabel="examples per BN statistic (batch size)", ylabel="test error (%)")
@@ -338,7 +364,9 @@ def _build_batch_size():
         eval_legend = right.legend(loc="upper right")
         right.set(xlabel="mean that normalizes an image, layer 1, channel 0", ylabel="test images")
     figure._panel_artists = dict(errors=errors, chosen=chosen, histogram=histogram,
-                                 eval_mean=eval_mean, eval_legend=eval_legend)
+                                 eval_mean=eval_mean, eval_legend=eval_legend, moving_errors=moving,
+                                 means_axes=right, still_axes=[left],
+                                 backdrop=Backdrop(figure, [left]))
     return figure
 
 
@@ -346,10 +374,10 @@ def update_batch_size(figure, result):
     """Put a ``compute_batch_size`` result into a figure made by ``draw_batch_size`` (the panel's
     ``update``); the axes are fitted to the new data as a fresh figure would be."""
     artists = figure._panel_artists
-    left, right = figure.axes
     with _style():
-        _show_errors(left, artists, result)
-        _show_means(right, artists, result)
+        _show_errors(artists["moving_errors"], artists, result)
+        _show_means(artists["means_axes"], artists, result)
+    _redraw_still_axes_if_moved(artists)
 
 
 def _show_errors(ax, artists, result):
