@@ -9,10 +9,10 @@ The runs come from ``helpers.experiments``: the notebook's sweeps have already m
 them, so moving a control usually just reads them. A setting not run yet is trained on the spot
 (two runs of a few hundred steps, a second or two) and remembered.
 
-A slider move redraws the kept figure in place (``update_learning_curves``). The accuracy
-plot's axes (fixed ranges, ticks, labels, the chance line) are drawn once and then pasted back
-by a ``Backdrop`` (``helpers.panels.backdrop``), its curves being on a see-through
-``overlay_axes``; the loss plot, whose range follows the runs, is drawn on every move.
+A slider move redraws the kept figure in place (``update_learning_curves``). The two plots'
+axes (ticks, labels, reference lines) are drawn once and then pasted back by a ``Backdrop``
+(``helpers.panels.backdrop``), the curves being on see-through ``overlay_axes``; the loss
+plot's range widens for runs whose losses leave 0.1 to 5, and the Backdrop is then drawn again.
 """
 
 from __future__ import annotations
@@ -84,23 +84,24 @@ def draw_learning_curves(result):
 
 def _build_learning_curves():
     """The figure without any run in it: axes, reference lines, labels, and an empty line (a
-    hidden marker for a diverged run) per network, kept in ``figure._panel_artists``. The
-    accuracy axes is the still layer (a ``Backdrop`` draws it once); its curves are on a
-    see-through ``overlay_axes``."""
+    hidden marker for a diverged run) per network, kept in ``figure._panel_artists``. The two
+    axes are the still layer (a ``Backdrop`` draws them once); the curves are on see-through
+    ``overlay_axes``."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     fig, (ax_accuracy, ax_loss) = plt.subplots(1, 2, figsize=(9.5, 3.7))
     fig.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.33, wspace=0.28)
-    moving_accuracy = overlay_axes(ax_accuracy)
+    ax_loss.set_yscale("log")
+    moving_accuracy, moving_loss = overlay_axes(ax_accuracy), overlay_axes(ax_loss)
     artists = {}
     for name, color in (("plain", PLAIN_COLOR), ("bn", BN_COLOR)):
         artists[name] = dict(
             accuracy=moving_accuracy.plot([], [], "-o", color=color, ms=3)[0],
-            loss=ax_loss.plot([], [], "-o", color=color, ms=3)[0],
+            loss=moving_loss.plot([], [], "-o", color=color, ms=3)[0],
             # where a diverged run stopped: a cross on its last accuracy, a line on the loss plot
             stop_mark=moving_accuracy.plot([], [], "x", color=color, ms=10, mew=2)[0],
-            stop_line=ax_loss.axvline(0, color=color, ls=":", visible=False),
+            stop_line=moving_loss.axvline(0, color=color, ls=":", visible=False),
         )
 
     ax_accuracy.axhline(10, color="gray", lw=0.8, ls="--")
@@ -108,7 +109,6 @@ def _build_learning_curves():
     ax_accuracy.set(xlabel="training step", ylabel=f"test accuracy (%, {SWEEP_EVAL_SIZE:,} images)",
                     ylim=(0, 100), xlim=(0, SWEEP_STEPS))
 
-    ax_loss.set_yscale("log")
     ax_loss.yaxis.set_major_locator(LogLocator(base=10))
     ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax_loss.yaxis.set_minor_formatter(NullFormatter())
@@ -121,7 +121,8 @@ def _build_learning_curves():
                                    ["", ""], loc="lower left", bbox_to_anchor=(0.06, 0.0),
                                    fontsize=8.5, frameon=False)
     artists["title"] = fig.suptitle("", fontsize=9)
-    artists["backdrop"] = Backdrop(fig, [ax_accuracy])  # nothing in it changes with a result
+    artists["backdrop"] = Backdrop(fig, [ax_accuracy, ax_loss])
+    artists["loss_limits"] = None  # the loss plot's range the backdrop was drawn with
     fig._panel_artists = artists
     return fig
 
@@ -136,8 +137,11 @@ def update_learning_curves(figure, result):
         _show_run(artists[name], result[name])
         text.set_text(f"{label}: {describe(result[name])}")
 
-    ax_loss = artists["plain"]["loss"].axes
-    ax_loss.set_ylim(*_loss_limits(result["plain"], result["bn"]))
+    limits = _loss_limits(result["plain"], result["bn"])
+    if limits != artists["loss_limits"]:  # the loss plot's ticks change: draw the axes again
+        artists["plain"]["loss"].axes.set_ylim(*limits)
+        artists["loss_limits"] = limits
+        artists["backdrop"].forget()
     source = (f"trained by this panel on first visit ({result['training_seconds']:.1f} s)"
               if result["training_seconds"] else "from the runs the notebook already made")
     artists["title"].set_text(f"learning rate {result['lr']:g}, initial weights "
