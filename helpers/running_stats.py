@@ -411,7 +411,10 @@ class FrozenBNLayer:
         shift = self.beta - scale * mean
         # the network itself runs in float32 (as the torch model does): twice as fast
         pre_activation = self.test_z.astype(np.float32)[None] * scale.astype(np.float32) + shift.astype(np.float32)
-        hidden = 1.0 / (1.0 + np.exp(-pre_activation))  # (K, n_test, D)
+        # exp overflows to inf for a pre-activation below about -88 (float32): 1 / (1 + inf) = 0,
+        # the sigmoid's correct limit, so the overflow warning is silenced, not a problem
+        with np.errstate(over="ignore"):
+            hidden = 1.0 / (1.0 + np.exp(-pre_activation))  # (K, n_test, D)
         logits = hidden @ self.readout_weight.T.astype(np.float32) + self.readout_bias.astype(np.float32)
         accuracy = (logits.argmax(axis=-1) == self.test_labels).mean(axis=-1)
         return float(accuracy[0]) if np.ndim(running_mean) == 1 else accuracy

@@ -121,8 +121,8 @@ def test_frozen_layer_population_statistics_and_accuracy():
     model, _ = trained_bn_mlp()
     norm = model.norms[0]
     with torch.no_grad():
-        norm.running_mean.copy_(torch.from_numpy(layer.population_mean))
-        norm.running_var.copy_(torch.from_numpy(layer.population_var))
+        norm.running_mean.copy_(torch.tensor(layer.population_mean))
+        norm.running_var.copy_(torch.tensor(layer.population_var))
         data = mnist_flat()
         predictions = model.eval()(data.x_test[:500]).argmax(dim=1).numpy()
     torch_accuracy = (predictions == layer.test_labels).mean()
