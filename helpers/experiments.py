@@ -21,7 +21,6 @@ small Gaussian initial weights); the learning rate is ours (the paper does not g
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -30,7 +29,7 @@ import torch
 
 from helpers.data import mnist_tensors
 from helpers.models import Figure1MLP
-from helpers.training import History, evaluate_accuracy, train_classifier
+from helpers.training import History, evaluate_accuracy, one_torch_thread, train_classifier
 
 __all__ = [
     "BASE_INIT_STD",
@@ -100,7 +99,7 @@ class Run:
         if self._train_accuracy is None:
             data = mnist()
             size = min(self.settings["train_size"] or len(data.x_train), TRAIN_ACCURACY_EXAMPLES)
-            with _one_thread():
+            with one_torch_thread():
                 self._train_accuracy = evaluate_accuracy(self.model, data.x_train[:size],
                                                          data.y_train[:size])
         return self._train_accuracy
@@ -120,20 +119,6 @@ class Run:
 def mnist():
     """MNIST as flat float32 tensors (x (n, 784) in [0, 1], y (n,) int64), loaded once."""
     return mnist_tensors(flatten=True)
-
-
-@contextmanager
-def _one_thread():
-    """Train on one CPU thread, then restore torch's setting.
-
-    A 100-unit MLP gains almost nothing from a second thread, and on a busy machine (Colab,
-    a shared server) threads that wait for each other make it several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 _RUNS: dict = {}
@@ -216,7 +201,7 @@ def run_figure1(batchnorm=False, *, steps, lr, init_std=BASE_INIT_STD, seed=0,
     model = Figure1MLP(batchnorm=batchnorm, bn_position=bn_position, init_std=init_std,
                        seed=seed, dropout=dropout)
     name = f"BN {bn_position} sigmoid" if batchnorm else "no BN"
-    with _one_thread():
+    with one_torch_thread():
         history = train_classifier(
             model, x_train, y_train, x_test, y_test, steps=steps, lr=lr,
             record_every=record_every, tracked_units=settings["tracked_units"], seed=seed,

@@ -19,7 +19,6 @@ torch is imported only by the two model functions at the end.
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -312,28 +311,14 @@ def mnist_flat():
     return mnist_tensors(flatten=True)
 
 
-@contextmanager
-def _one_torch_thread():
-    """Run a block on one torch thread and restore the setting afterwards. A small MLP is as
-    fast on one thread, and on a busy machine threads waiting for each other are far slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @lru_cache(maxsize=4)
 def _train_bn_mlp(batch_size: int, steps: int, lr: float, hidden: int, depth: int, seed: int):
     from helpers.models import Figure1MLP
-    from helpers.training import train_classifier
+    from helpers.training import one_torch_thread, train_classifier
 
     data = mnist_flat()
     model = Figure1MLP(batchnorm=True, hidden=hidden, depth=depth, seed=seed)
-    with _one_torch_thread():
+    with one_torch_thread():
         history = train_classifier(
             model, data.x_train, data.y_train, data.x_test[:2000], data.y_test[:2000],
             steps=steps, batch_size=batch_size, lr=lr, record_every=steps, seed=seed,

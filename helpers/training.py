@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,10 +22,26 @@ from torch import nn
 
 from helpers.models import seeded
 
-__all__ = ["SGD", "History", "evaluate_accuracy", "show_progress", "train_classifier"]
+__all__ = ["SGD", "History", "evaluate_accuracy", "one_torch_thread", "show_progress",
+           "train_classifier"]
 
 #: Set this environment variable to "0" to silence progress bars everywhere.
 PROGRESS_ENV = "BATCHNORM_COURSE_PROGRESS"
+
+
+@contextmanager
+def one_torch_thread():
+    """Run a block on one torch thread, then restore torch's setting.
+
+    The course's small networks gain almost nothing from a second thread, and on a busy
+    machine (Colab, a shared server) threads that wait for each other make them several
+    times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class SGD:

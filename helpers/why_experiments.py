@@ -36,7 +36,7 @@ from torch import nn
 
 from helpers.data import MNIST, load_mnist
 from helpers.models import Figure1MLP, SmallCNN, seeded
-from helpers.training import SGD, show_progress
+from helpers.training import SGD, one_torch_thread, show_progress
 
 __all__ = [
     "BATCH_SIZES",
@@ -122,18 +122,6 @@ def mnist_subset(train_size: int = TRAIN_SIZE, test_size: int = TEST_SIZE, seed:
     chosen = chosen.numpy()
     return MNIST(images(full.x_train[chosen]), labels(full.y_train[chosen]),
                  images(full.x_test[:test_size]), labels(full.y_test[:test_size]))
-
-
-@contextmanager
-def one_thread():
-    """Run a block on one CPU thread, then restore torch's setting (tiny models run fastest so,
-    and on a busy machine threads that wait for each other are several times slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextmanager
@@ -479,7 +467,7 @@ def _train_mlp(norm, noise, seed, steps, lr, batch_size, activation, record_ever
         record_steps.append(step)
 
     started = time.perf_counter()
-    with one_thread(), seeded(seed), _progress(steps, f"{activation} MLP, {norm}", progress) as bar:
+    with one_torch_thread(), seeded(seed), _progress(steps, f"{activation} MLP, {norm}", progress) as bar:
         record(0)
         checkpoints[0] = copy.deepcopy(model.state_dict())
         for step in range(1, steps + 1):
@@ -647,7 +635,7 @@ def landscape_probe(run: MLPRun, step_multiples=(0.25, 0.5, 1, 2, 4), probe_size
         data = mnist_subset()
         x, y = data.x_train[:probe_size].flatten(1), data.y_train[:probe_size]
         probes = []
-        with one_thread():
+        with one_torch_thread():
             for step in chosen:
                 function, w0 = model_loss_and_gradient(run.model(step), x, y)
                 probes.append(probe_along_gradient(function, w0, run.lr * np.array(multiples)))
@@ -740,7 +728,7 @@ def _train_for_size(model_kind, norm, batch_size, seed, steps, progress):
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     label = f"{model_kind}, {norm}" + (f", BN over {batch_size}" if batch_size else "")
-    with one_thread(), seeded(seed), _progress(steps, label, progress) as bar:
+    with one_torch_thread(), seeded(seed), _progress(steps, label, progress) as bar:
         model.train()
         for _ in range(steps):
             batch = torch.randint(0, len(x_train), (SGD_BATCH,), generator=generator)
@@ -845,7 +833,7 @@ def train_mode_accuracy(run: SizeRun) -> float:
     x = data.x_test[:usable]
     x = x.unsqueeze(1) if run.model_kind == "cnn" else x.flatten(1)
     model = run.model().train()
-    with one_thread(), looking_only(model):
+    with one_torch_thread(), looking_only(model):
         predictions = model(x).argmax(dim=1)
     return (predictions == data.y_test[:usable]).float().mean().item()
 
