@@ -166,3 +166,18 @@ def test_the_panel_keeps_its_axes_still_across_moves():
         assert [(ax.get_xlim(), ax.get_ylim()) for ax in still_axes] == limits
         assert len(view.figure._panel_artists["backdrop"]._kept) == 1  # drawn once, pasted since
     plt.close("all")
+
+
+def test_redraw_if_changed_draws_the_still_artists_again_only_for_a_new_key():
+    figure, still, _, backdrop = _figure_with_backdrop("before")
+    assert backdrop.redraw_if_changed(still.get_xlim())  # the first key: drawn
+    _png_pixels(figure)
+    assert not backdrop.redraw_if_changed(still.get_xlim())  # the same key: pixels kept
+    still.set_xlim(0, 2)
+    assert backdrop.redraw_if_changed(still.get_xlim())  # new limits: drawn again
+    redrawn = _png_pixels(figure)
+    fresh, fresh_still, _, _ = _figure_with_backdrop("before")
+    fresh_still.set_xlim(0, 2)
+    assert np.abs(redrawn - _png_pixels(fresh)).max() < 1e-6
+    plt.close(figure)
+    plt.close(fresh)

@@ -36,7 +36,8 @@ class Backdrop(Artist):
     it. A canvas that cannot paste pixels (a vector format) gets them drawn every time.
 
     The Backdrop does not notice changes to the still artists: whoever changes one calls
-    ``forget()``.
+    ``forget()``, or says after every update what the still artists show with
+    ``redraw_if_changed(key)``.
     """
 
     KEEP = 4  # canvases remembered (the widget's PNG; a test's or a notebook's full figure...)
@@ -47,6 +48,8 @@ class Backdrop(Artist):
         for artist in self.still:
             artist.set_animated(True)  # the figure skips them: the backdrop draws them
         self._kept = {}  # canvas -> its pixels with the still artists drawn
+        self._key = None  # what the still artists showed at the last redraw_if_changed
+        self._has_key = False
         self.set_zorder(-1)  # before the figure's other artists
         self.set_in_layout(False)
         figure.add_artist(self)
@@ -54,6 +57,16 @@ class Backdrop(Artist):
     def forget(self):
         """Call after changing a still artist: the next draw draws them again."""
         self._kept.clear()
+
+    def redraw_if_changed(self, key) -> bool:
+        """Say what the still artists show now, as any value that compares with == (their axis
+        limits, say). If it differs from the last call's (or on the first call), the kept
+        pixels are forgotten and True is returned; otherwise False."""
+        if self._has_key and key == self._key:
+            return False
+        self._key, self._has_key = key, True
+        self.forget()
+        return True
 
     def draw(self, renderer):
         canvas = self._canvas(renderer)

@@ -258,7 +258,6 @@ def _build_forward_figure(result):
             _fix_label_place(ax)
     # the output plot's x range follows gamma and beta: that axes is drawn anew on each move
     a.still_axes = [ax_in, ax_hat, ax_noise]
-    a.still_limits = None  # the x limits the backdrop was drawn with
     a.backdrop = Backdrop(fig, a.still_axes)
     fig.artists_to_update = a
     return fig
@@ -331,10 +330,7 @@ def _forget_if_limits_changed(a):
     """The x limits are the only part of the still layer a result changes (the histograms'
     y axes have no ticks): when they differ from the ones the backdrop was drawn with, the
     backdrop draws the still layer again."""
-    limits = [ax.get_xlim() for ax in a.still_axes]
-    if limits != a.still_limits:
-        a.still_limits = limits
-        a.backdrop.forget()
+    a.backdrop.redraw_if_changed([ax.get_xlim() for ax in a.still_axes])
 
 
 @lru_cache(maxsize=1)

@@ -249,7 +249,6 @@ def draw_gd_two_features(view):
     figure.subplots_adjust(bottom=0.25, top=0.8)
     _place_overlays(artists.bowls)
     artists.backdrop = Backdrop(figure, [bowl, artists.summary])
-    artists.still = None  # what the backdrop was drawn for
     _show_status(figure, view)
     return figure
 
@@ -297,10 +296,8 @@ def _show_status(figure, view) -> None:
     figure.suptitle(view["status"], fontsize=11, color="crimson" if view["diverged"] else "darkgreen")
     artists = figure.artists_to_update
     artists.summary.set_text(view["summary"])
-    still = (view["xlim"], view["ylim"], view["names"], view["summary"])
-    if still != artists.still:  # another problem: the backdrop draws the still layer again
-        artists.still = still
-        artists.backdrop.forget()
+    # another problem (limits, feature names, numbers): the backdrop draws its layer again
+    artists.backdrop.redraw_if_changed((view["xlim"], view["ylim"], view["names"], view["summary"]))
 
 
 PANELS = [

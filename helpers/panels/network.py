@@ -122,7 +122,6 @@ def _build_learning_curves():
                                    fontsize=8.5, frameon=False)
     artists["title"] = fig.suptitle("", fontsize=9)
     artists["backdrop"] = Backdrop(fig, [ax_accuracy, ax_loss])
-    artists["loss_limits"] = None  # the loss plot's range the backdrop was drawn with
     fig._panel_artists = artists
     return fig
 
@@ -138,10 +137,8 @@ def update_learning_curves(figure, result):
         text.set_text(f"{label}: {describe(result[name])}")
 
     limits = _loss_limits(result["plain"], result["bn"])
-    if limits != artists["loss_limits"]:  # the loss plot's ticks change: draw the axes again
+    if artists["backdrop"].redraw_if_changed(limits):  # the loss plot's ticks change
         artists["plain"]["loss"].axes.set_ylim(*limits)
-        artists["loss_limits"] = limits
-        artists["backdrop"].forget()
     source = (f"trained by this panel on first visit ({result['training_seconds']:.1f} s)"
               if result["training_seconds"] else "from the runs the notebook already made")
     artists["title"].set_text(f"learning rate {result['lr']:g}, initial weights "

@@ -209,7 +209,7 @@ def _show_still_part(figure, result):
     still = {name: result[name] for name in ("unit", "population_mean", "population_var",
                                              "population_accuracy")}
     still["steps"] = int(result["steps"][-1])
-    if artists.get("still") == still:
+    if not artists["backdrop"].redraw_if_changed(still):
         return
     ax_mean, ax_var, ax_acc = artists["still_axes"]
     mean, std = still["population_mean"], np.sqrt(still["population_var"])
@@ -223,8 +223,6 @@ def _show_still_part(figure, result):
     artists["after"].set_text(f"  After {still['steps']} batches, all 100 units:")
     for name, (label, _) in SUMMARIES.items():
         artists[name + "_label"].set_text(label.format(**still))
-    artists["still"] = still
-    artists["backdrop"].forget()
 
 
 PANELS = [

@@ -46,10 +46,8 @@ MODEL_NAMES = {"mlp": "Figure 1 MLP (BatchNorm1d)", "cnn": "small CNN (BatchNorm
 def _redraw_still_axes_if_moved(artists):
     """The still axes (``artists["still_axes"]``, drawn by ``artists["backdrop"]``) are drawn
     again only when their ranges change (call after fitting the axes to new data)."""
-    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in artists["still_axes"]]
-    if limits != artists.get("still_limits"):
-        artists["still_limits"] = limits
-        artists["backdrop"].forget()
+    artists["backdrop"].redraw_if_changed([(ax.get_xlim(), ax.get_ylim())
+                                           for ax in artists["still_axes"]])
 
 
 def _style():
