@@ -7,7 +7,7 @@ from helpers.exercises.input_normalization import (
     check_largest_stable_learning_rate,
     check_standardize,
 )
-from helpers.input_scaling import zscore
+from helpers.lessons.input_normalization import zscore
 
 # --- exercise 1: standardize -----------------------------------------------------------------
 

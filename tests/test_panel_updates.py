@@ -58,7 +58,7 @@ def test_a_kept_figure_looks_like_a_fresh_one_after_every_move(panel):
 
 def test_the_check_catches_an_update_that_forgets_something():
     """A panel whose update leaves the old title and line in place must fail the comparison."""
-    from helpers.panels.base import Control, Panel
+    from helpers.panel import Control, Panel
 
     def compute(slope):
         return slope

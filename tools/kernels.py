@@ -212,7 +212,7 @@ class KernelSession:
 # --- what the widgets showed ------------------------------------------------------------------
 
 #: The start of the Notice a panel shows when its compute or draw function raised
-#: (helpers/panels/base.py): the learner sees it instead of a traceback, the tests treat it as one.
+#: (helpers/panel.py): the learner sees it instead of a traceback, the tests treat it as one.
 DRAW_FAILED = "These settings could not be drawn"
 
 

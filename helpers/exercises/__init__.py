@@ -1,5 +1,6 @@
 """Exercise checkers: run the reader's function on hidden cases and say what is wrong.
 
-Each notebook's checkers live in their own module here (``helpers.exercises.<topic>``) and
-are built from the pieces in ``helpers.exercises.base``.
+Each notebook's checkers live in the module named by its slug (``helpers.exercises.<slug>``, see
+``helpers.course``) and
+are built from the pieces in ``helpers.feedback``.
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from helpers.exercises.base import Feedback
+from helpers.feedback import Feedback
 
 __all__ = ["WARM_UP", "QuizFeedback", "check_warm_up"]
 

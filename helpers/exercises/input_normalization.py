@@ -7,7 +7,7 @@
   learning rate at which gradient descent on L(w) = ||x w - y||^2 / (2 n) does not diverge,
   2 / lambda_max(x^T x / n).
 
-Both run the reader's function on hidden cases, compare with ``helpers.input_scaling``, and when
+Both run the reader's function on hidden cases, compare with ``helpers.lessons.input_normalization``, and when
 the answer is wrong try the usual mistakes (the test set's own statistics, ddof=1, statistics
 per row, min-max instead of z-score; 1/lambda instead of 2/lambda, a forgotten 1/n, the largest
 diagonal entry instead of the largest eigenvalue...) to say which one it is.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from helpers.exercises.base import Feedback, NotAttempted, call_reader_function
-from helpers.input_scaling import (
+from helpers.feedback import Feedback, NotAttempted, call_reader_function
+from helpers.lessons.input_normalization import (
     LeastSquares,
     gradient_descent,
     largest_stable_learning_rate,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from helpers.panels.base import Control, Panel
+from helpers.panel import Control, Panel
 
 __all__ = ["GLOSSARY", "NOTEBOOKS", "PANELS", "Term", "compute_glossary_entry",
            "draw_glossary_entry", "glossary_card_html", "update_glossary_entry"]

@@ -1,0 +1,186 @@
+"""Panel of notebook 06 (BN in a real network).
+
+``network: learning rate, initial scale, BN placement``: the paper's Figure 1 network with and
+without BN, trained on MNIST for ``SWEEP_STEPS`` steps at the chosen learning rate and initial
+weight scale; test accuracy and training loss against steps, and each run's outcome in words
+("trains", "stalled", "diverged between steps ...").
+
+The runs come from ``helpers.lessons.bn_in_a_network``: the notebook's sweeps have already made most of
+them, so moving a control usually just reads them. A setting not run yet is trained on the spot
+(two runs of a few hundred steps, a second or two) and remembered.
+
+A slider move redraws the kept figure in place (``update_learning_curves``). The two plots'
+axes (ticks, labels, reference lines) are drawn once and then pasted back by a ``Backdrop``
+(``helpers.backdrop``), the curves being on see-through ``overlay_axes``; the loss
+plot's range widens for runs whose losses leave 0.1 to 5, and the Backdrop is then drawn again.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from helpers.backdrop import Backdrop, overlay_axes
+from helpers.data import DataFileError
+from helpers.lessons.bn_in_a_network import (
+    BASE_INIT_STD,
+    BASE_LR,
+    INIT_STDS,
+    LEARNING_RATES,
+    SWEEP_EVAL_SIZE,
+    SWEEP_RECORD_EVERY,
+    SWEEP_STEPS,
+    cached_run,
+    describe,
+    run_figure1,
+)
+from helpers.panel import Control, Notice, Panel
+
+__all__ = ["PANELS", "compute_learning_curves", "draw_learning_curves", "update_learning_curves"]
+
+PLAIN_COLOR, BN_COLOR = "#b0413e", "#2a6f97"
+
+
+#: Seconds this panel spent training the settings it had to train itself (the notebook had not
+#: run them): {(lr, init_std, bn_position): seconds}. The title says so on every visit.
+_TRAINED_BY_PANEL: dict = {}
+
+
+def compute_learning_curves(lr=BASE_LR, init_std=BASE_INIT_STD, bn_position="before"):
+    """The plain and the BN network at one learning rate and initial weight scale.
+
+    Returns a dict:
+        plain, bn:         the two ``helpers.lessons.bn_in_a_network.Run`` (SWEEP_STEPS steps, seed 0)
+        lr, init_std, bn_position
+        training_seconds:  seconds this panel spent training runs of this setting the first
+                           time it was asked for it (0 if the notebook had made them all)
+    or a Notice if the MNIST file cannot be read.
+    """
+    settings = dict(steps=SWEEP_STEPS, lr=lr, init_std=init_std, record_every=SWEEP_RECORD_EVERY,
+                    eval_size=SWEEP_EVAL_SIZE, tracked_units=())
+    started = time.perf_counter()
+    needed_training = (cached_run(False, **settings) is None
+                       or cached_run(True, bn_position=bn_position, **settings) is None)
+    try:
+        plain = run_figure1(False, progress=False, **settings)
+        bn = run_figure1(True, bn_position=bn_position, progress=False, **settings)
+    except DataFileError as error:
+        return Notice(f"The MNIST file could not be read, so nothing can be trained: {error}")
+    setting = (lr, init_std, bn_position)
+    if needed_training:
+        _TRAINED_BY_PANEL[setting] = time.perf_counter() - started
+    return dict(plain=plain, bn=bn, lr=lr, init_std=init_std, bn_position=bn_position,
+                training_seconds=_TRAINED_BY_PANEL.get(setting, 0.0))
+
+
+def draw_learning_curves(result):
+    """Two small plots: test accuracy and training loss (log scale) against steps; each run's
+    outcome in words underneath."""
+    figure = _build_learning_curves()
+    update_learning_curves(figure, result)
+    return figure
+
+
+def _build_learning_curves():
+    """The figure without any run in it: axes, reference lines, labels, and an empty line (a
+    hidden marker for a diverged run) per network, kept in ``figure._panel_artists``. The two
+    axes are the still layer (a ``Backdrop`` draws them once); the curves are on see-through
+    ``overlay_axes``."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    fig, (ax_accuracy, ax_loss) = plt.subplots(1, 2, figsize=(9.5, 3.7))
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.33, wspace=0.28)
+    ax_loss.set_yscale("log")
+    moving_accuracy, moving_loss = overlay_axes(ax_accuracy), overlay_axes(ax_loss)
+    artists = {}
+    for name, color in (("plain", PLAIN_COLOR), ("bn", BN_COLOR)):
+        artists[name] = dict(
+            accuracy=moving_accuracy.plot([], [], "-o", color=color, ms=3)[0],
+            loss=moving_loss.plot([], [], "-o", color=color, ms=3)[0],
+            # where a diverged run stopped: a cross on its last accuracy, a line on the loss plot
+            stop_mark=moving_accuracy.plot([], [], "x", color=color, ms=10, mew=2)[0],
+            stop_line=moving_loss.axvline(0, color=color, ls=":", visible=False),
+        )
+
+    ax_accuracy.axhline(10, color="gray", lw=0.8, ls="--")
+    ax_accuracy.text(SWEEP_STEPS, 11, "chance", color="gray", ha="right", va="bottom", fontsize=8)
+    ax_accuracy.set(xlabel="training step", ylabel=f"test accuracy (%, {SWEEP_EVAL_SIZE:,} images)",
+                    ylim=(0, 100), xlim=(0, SWEEP_STEPS))
+
+    ax_loss.yaxis.set_major_locator(LogLocator(base=10))
+    ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax_loss.yaxis.set_minor_formatter(NullFormatter())
+    ax_loss.axhline(np.log(10), color="gray", lw=0.8, ls="--")
+    ax_loss.text(SWEEP_STEPS, np.log(10) * 1.08, "ln 10: guessing", color="gray", ha="right",
+                 va="bottom", fontsize=8)
+    ax_loss.set(xlabel="training step", ylabel="training loss (log scale)", xlim=(0, SWEEP_STEPS))
+
+    artists["legend"] = fig.legend([artists["plain"]["accuracy"], artists["bn"]["accuracy"]],
+                                   ["", ""], loc="lower left", bbox_to_anchor=(0.06, 0.0),
+                                   fontsize=8.5, frameon=False)
+    artists["title"] = fig.suptitle("", fontsize=9)
+    artists["backdrop"] = Backdrop(fig, [ax_accuracy, ax_loss])
+    fig._panel_artists = artists
+    return fig
+
+
+def update_learning_curves(figure, result):
+    """Put a result's two runs into a figure made by ``draw_learning_curves`` (the panel's
+    ``update``: the figure is redrawn in place, its axes and labels stay)."""
+    artists = figure._panel_artists
+    placement = f"BN {result['bn_position']} the sigmoid"
+    legend_texts = artists["legend"].get_texts()
+    for name, label, text in zip(("plain", "bn"), ("no BN", placement), legend_texts):
+        _show_run(artists[name], result[name])
+        text.set_text(f"{label}: {describe(result[name])}")
+
+    limits = _loss_limits(result["plain"], result["bn"])
+    if artists["backdrop"].redraw_if_changed(limits):  # the loss plot's ticks change
+        artists["plain"]["loss"].axes.set_ylim(*limits)
+    source = (f"trained by this panel on first visit ({result['training_seconds']:.1f} s)"
+              if result["training_seconds"] else "from the runs the notebook already made")
+    artists["title"].set_text(f"learning rate {result['lr']:g}, initial weights "
+                              f"N(0, {result['init_std']:g}²), {SWEEP_STEPS} steps: {source}")
+
+
+def _show_run(lines, run):
+    """One run's accuracy and loss curves, and where it stopped if it diverged."""
+    history = run.history
+    lines["accuracy"].set_data(history.steps, 100 * history.test_accuracy)
+    lines["loss"].set_data(history.steps[1:], history.train_loss[1:])
+    last = history.steps[-1]
+    if history.diverged:
+        lines["stop_mark"].set_data([last], [100 * history.test_accuracy[-1]])
+    else:
+        lines["stop_mark"].set_data([], [])
+    lines["stop_line"].set_xdata([last, last])
+    lines["stop_line"].set_visible(bool(history.diverged))
+
+
+def _loss_limits(*runs):
+    """The loss plot's vertical range: 0.1 to 5, widened to every finite loss of the runs."""
+    losses = np.concatenate([run.history.train_loss[1:] for run in runs])
+    losses = losses[np.isfinite(losses) & (losses > 0)]
+    return min([0.1, *(losses / 1.5)]), max([5.0, *(losses * 1.5)])
+
+
+PANELS = [
+    Panel(
+        "network: learning rate, initial scale, BN placement",
+        compute_learning_curves,
+        draw_learning_curves,
+        update=update_learning_curves,
+        controls=[
+            Control("lr", "choice", BASE_LR, options=LEARNING_RATES, description="learning rate",
+                    test_values=(LEARNING_RATES[-1],)),
+            # (each new setting trains two short runs: the tests try the largest learning rate
+            # and the other placement, and leave the initial scale at its default)
+            Control("init_std", "choice", BASE_INIT_STD, options=INIT_STDS,
+                    description="initial weight std", test_values=(BASE_INIT_STD,)),
+            Control("bn_position", "choice", "before", options=("before", "after"),
+                    description="BN placement (vs the sigmoid)", test_values=("after",)),
+        ],
+    )
+]

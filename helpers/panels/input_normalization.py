@@ -1,0 +1,319 @@
+"""Notebook 01's panel and figures: gradient descent on a least-squares bowl.
+
+``gd_view`` gathers what a picture of one run needs (the bowl's contour ellipses, the path,
+the excess loss per step, the step count or why there is none); ``draw_gd_views`` draws one
+or more views side by side, plus their loss curves. The panel
+``compute_gd_two_features(scale_ratio, learning_rate, correlation, features)`` builds a
+two-feature problem with an exact feature-scale ratio and correlation, optionally z-scored or
+whitened, and runs gradient descent from w = 0 on it.
+
+A slider move does not build a new figure: ``update_gd_two_features`` gives the lines, limits
+and titles of the figure ``draw_gd_two_features`` made their new data (``draw`` is "make the
+empty artists" + the same filling), and the panel's axes are kept quick to redraw (axis labels
+at fixed places, a log axis with a few plain-text labels). What depends on the problem only,
+not on the learning rate (the bowl's axes, ticks and labels, the numbers at the foot), is drawn
+once per problem and then pasted back by a ``Backdrop`` (``helpers.backdrop``); the
+path and the contours are on a see-through ``overlay_axes`` over the bowl.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from helpers.backdrop import Backdrop, overlay_axes
+from helpers.lessons.input_normalization import (
+    TOL,
+    LeastSquares,
+    excess_after,
+    gradient_descent,
+    steps_to_tolerance,
+    two_feature_problem,
+    whiten,
+    zscore,
+)
+from helpers.panel import Control, Panel
+
+__all__ = ["PANELS", "compute_gd_two_features", "draw_gd_two_features", "draw_gd_views", "gd_view",
+           "update_gd_two_features"]
+
+FEATURES = ("raw", "z-score", "whitened (ZCA)")
+DRAWN_STEPS = 2_000  # the path drawn is cut here; the step count is exact whatever its size
+_LEVELS = (1 / 256, 1 / 32, 1 / 4, 1.0, 4.0)  # contour lines: excess loss / the start's
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.2e}"
+
+
+def gd_view(problem: LeastSquares, learning_rate: float, w0=None, label: str = "",
+            names=("w1", "w2"), tol: float = TOL) -> dict:
+    """Everything a picture of gradient descent on a 2-parameter least-squares problem needs."""
+    w0 = np.zeros(2) if w0 is None else np.asarray(w0, dtype=np.float64)
+    values, vectors = np.linalg.eigh(problem.hessian)
+    kappa = values[-1] / values[0]
+    lr_max = 2.0 / values[-1]
+    offset = w0 - problem.minimizer
+    steps = steps_to_tolerance(problem.hessian, offset, learning_rate, tol)
+    best_lr = 2.0 / (values[0] + values[-1])
+    best_steps = steps_to_tolerance(problem.hessian, offset, best_lr, tol)
+    if steps is None:
+        if learning_rate > lr_max:
+            status = (f"diverges: learning rate {_fmt(learning_rate)} is above "
+                      f"2/λ_max = {_fmt(lr_max)}")
+        else:
+            status = (f"never converges: learning rate {_fmt(learning_rate)} equals "
+                      f"2/λ_max = {_fmt(lr_max)}, the steep direction oscillates forever")
+        run = gradient_descent(problem, w0, learning_rate, max_steps=25, tol=tol)
+        shown = np.arange(26)
+    else:
+        status = (f"{steps:,} step{'s' if steps != 1 else ''} to reach {tol:g} "
+                  "of the starting excess loss")
+        run = gradient_descent(problem, w0, learning_rate, max_steps=min(steps, DRAWN_STEPS), tol=tol)
+        shown = np.unique(np.linspace(0, max(steps, 1), 400).round().astype(int))
+    start = float(problem.excess_loss(w0))
+    curve = excess_after(problem.hessian, offset, learning_rate, shown) / start
+    # contour lines of the bowl, drawn exactly as ellipses (crisp at any condition number)
+    t = np.linspace(0, 2 * np.pi, 241)
+    circle = np.stack([np.cos(t), np.sin(t)])
+    ellipses = [
+        (problem.minimizer[:, None] + vectors @ (np.sqrt(2 * level * start / values)[:, None] * circle)).T
+        for level in _LEVELS
+    ]
+    center = (w0 + problem.minimizer) / 2
+    half = 0.75 * np.max(np.abs(problem.minimizer - w0)) + 1e-12
+    return {
+        "label": label, "names": tuple(names), "eigenvalues": values, "kappa": kappa,
+        "lr": learning_rate, "lr_max": lr_max, "best_lr": best_lr, "best_steps": best_steps,
+        "steps": steps, "status": status, "diverged": steps is None,
+        "path": run.path, "path_is_cut": steps is not None and steps > DRAWN_STEPS,
+        "curve_steps": shown, "curve": curve, "ellipses": ellipses,
+        "start": w0, "minimizer": problem.minimizer,
+        "xlim": (center[0] - half, center[0] + half), "ylim": (center[1] - half, center[1] + half),
+    }
+
+
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:purple")
+def draw_gd_views(views, curve: bool = True, width: float = 3.3):
+    """Contours and path of each view, side by side, then (optionally) their loss curves."""
+    figure = _gd_figure(len(views), curve, width)
+    _show_views(figure, views)
+    return figure
+
+
+def _gd_figure(count: int, curve: bool, width: float):
+    """The axes and the (still empty) artists of ``count`` views and their loss curves; they
+    are kept in ``figure.artists_to_update`` for ``_show_views`` to fill. Each bowl's lines and
+    title are on a see-through ``overlay_axes`` (``bowl.moving``) over its axes (``bowl.ax``),
+    so that the panel can keep the axes still."""
+    import matplotlib.pyplot as plt
+
+    columns = count + int(curve)
+    fig, axes = plt.subplots(1, columns, figsize=(width * columns, width + 0.6), squeeze=False)
+    axes = axes[0]
+    bowls = []
+    for ax, color in zip(axes, COLORS[:count]):
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=8)
+        moving = overlay_axes(ax)
+        moving.set_aspect("equal")  # shrunk to a square like ax
+        bowls.append(SimpleNamespace(
+            ax=ax,
+            moving=moving,
+            ellipses=[moving.plot([], [], color="0.75", lw=0.8)[0] for _ in _LEVELS],
+            path=moving.plot([], [], "-", color=color, lw=1.2)[0],
+            dots=moving.plot([], [], ".", color=color, ms=4)[0],
+            start=moving.plot([], [], "o", color="black", ms=5)[0],
+            minimizer=moving.plot([], [], "*", color="crimson", ms=11)[0],
+        ))
+    loss = None
+    if curve:
+        ax = axes[-1]
+        ax.set_yscale("log")
+        ax.axhline(TOL, color="0.4", ls="--", lw=0.8)
+        ax.text(0.02, TOL, f"tolerance {TOL:g}", ha="left", va="bottom", fontsize=8,
+                transform=ax.get_yaxis_transform())
+        ax.set_xlabel("step", fontsize=9)
+        ax.set_ylabel("excess loss / starting excess loss", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.set_title("loss curve", fontsize=9, y=1.0)  # y given: no search for room above
+        loss = SimpleNamespace(ax=ax, lines=[ax.plot([], [], color=color)[0] for color in COLORS[:count]])
+    fig.subplots_adjust(left=0.6 / (width * columns), right=1 - 0.15 / (width * columns),
+                        bottom=0.16, top=0.84, wspace=0.42)
+    _place_overlays(bowls)
+    fig.artists_to_update = SimpleNamespace(bowls=bowls, loss=loss)
+    return fig
+
+
+def _place_overlays(bowls) -> None:
+    """Put each bowl's overlay exactly over its axes again (after ``subplots_adjust``)."""
+    for bowl in bowls:
+        bowl.moving.set_position(bowl.ax.get_position(original=True))
+
+
+def _show_views(figure, views) -> None:
+    """Fill the artists of a figure made by ``_gd_figure`` with ``views``."""
+    artists = figure.artists_to_update
+    for bowl, view in zip(artists.bowls, views):
+        _show_bowl(bowl, view)
+    if artists.loss is not None:
+        _show_loss_curves(artists.loss, views)
+
+
+def _show_bowl(bowl, view) -> None:
+    """One view's contour ellipses, path, start and minimum, axis limits and title."""
+    for line, ellipse in zip(bowl.ellipses, view["ellipses"]):
+        line.set_data(ellipse[:, 0], ellipse[:, 1])
+    path = view["path"]
+    bowl.path.set_data(path[:, 0], path[:, 1])
+    bowl.dots.set_data(path[:60, 0], path[:60, 1])
+    bowl.start.set_data([view["start"][0]], [view["start"][1]])
+    bowl.minimizer.set_data([view["minimizer"][0]], [view["minimizer"][1]])
+    ax = bowl.ax
+    ax.set_xlim(view["xlim"])
+    ax.set_ylim(view["ylim"])
+    ax.set_xlabel(view["names"][0], fontsize=9)
+    ax.set_ylabel(view["names"][1], fontsize=9)
+    steps = ("no convergence" if view["diverged"]
+             else f"{view['steps']:,} step{'s' if view['steps'] != 1 else ''}")
+    cut = f" (first {DRAWN_STEPS:,} drawn)" if view["path_is_cut"] else ""
+    bowl.moving.set_title(f"{view['label']}\nκ = {_fmt(view['kappa'])}, {steps}{cut}", fontsize=9, y=1.0,
+                 color="crimson" if view["diverged"] else "black")
+
+
+def _show_loss_curves(loss, views) -> None:
+    """Every view's excess loss per step, on a log step axis if their lengths differ a lot."""
+    ax = loss.ax
+    longest = max(view["curve_steps"][-1] for view in views)
+    log_steps = longest > 50 * min(max(view["curve_steps"][-1], 1) for view in views)
+    for line, view in zip(loss.lines, views):
+        steps = np.maximum(view["curve_steps"], 0.5) if log_steps else view["curve_steps"]
+        line.set_data(steps, np.clip(view["curve"], 1e-300, 1e300))
+        line.set_label(view["label"] or None)
+    if ax.get_xscale() != ("log" if log_steps else "linear"):
+        ax.set_xscale("log" if log_steps else "linear")
+    ax.relim()
+    ax.autoscale_view(scaley=False)
+    ax.set_ylim(TOL / 30, max(10.0, min(1e12, max(view["curve"].max() for view in views) * 3)))
+    if any(view["label"] for view in views) and len(views) > 1:
+        ax.legend(fontsize=7)
+
+
+# ----------------------------------------------------------------------------------------
+# The panel: feature-scale ratio, learning rate, correlation, preprocessing
+# ----------------------------------------------------------------------------------------
+
+
+def compute_gd_two_features(scale_ratio=10.0, learning_rate=10**-1.8, correlation=0.0,
+                            features="raw") -> dict:
+    """Gradient descent from w = 0 on a two-feature least-squares problem whose feature 2 is
+    ``scale_ratio`` times wider than feature 1, with the given correlation; the features are
+    used raw, z-scored or whitened. Returns the view plus a two-line status."""
+    x, y = two_feature_problem(scale_ratio, correlation)
+    if features == "z-score":
+        x, names = zscore(x), ("w1 (z-scored feature 1)", "w2 (z-scored feature 2)")
+    elif features == "whitened (ZCA)":
+        x, names = whiten(x, method="zca"), ("w1 (whitened)", "w2 (whitened)")
+    else:
+        names = ("w1 (feature 1, std 1)", f"w2 (feature 2, std {scale_ratio:.3g})")
+    view = gd_view(LeastSquares(x, y), learning_rate, label=f"{features} features", names=names)
+    best = view["best_steps"]
+    view["summary"] = (
+        f"Hessian eigenvalues λ = {_fmt(view['eigenvalues'][0])}, {_fmt(view['eigenvalues'][1])}"
+        f"  ·  κ = λ_max/λ_min = {_fmt(view['kappa'])}"
+        f"  ·  largest stable learning rate 2/λ_max = {_fmt(view['lr_max'])}\n"
+        f"the best fixed learning rate, 2/(λ_min+λ_max) = {_fmt(view['best_lr'])}, "
+        f"needs {best:,} step{'s' if best != 1 else ''}"
+    )
+    return view
+
+
+def draw_gd_two_features(view):
+    """The panel's figure: the bowl and path, the loss curve, the run's status above and the
+    bowl's numbers below.
+
+    The bowl's axes (ticks, labels) and the numbers at the foot depend on the problem only:
+    they are the still layer, drawn by a ``Backdrop`` once per problem. The loss curve's axes
+    (its range follows the learning rate) and the status are drawn on every move."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure = draw_gd_views([view], curve=True, width=3.6)
+    artists = figure.artists_to_update
+    bowl, loss = artists.bowls[0].ax, artists.loss.ax
+    _few_decades(loss.yaxis)
+    loss.xaxis.set_major_locator(MaxNLocator(nbins=4))  # room for labels such as 300000
+    _place_axis_labels(bowl, below=19.0, left=30.4)  # clears tick labels such as "−0.5"
+    _place_axis_labels(loss, below=19.0, left=28.3)  # and "10⁻⁶"
+    artists.summary = figure.text(0.5, 0.01, "", ha="center", va="bottom", fontsize=8)
+    figure.subplots_adjust(bottom=0.25, top=0.8)
+    _place_overlays(artists.bowls)
+    artists.backdrop = Backdrop(figure, [bowl, artists.summary])
+    _show_status(figure, view)
+    return figure
+
+
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(value, position=None) -> str:
+    """A log axis' tick label, 10⁻⁶, in plain text: mathtext (10^{-6}) is several times
+    slower to draw, and the labels are redrawn on every slider move."""
+    return "10" + str(round(np.log10(value))).translate(_SUPERSCRIPTS) if value > 0 else ""
+
+
+def _few_decades(axis) -> None:
+    """A log axis that is quick to redraw: a few labelled decades in plain text (10⁻⁶), no
+    minor ticks (the loss axis may span 20 decades)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    axis.set_major_locator(LogLocator(numticks=7))
+    axis.set_major_formatter(FuncFormatter(_power_of_ten))
+    axis.set_minor_locator(NullLocator())
+
+
+def _place_axis_labels(ax, below: float, left: float) -> None:
+    """Put the x label ``below`` points under the axes and the y label ``left`` points to their
+    left: where matplotlib puts them next to these tick labels, but fixed, so that it does not
+    measure every tick label again to place them each time the figure is drawn."""
+    from matplotlib.transforms import ScaledTranslation
+
+    def shifted(right, up):
+        return ax.transAxes + ScaledTranslation(right / 72, up / 72, ax.figure.dpi_scale_trans)
+
+    ax.xaxis.set_label_coords(0.5, 0.0, transform=shifted(0.0, -below))
+    ax.yaxis.set_label_coords(0.0, 0.5, transform=shifted(-left, 0.0))
+
+
+def update_gd_two_features(figure, view) -> None:
+    """Redraw a figure made by ``draw_gd_two_features`` in place for a new view."""
+    _show_views(figure, [view])
+    _show_status(figure, view)
+
+
+def _show_status(figure, view) -> None:
+    """The run's status as the figure's title, the bowl's numbers at its foot."""
+    figure.suptitle(view["status"], fontsize=11, color="crimson" if view["diverged"] else "darkgreen")
+    artists = figure.artists_to_update
+    artists.summary.set_text(view["summary"])
+    # another problem (limits, feature names, numbers): the backdrop draws its layer again
+    artists.backdrop.redraw_if_changed((view["xlim"], view["ylim"], view["names"], view["summary"]))
+
+
+PANELS = [
+    Panel(
+        "gradient descent: feature scale and learning rate",
+        compute_gd_two_features,
+        draw_gd_two_features,
+        update=update_gd_two_features,
+        controls=[
+            Control("scale_ratio", "log", 10.0, low=1.0, high=100.0, step=0.1,
+                    description="feature-scale ratio", test_values=(1.0, 10.0, 100.0)),
+            Control("learning_rate", "log", 10**-1.8, low=1e-4, high=3.0, step=0.1,
+                    description="learning rate", test_values=(1e-4, 10**-1.8, 3.0)),
+            Control("correlation", "float", 0.0, low=0.0, high=0.95, step=0.05,
+                    description="correlation"),
+            Control("features", "choice", "raw", options=FEATURES, description="features"),
+        ],
+    )
+]

@@ -1,0 +1,469 @@
+"""Notebook 07's panels: noisy BN, the loss along the gradient, and BN's batch-size dependence.
+
+Each compute function takes its runs from ``helpers.lessons.why_bn_works``, which remembers every
+run in the process: after the notebook's experiment cells, moving a control only looks runs
+up; a setting not run yet trains once (an MLP run takes about a second on an idle core, a CNN
+run one or two) and is remembered from then on.
+
+The panels redraw their kept figure in place (``update_*``). Axes whose ranges stay put from
+one move to the next (the noisy-BN accuracy plot, the batch-size error plot) are drawn once
+and then pasted back by a ``Backdrop`` (``helpers.backdrop``), their curves being on a
+see-through ``overlay_axes``; the Backdrop draws them again only when their range changes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers.backdrop import Backdrop, overlay_axes
+from helpers.lessons import why_bn_works as why
+from helpers.panel import Control, Notice, Panel
+
+__all__ = [
+    "PANELS",
+    "COLORS",
+    "compute_batch_size",
+    "compute_gradient_walk",
+    "compute_noisy_bn",
+    "draw_batch_size",
+    "draw_batch_size_sweep",
+    "draw_gradient_walk",
+    "draw_landscape",
+    "draw_noisy_bn",
+    "noisy_bn_result",
+    "update_batch_size",
+    "update_gradient_walk",
+    "update_noisy_bn",
+]
+
+COLORS = {"none": "#7f7f7f", "batch": "#1f77b4", "noisy": "#ff7f0e", "group": "#2ca02c",
+          "layer": "#9467bd"}
+LABELS = {"none": "no BN", "batch": "BN", "noisy": "noisy BN", "group": "GroupNorm",
+          "layer": "LayerNorm"}
+MODEL_NAMES = {"mlp": "Figure 1 MLP (BatchNorm1d)", "cnn": "small CNN (BatchNorm2d)"}
+
+
+def _redraw_still_axes_if_moved(artists):
+    """The still axes (``artists["still_axes"]``, drawn by ``artists["backdrop"]``) are drawn
+    again only when their ranges change (call after fitting the axes to new data)."""
+    artists["backdrop"].redraw_if_changed([(ax.get_xlim(), ax.get_ylim())
+                                           for ax in artists["still_axes"]])
+
+
+def _style():
+    """The look of this notebook's figures. Titles sit just above their axes (axes.titley 1.0,
+    where matplotlib would put them anyway: no tick labels on top); fixing their place saves
+    matplotlib looking for overlaps at every redraw."""
+    import matplotlib.pyplot as plt
+
+    return plt.rc_context({"font.size": 9, "axes.titlesize": 9, "axes.titley": 1.0,
+                           "axes.spines.top": False, "axes.spines.right": False,
+                           "legend.fontsize": 8, "legend.frameon": False})
+
+
+# ----------------------------------------------------------------------------------------
+# 1. Noisy BN
+# ----------------------------------------------------------------------------------------
+
+
+def noisy_bn_result(noise=why.NOISE, seeds=(0,), steps=why.MLP_STEPS, progress=False) -> dict:
+    """Train (or look up) the MLP without BN, with BN and with noisy BN for each seed.
+
+    Returns dict: noise, seeds, runs {norm: [MLPRun per seed]} for norm in none / batch /
+    noisy (noisy is the BN run when noise is 0), and shift {norm: mean per-step shift over
+    seeds} (``MLPRun.step_shift``).
+    """
+    runs = {norm: [why.train_mlp(norm, noise=noise, seed=seed, steps=steps, progress=progress)
+                   for seed in seeds]
+            for norm in ("none", "batch", "noisy")}
+    shift = {norm: float(np.mean([run.step_shift() for run in runs[norm]])) for norm in runs}
+    return dict(noise=float(noise), seeds=tuple(seeds), runs=runs, shift=shift)
+
+
+NOISE_STEP = 0.25  # the slider's step; other values are rounded to it, so that runs are reused
+
+
+def compute_noisy_bn(noise=why.NOISE):
+    """The panel's computation: ``noisy_bn_result`` for seed 0, with the noise rounded to the
+    slider's steps of 0.25 (never raises for 0 <= noise <= 2)."""
+    if not 0 <= noise <= 2:
+        return Notice(f"The noise strength must be between 0 and 2 (got {noise}).")
+    return noisy_bn_result(round(noise / NOISE_STEP) * NOISE_STEP)
+
+
+def draw_noisy_bn(result):
+    """Test accuracy against steps (left), then the tracked unit's 15/50/85th percentiles over
+    each step's mini-batch for the three networks, on one shared vertical scale."""
+    figure = _build_noisy_bn(len(result["seeds"]))
+    update_noisy_bn(figure, result)
+    return figure
+
+
+def _build_noisy_bn(seed_count):
+    """The noisy-BN figure for ``seed_count`` seeds, without data: one accuracy line per
+    network and seed (the first seed drawn strong, the others faint), and per network a median
+    line for its unit; kept in ``figure._panel_artists``. The accuracy axes (its range, labels,
+    title and legend stay put) is the still layer, drawn by a ``Backdrop``; its lines are on a
+    see-through ``overlay_axes``. The three unit plots, whose scale follows the noise, are
+    drawn on every move."""
+    import matplotlib.pyplot as plt
+
+    with _style():
+        figure, axes = plt.subplots(1, 4, figsize=(12, 2.9))
+        figure.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.9, wspace=0.2)
+        ax = axes[0]
+        moving = overlay_axes(ax)
+        accuracy = {norm: [moving.plot([], [], color=COLORS[norm], alpha=1.0 if k == 0 else 0.45,
+                                   lw=1.4 if k == 0 else 1.0,
+                                   label=LABELS[norm] if k == 0 else None)[0]
+                           for k in range(seed_count)]
+                    for norm in ("none", "batch", "noisy")}
+        ax.set(xlabel="training step", ylabel="test accuracy", ylim=(0, 1),
+               title="test accuracy" + (f" ({seed_count} seeds)" if seed_count > 1 else ""))
+        ax.legend(handles=[lines[0] for lines in accuracy.values()], loc="upper left",
+                  bbox_to_anchor=(0.25, 0.8))
+        median = {}
+        for ax, norm in zip(axes[1:], ("none", "batch", "noisy")):
+            median[norm] = ax.plot([], [], color=COLORS[norm], lw=0.8)[0]
+            ax.set_xlabel("training step")
+            if ax is not axes[1]:  # one vertical scale for the three: labels on the first only
+                ax.tick_params(labelleft=False)
+        axes[1].set_ylabel("input to the sigmoid")
+    figure._panel_artists = dict(accuracy=accuracy, median=median, band={}, still_axes=[axes[0]],
+                                 backdrop=Backdrop(figure, [axes[0]]))
+    return figure
+
+
+def update_noisy_bn(figure, result):
+    """Put a ``noisy_bn_result`` into a figure made by ``draw_noisy_bn`` for as many seeds (the
+    panel's ``update``: lines get new data, each unit's 15-85 % band is drawn anew)."""
+    artists = figure._panel_artists
+    runs = result["runs"]
+    for norm, seed_runs in runs.items():
+        for line, run in zip(artists["accuracy"][norm], seed_runs):
+            line.set_data(run.record_steps, run.test_accuracy)
+    first = {norm: seed_runs[0] for norm, seed_runs in runs.items()}
+    low = min(run.unit_percentiles.min() for run in first.values())
+    high = max(run.unit_percentiles.max() for run in first.values())
+    with _style():
+        for norm, line in artists["median"].items():
+            ax, q = line.axes, first[norm].unit_percentiles
+            steps = np.arange(1, len(q) + 1)
+            line.set_data(steps, q[:, 1])
+            if norm in artists["band"]:  # matplotlib 3.7 cannot give a band new data
+                artists["band"][norm].remove()
+            artists["band"][norm] = ax.fill_between(steps, q[:, 0], q[:, 2], color=COLORS[norm],
+                                                    alpha=0.25, lw=0)
+            ax.set_title(f"{_noisy_bn_name(norm, result['noise'])}: "
+                         f"per-step shift {result['shift'][norm]:.2f}")
+            ax.set_ylim(low - 0.2, high + 0.2)
+    for ax in figure.axes:  # the step axis fits the runs
+        ax.relim()
+        ax.autoscale_view(scaley=False)
+    _redraw_still_axes_if_moved(artists)
+
+
+def _noisy_bn_name(norm, noise):
+    """A network's name in its panel title, e.g. "noisy BN, noise 1.5"."""
+    if norm == "noisy" and noise == 0:
+        return "noisy BN with noise 0 = BN"
+    return LABELS[norm] + (f", noise {noise:g}" if norm == "noisy" else "")
+
+
+# ----------------------------------------------------------------------------------------
+# 2. The loss along the gradient
+# ----------------------------------------------------------------------------------------
+
+#: Step sizes of the walk, in learning rates: 2^(k/2) for k = -6..8, from 1/8 to 16. Each
+#: checkpoint is probed once on all of them (on WALK_IMAGES training images); the panel shows
+#: those up to the chosen largest.
+WALK_MULTIPLES = tuple(2.0 ** (k / 2) for k in range(-6, 9))
+WALK_IMAGES = 256
+CHECKPOINT_EVERY = 50
+
+
+def compute_gradient_walk(step=150, largest_multiple=4.0):
+    """Walk from the checkpoint at ``step`` (rounded to the checkpoints, every 50 steps) of the
+    ReLU MLP without and with BN (seed 0) along the negative gradient of the training loss on
+    WALK_IMAGES training images, with step sizes from 1/8 of the learning rate up to
+    ``largest_multiple`` learning rates.
+
+    Returns dict: step, lr, step_sizes (S,), and per network ("none", "batch") its Probe.
+    """
+    if not largest_multiple >= WALK_MULTIPLES[0]:
+        return Notice(f"The largest step must be at least {WALK_MULTIPLES[0]} learning rates.")
+    step = int(min(max(round(step / CHECKPOINT_EVERY) * CHECKPOINT_EVERY, 0), why.MLP_STEPS))
+    shown = np.array(WALK_MULTIPLES) <= largest_multiple * (1 + 1e-9)
+    probes = {}
+    for norm in ("none", "batch"):
+        run = why.train_mlp(norm, seed=0, activation="relu", track=False, progress=False)
+        # Every checkpoint is probed at once (the whole walk costs under a second, paid on the
+        # widget's first draw) and remembered, so that moving the slider only looks it up.
+        landscape = why.landscape_probe(run, WALK_MULTIPLES, probe_size=WALK_IMAGES)
+        full = landscape.probes[int(np.flatnonzero(landscape.steps == step)[0])]
+        probes[norm] = why.Probe(step_sizes=full.step_sizes[shown], loss0=full.loss0,
+                                 grad_norm=full.grad_norm, losses=full.losses[shown],
+                                 grad_changes=full.grad_changes[shown])
+    return dict(step=step, lr=why.RELU_LR, step_sizes=why.RELU_LR * np.array(WALK_MULTIPLES)[shown],
+                probes=probes)
+
+
+def draw_gradient_walk(result):
+    """Left: the loss at w - eta g against eta, with the gradient's own prediction
+    L(w) - eta ||g||^2 dashed. Right: how far the gradient has turned, ||grad(w - eta g) - g||."""
+    figure = _build_gradient_walk(result["lr"])
+    update_gradient_walk(figure, result)
+    return figure
+
+
+def _build_gradient_walk(lr):
+    """The walk figure without data: per network a loss line, its dashed prediction and a
+    gradient-change line, and a dotted mark at one learning rate ``lr``; kept in
+    ``figure._panel_artists``."""
+    import matplotlib.pyplot as plt
+
+    with _style():
+        figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+        figure.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.85, wspace=0.25)
+        lines = {}
+        for norm in ("none", "batch"):
+            color = COLORS[norm]
+            lines[norm] = dict(loss=left.plot([], [], "o-", ms=3, color=color)[0],
+                               prediction=left.plot([], [], "--", color=color, lw=1)[0],
+                               change=right.plot([], [], "o-", ms=3, color=color)[0])
+        left.set(xlabel="step size eta", ylabel="training loss at w - eta g")
+        right.set(xlabel="step size eta", ylabel="|| grad(w - eta g) - g ||",
+                  title="how much the gradient changes\n(gray: no BN, blue: BN)")
+        legend = right.legend([lines[norm]["change"] for norm in lines], ["", ""],
+                              loc="upper left")
+        lr_marks = [ax.axvline(lr, color="k", lw=0.6, ls=":") for ax in (left, right)]
+    figure._panel_artists = dict(lines=lines, legend=legend, lr_marks=lr_marks)
+    return figure
+
+
+def update_gradient_walk(figure, result):
+    """Put a ``compute_gradient_walk`` result into a figure made by ``draw_gradient_walk`` (the
+    panel's ``update``); the axes are fitted to the new curves as a fresh figure would be."""
+    artists = figure._panel_artists
+    probes = result["probes"]
+    for (norm, lines), text in zip(artists["lines"].items(), artists["legend"].get_texts()):
+        probe = probes[norm]
+        eta = np.r_[0.0, probe.step_sizes]
+        lines["loss"].set_data(eta, np.r_[probe.loss0, probe.losses])
+        lines["prediction"].set_data(eta, probe.loss0 - eta * probe.grad_norm ** 2)
+        lines["change"].set_data(eta, np.r_[0.0, probe.grad_changes])
+        text.set_text(f"{LABELS[norm]} (smoothness {probe.smoothness:.2f})")
+    for mark in artists["lr_marks"]:  # the learning rate, if the walk reaches it
+        mark.set_xdata([result["lr"], result["lr"]])
+        mark.set_visible(result["lr"] <= result["step_sizes"][-1])
+    left, right = figure.axes
+    top = max(max(p.loss0, p.losses.max()) for p in probes.values())
+    with _style():
+        left.set_title(f"loss along the gradient at step {result['step']}\n"
+                       "(dashed: the gradient's prediction L(w) - eta ||g||^2)")
+    left.set_ylim(0, 1.15 * top)
+    for ax in (left, right):
+        ax.relim(visible_only=True)
+        ax.autoscale_view()
+
+
+def draw_landscape(landscapes: dict):
+    """Santurkar et al.'s Figure 4 in small: at each checkpoint, the range (min to max over the
+    step sizes) of the loss along the gradient (a) and of the gradient's change (b), and the
+    effective beta-smoothness (c), for each network in ``landscapes`` ({norm: LandscapeProbe})."""
+    import matplotlib.pyplot as plt
+
+    with _style():
+        figure, axes = plt.subplots(1, 3, figsize=(12, 3.0))
+        figure.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.9, wspace=0.25)
+        for norm, landscape in landscapes.items():
+            color, steps = COLORS[norm], landscape.steps
+            for ax, values in zip(axes[:2], (landscape.losses, landscape.grad_changes)):
+                ax.fill_between(steps, values.min(axis=1), values.max(axis=1), color=color,
+                                alpha=0.3, lw=0)
+                ax.plot(steps, values.min(axis=1), color=color, lw=0.8)
+                ax.plot(steps, values.max(axis=1), color=color, lw=0.8, label=LABELS[norm])
+            axes[2].plot(steps, landscape.smoothness, "o-", ms=3, color=color, label=LABELS[norm])
+        axes[0].set(xlabel="training step", ylabel="loss at w - eta g",
+                    title="(a) loss along the gradient: range over eta")
+        axes[1].set(xlabel="training step", ylabel="|| grad(w - eta g) - g ||",
+                    title="(b) gradient predictiveness: range over eta")
+        axes[2].set(xlabel="training step", ylabel="max || change of gradient || / distance",
+                    title="(c) effective beta-smoothness")
+        for ax in axes:
+            ax.set_ylim(bottom=0)
+            ax.legend(loc="upper right")
+    return figure
+
+
+# ----------------------------------------------------------------------------------------
+# 3. Batch size
+# ----------------------------------------------------------------------------------------
+
+
+def compute_batch_size(model_kind="mlp", norm="batch", batch_size=2):
+    """Train (or look up) one batch-size run (seed 0), and gather what the panel draws: the test
+    error of every run of this model made so far, and, for the chosen run, the mean that
+    normalizes each test image at the first layer's channel / unit 0 in training mode."""
+    try:
+        run = why.batch_size_run(model_kind, norm, batch_size, seed=0, progress=False)
+    except ValueError as error:
+        return Notice(str(error) + " Choose a batch size of 2 or more for BN in the MLP "
+                      "(the CNN's BatchNorm2d averages over 28 x 28 positions too, so it runs "
+                      "even with one image).")
+    means = why.normalizing_means(model_kind, norm, batch_size)
+    points = {}
+    for other in why.remembered_size_runs(model_kind):
+        sizes = why.BATCH_SIZES if other.batch_size is None else (other.batch_size,)
+        for size in sizes:
+            points.setdefault((other.norm, size), []).append(other.test_error)
+    return dict(model_kind=model_kind, norm=norm, batch_size=batch_size, run=run,
+                means=means, points=points)
+
+
+def draw_batch_size(result):
+    """Left: test error against the number of examples behind each BN statistic (GroupNorm and
+    LayerNorm: flat, their statistics never mix examples). Right: the training-mode mean that
+    normalizes each test image, against the running mean eval mode uses."""
+    figure = _build_batch_size()
+    update_batch_size(figure, result)
+    return figure
+
+
+#: The histogram of normalizing means: this many bins between the smallest and largest mean.
+MEAN_BINS = 40
+
+
+def _build_batch_size():
+    """The batch-size figure without data: an error line per normalization, a ring for the
+    chosen setting, a histogram (one outline, ``ax.stairs``) and the eval-mode mean; kept in
+    ``figure._panel_artists``. The error plot's axes (fixed batch sizes; its error range
+    changes only when new runs join) is the still layer, drawn by a ``Backdrop``; its lines,
+    legend and title are on a see-through ``overlay_axes``. The histogram, fitted to each
+    result, is drawn on every move."""
+    import matplotlib.pyplot as plt
+
+    sizes = np.array(why.BATCH_SIZES)
+    with _style():
+        figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.0))
+        figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
+        left.set_xscale("log", base=2)
+        moving = overlay_axes(left)
+        errors = {norm: moving.plot([], [], "o-", ms=4, color=COLORS[norm], label=LABELS[norm])[0]
+                  for norm in why.SIZE_NORMS}
+        chosen = moving.plot([], [], "o", ms=11, mfc="none", color="k", label="this setting")[0]
+        left.set_xticks(sizes, [str(s) for s in sizes])
+        left.set_xlim(sizes[0] / 1.25, sizes[-1] * 1.25)  # every batch size, whatever has run
+        left.set(xlabel="examples per BN statistic (batch size)", ylabel="test error (%)")
+
+        histogram = right.stairs(np.zeros(MEAN_BINS), np.arange(MEAN_BINS + 1.0), fill=True,
+                                 alpha=0.7)
+        eval_mean = right.axvline(0, color="k", lw=1.2, label="running mean (eval mode)")
+        eval_legend = right.legend(loc="upper right")
+        right.set(xlabel="mean that normalizes an image, layer 1, channel 0", ylabel="test images")
+    figure._panel_artists = dict(errors=errors, chosen=chosen, histogram=histogram,
+                                 eval_mean=eval_mean, eval_legend=eval_legend, moving_errors=moving,
+                                 means_axes=right, still_axes=[left],
+                                 backdrop=Backdrop(figure, [left]))
+    return figure
+
+
+def update_batch_size(figure, result):
+    """Put a ``compute_batch_size`` result into a figure made by ``draw_batch_size`` (the panel's
+    ``update``); the axes are fitted to the new data as a fresh figure would be."""
+    artists = figure._panel_artists
+    with _style():
+        _show_errors(artists["moving_errors"], artists, result)
+        _show_means(artists["means_axes"], artists, result)
+    _redraw_still_axes_if_moved(artists)
+
+
+def _show_errors(ax, artists, result):
+    """Left plot: the mean test error of every run made so far, per normalization and size,
+    the chosen normalization's line thick, the chosen setting ringed; legend for what is shown."""
+    shown = []
+    for norm, line in artists["errors"].items():
+        sizes = [s for s in why.BATCH_SIZES if (norm, s) in result["points"]]
+        errors = [100 * np.mean(result["points"][(norm, s)]) for s in sizes]
+        line.set_data(sizes, errors)
+        line.set_linewidth(2.2 if norm == result["norm"] else 1.0)
+        line.set_visible(bool(sizes))
+        if sizes:
+            shown.append(line)
+    artists["chosen"].set_data([result["batch_size"]], [100 * result["run"].test_error])
+    ax.legend(handles=[*shown, artists["chosen"]], loc="upper right")
+    ax.set_title(f"{MODEL_NAMES[result['model_kind']]}, seed 0")
+    ax.set_autoscaley_on(True)
+    ax.relim(visible_only=True)
+    ax.autoscale_view(scalex=False)
+    ax.set_ylim(bottom=0)
+
+
+def _show_means(ax, artists, result):
+    """Right plot: the histogram of the means that normalize each test image, and for BN the
+    running mean that eval mode uses instead."""
+    means = result["means"]
+    counts, edges = np.histogram(means["per_image"], bins=MEAN_BINS)
+    artists["histogram"].set_data(counts, edges)
+    artists["histogram"].set_facecolor(COLORS[result["norm"]])
+    has_eval_mean = means["eval_mean"] is not None
+    if has_eval_mean:
+        artists["eval_mean"].set_xdata([means["eval_mean"], means["eval_mean"]])
+        what = f"BN over groups of {result['batch_size']}"
+    else:
+        what = f"{LABELS[result['norm']]}: each image's own statistics"
+    artists["eval_mean"].set_visible(has_eval_mean)
+    artists["eval_legend"].set_visible(has_eval_mean)
+    ax.set_title(f"{what} ({means['values_per_statistic']} values each)")
+    ax.relim(visible_only=True)
+    ax.autoscale_view()
+
+
+def draw_batch_size_sweep(sweeps: dict):
+    """Test error against the examples per BN statistic, one axis per model in ``sweeps``
+    ({model_kind: batch_size_sweep(...)}): every seed as a dot, their mean as a line."""
+    import matplotlib.pyplot as plt
+
+    with _style():
+        figure, axes = plt.subplots(1, len(sweeps), figsize=(4.6 * len(sweeps), 3.0), squeeze=False)
+        figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.2)
+        for ax, (model_kind, sweep) in zip(axes[0], sweeps.items()):
+            for norm, by_size in sweep.items():
+                sizes = sorted(by_size)
+                errors = [[run.test_error * 100 for run in by_size[s]] for s in sizes]
+                ax.plot(sizes, [np.mean(e) for e in errors], "-", color=COLORS[norm],
+                        label=LABELS[norm] + (" (one run for all sizes)" if norm != "batch" else ""))
+                for size, values in zip(sizes, errors):
+                    ax.plot([size] * len(values), values, "o", ms=3.5, color=COLORS[norm])
+            all_sizes = sorted({s for by_size in sweep.values() for s in by_size})
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(all_sizes, [str(s) for s in all_sizes])
+            ax.set(xlabel="examples per BN statistic (batch size)", ylabel="test error (%)",
+                   title=MODEL_NAMES[model_kind])
+            ax.set_ylim(bottom=0)
+            ax.legend(loc="upper right" if model_kind == "mlp" else "lower right")
+    return figure
+
+
+PANELS = [
+    Panel("noisy BN: how much noise after every BN layer", compute_noisy_bn, draw_noisy_bn,
+          update=update_noisy_bn, controls=[
+        Control("noise", "float", why.NOISE, low=0.0, high=2.0, step=0.25,
+                description="noise after BN", test_values=(0.0, 2.0)),
+    ]),
+    Panel("the loss along the gradient, with and without BN", compute_gradient_walk,
+          draw_gradient_walk, update=update_gradient_walk, controls=[
+        Control("step", "int", 150, low=0, high=why.MLP_STEPS, step=50,
+                description="checkpoint (step)", test_values=(0, why.MLP_STEPS)),
+        Control("largest_multiple", "choice", 4.0, options=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+                description="largest step / learning rate", test_values=(0.5, 16.0)),
+    ]),
+    Panel("batch size: BN, GroupNorm, LayerNorm", compute_batch_size, draw_batch_size,
+          update=update_batch_size, controls=[
+        Control("model_kind", "choice", "mlp", options=("mlp", "cnn"), description="network"),
+        Control("norm", "choice", "batch", options=why.SIZE_NORMS, description="normalization",
+                test_values=("batch", "layer")),
+        Control("batch_size", "choice", 2, options=why.BATCH_SIZES, description="batch size",
+                test_values=(1, 32)),
+    ]),
+]

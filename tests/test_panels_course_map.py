@@ -1,0 +1,154 @@
+"""Notebook 00: the glossary (terms, Chinese names, the table in the notebook), the map of
+notebooks, the run instructions, and the glossary explorer (helpers.panels.course_map)."""
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from helpers.panels.course_map import (  # noqa: E402
+    FIGSIZE,
+    GLOSSARY,
+    NOTEBOOKS,
+    PANELS,
+    TERMS,
+    compute_glossary_entry,
+    glossary_card_html,
+)
+from tools import notebooks as course_notebooks  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+COURSE_MAP = ROOT / "notebooks" / "00_course_map.ipynb"
+
+#: What issue 4 asks the glossary to contain at least: English -> Chinese.
+REQUIRED = {
+    "batch normalization": "批归一化",
+    "internal covariate shift": "内部协变量偏移",
+    "mini-batch": "小批量",
+    "moving average / exponential moving average": "滑动平均 / 指数滑动平均",
+    "normalization": "归一化",
+    "standardization (z-score)": "标准化",
+    "whitening": "白化",
+    "mean": "均值",
+    "variance": "方差",
+    "biased / unbiased estimate": "有偏 / 无偏估计",
+    "scale and shift parameters (gamma, beta)": "缩放和平移参数",
+    "saturation": "饱和",
+    "gradient": "梯度",
+    "backpropagation": "反向传播",
+    "computational graph": "计算图",
+    "inference": "推理",
+    "running statistics": "运行统计量",
+    "channel": "通道",
+    "feature map": "特征图",
+    "learning rate": "学习率",
+    "convergence": "收敛",
+    "regularization": "正则化",
+    "layer / group / instance normalization": "层 / 组 / 实例归一化",
+    "condition number": "条件数",
+    "epsilon ε": "ε",
+}
+
+
+def markdown_of(path: Path) -> str:
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    return "\n".join(course_notebooks.source_text(cell) for cell in notebook["cells"]
+                     if cell["cell_type"] == "markdown")
+
+
+def test_glossary_has_every_required_term_with_its_chinese_name():
+    by_english = {term.english: term for term in GLOSSARY}
+    for english, chinese in REQUIRED.items():
+        assert english in by_english, english
+        assert chinese in by_english[english].chinese, (english, by_english[english].chinese)
+    assert len(TERMS) == len(set(TERMS))
+    for term in GLOSSARY:
+        assert term.meaning and term.notebooks and set(term.notebooks) <= set(NOTEBOOKS)
+
+
+def test_the_notebook_prints_the_same_glossary_as_the_explorer():
+    text = markdown_of(COURSE_MAP)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and " | " in line]
+    for term in GLOSSARY:
+        assert any(row.startswith(f"| {term.english} | {term.chinese} | {term.meaning} |")
+                   for row in rows), term.english
+
+
+def test_the_course_map_links_every_notebook_with_its_title():
+    text = markdown_of(COURSE_MAP)
+    for number, (filename, title) in NOTEBOOKS.items():
+        assert f"| {number:02d} | [{title}]({filename}) |" in text, filename
+
+
+def test_notebooks_that_exist_have_the_file_names_and_titles_the_map_gives():
+    by_file = {filename: f"{number:02d} · {title}" for number, (filename, title) in NOTEBOOKS.items()}
+    for path in course_notebooks.notebook_paths():
+        assert path.name in by_file, f"{path.name} is not on the course map"
+        title = course_notebooks.title_of(json.loads(path.read_text(encoding="utf-8")))
+        assert title == by_file[path.name], (path.name, title)
+
+
+def test_the_course_map_gives_the_readme_commands_and_the_binder_link():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = [block.strip() for block in re.findall(r"```bash\n(.*?)```", readme, re.S)]
+    text = markdown_of(COURSE_MAP)
+    for command in commands:
+        assert command in text
+    settings = course_notebooks.settings()
+    assert (f"https://mybinder.org/v2/gh/{settings['github_repository']}/{settings['github_branch']}"
+            in text)
+    assert "environment.yml" in text and "--no-deps" in text
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_every_glossary_entry_draws_inside_the_same_figure_size(term):
+    result = compute_glossary_entry(term)
+    figure = PANELS[0].draw(result)
+    assert isinstance(figure, Figure)
+    figure.canvas.draw()
+    # the widget keeps one figure for every term and renders the area measured for the first:
+    # nothing may stick out of it
+    assert tuple(figure.get_size_inches()) == FIGSIZE
+    drawn, inside = figure.get_tightbbox(), figure.bbox_inches
+    assert inside.x0 <= drawn.x0 and drawn.x1 <= inside.x1, (term, drawn)
+    assert inside.y0 <= drawn.y0 and drawn.y1 <= inside.y1, (term, drawn)
+    plt.close(figure)
+    card = glossary_card_html(term)
+    entry = GLOSSARY[TERMS.index(term)]
+    assert entry.chinese.split(" ")[0] in card and NOTEBOOKS[entry.notebooks[0]][0] in card
+
+
+def test_a_kept_figure_shows_any_term_as_a_fresh_figure_does():
+    """The widget draws every term into one figure (update_glossary_entry): nothing of the
+    previous term may remain, whatever it was."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    def pixels(figure):
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        return bytes(canvas.buffer_rgba())
+
+    panel = PANELS[0]
+    kept = panel.draw(compute_glossary_entry(TERMS[0]))
+    for term in [*TERMS[1:], TERMS[0]]:
+        result = compute_glossary_entry(term)
+        panel.update(kept, result)
+        fresh = panel.draw(result)
+        assert pixels(kept) == pixels(fresh), term
+        plt.close(fresh)
+    plt.close(kept)
+
+
+def test_glossary_widget_shows_the_card_and_updates_it():
+    box = PANELS[0].widget()
+    assert "批归一化" in box.card.value
+    box.controls["term"].value = "whitening"
+    assert "白化" in box.card.value
+    plt.close("all")
