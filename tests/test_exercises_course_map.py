@@ -1,7 +1,5 @@
 """Notebook 00's warm-up quiz checker (helpers.exercises.course_map)."""
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,39 +7,6 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 
 from helpers.exercises.course_map import WARM_UP, check_warm_up  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-COURSE_MAP = ROOT / "notebooks" / "00_course_map.ipynb"
-
-#: What issue 4 asks the glossary to contain at least: English -> Chinese.
-REQUIRED = {
-    "batch normalization": "批归一化",
-    "internal covariate shift": "内部协变量偏移",
-    "mini-batch": "小批量",
-    "moving average / exponential moving average": "滑动平均 / 指数滑动平均",
-    "normalization": "归一化",
-    "standardization (z-score)": "标准化",
-    "whitening": "白化",
-    "mean": "均值",
-    "variance": "方差",
-    "biased / unbiased estimate": "有偏 / 无偏估计",
-    "scale and shift parameters (gamma, beta)": "缩放和平移参数",
-    "saturation": "饱和",
-    "gradient": "梯度",
-    "backpropagation": "反向传播",
-    "computational graph": "计算图",
-    "inference": "推理",
-    "running statistics": "运行统计量",
-    "channel": "通道",
-    "feature map": "特征图",
-    "learning rate": "学习率",
-    "convergence": "收敛",
-    "regularization": "正则化",
-    "layer / group / instance normalization": "层 / 组 / 实例归一化",
-    "condition number": "条件数",
-    "epsilon ε": "ε",
-}
-
 
 # --- the warm-up quiz ---------------------------------------------------------------------
 

@@ -4,9 +4,7 @@ variance, on default and given feature maps, and a layout that stays put."""
 import numpy as np
 import pytest
 
-from helpers.norms import (
-    group_normalize,
-)
+from helpers.norms import group_normalize
 from helpers.panel import Notice
 from helpers.panels.convolutional_bn import (
     PANELS,
@@ -14,12 +12,6 @@ from helpers.panels.convolutional_bn import (
     draw_norm_cubes,
     make_normalization_panel,
 )
-
-TOL = 1e-10
-
-
-# -- the panel ---------------------------------------------------------------------------
-
 
 
 def feature_map(rng, shape, offset=3.0, scale=2.0):

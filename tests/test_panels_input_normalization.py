@@ -1,17 +1,10 @@
 """Notebook 01's panel (helpers.panels.input_normalization): the default zigzags, divergence is
 explained, a round bowl takes one step, and the axis labels stay clear of the ticks."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from helpers.panels.input_normalization import PANELS, _power_of_ten, compute_gd_two_features
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-# --- the panel -------------------------------------------------------------------------------
 
 
 def test_panel_default_zigzags_to_a_finite_step_count():
