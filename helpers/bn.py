@@ -247,8 +247,9 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     # over the batch without building the (N, D) array of squares.
     var = np.einsum("ij,ij->j", xc, xc) / n  # (D,)
     std = np.sqrt(var + eps)  # (D,)
-    if not (np.isfinite(mu).all() and np.isfinite(std).all()):
-        # NaN or inf in x (refused), or finite values whose squares overflow (rescaled)
+    if not np.isfinite(std).all():
+        # NaN or inf in x (refused), or finite values whose squares overflow (rescaled);
+        # either makes var, and so std, NaN or inf (a non-finite mean passes into xc and var)
         _check_finite_batch(x)
         mu, xc, var, std = _statistics_of_huge_values(x, eps)
     inv_std = 1.0 / std  # (D,)
