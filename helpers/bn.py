@@ -25,7 +25,6 @@ depend on the scale), so they are normalized correctly instead of collapsing to 
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,9 +66,14 @@ def _as_dtype(dtype, *arrays):
     return tuple(array.astype(dtype, copy=False) for array in arrays)
 
 
+def _is_real_number(value) -> bool:
+    """True for an int or float scalar (numpy's too); False for bool, str, None, arrays..."""
+    return np.ndim(value) == 0 and np.asarray(value).dtype.kind in "iuf"
+
+
 def _check_number(value, name: str, expected: str) -> float:
     """``value`` as a float; TypeError naming the argument unless it is a real number."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not _is_real_number(value):
         raise TypeError(f"{name} must be {expected}, got {value!r} (of type {type(value).__name__})")
     return float(value)
 
@@ -91,7 +95,7 @@ def _check_momentum(momentum, expected: str) -> float:
 
 def _check_num_features(num_features) -> int:
     expected = "a positive integer (the number of features or channels)"
-    if isinstance(num_features, (bool, np.bool_)) or not isinstance(num_features, numbers.Real):
+    if not _is_real_number(num_features):
         raise TypeError(f"num_features must be {expected}, got {num_features!r}")
     if not np.isfinite(num_features) or int(num_features) != num_features or num_features < 1:
         raise ValueError(f"num_features must be {expected}, got {num_features!r}")
