@@ -16,7 +16,11 @@ Conventions (the same as ``torch.nn.BatchNorm1d`` / ``BatchNorm2d``):
 Numerics: the variance is computed in two passes (mean first, then the mean of the
 squared deviations), never as E[x^2] - E[x]^2, which cancels catastrophically when the
 mean is large compared with the spread; the data are shifted by one sample first, which
-keeps float32 accurate too. Everything is computed in the floating dtype of ``x``.
+keeps float32 accurate too. Everything is computed in the floating dtype of ``x``, except
+float16, which is computed in float32 and returned as float16 (as torch does). A training
+batch with NaN or inf is refused with a ValueError (it would poison every statistic); finite
+values so large that their squares overflow are scaled by a power of two first (BN does not
+depend on the scale), so they are normalized correctly instead of collapsing to beta.
 """
 
 from __future__ import annotations
@@ -52,10 +56,50 @@ def _as_float_array(x, name: str) -> np.ndarray:
     return x
 
 
+def _working_dtype(dtype):
+    """The dtype the arithmetic runs in: float16 in float32 (as torch does), others as they are."""
+    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+
+
+def _as_dtype(dtype, *arrays):
+    """The arrays converted to ``dtype`` (no copy where they already are)."""
+    return tuple(array.astype(dtype, copy=False) for array in arrays)
+
+
+def _is_real_number(value) -> bool:
+    """True for an int or float scalar (numpy's too); False for bool, str, None, arrays..."""
+    return np.ndim(value) == 0 and np.asarray(value).dtype.kind in "iuf"
+
+
+def _check_number(value, name: str, expected: str) -> float:
+    """``value`` as a float; TypeError naming the argument unless it is a real number."""
+    if not _is_real_number(value):
+        raise TypeError(f"{name} must be {expected}, got {value!r} (of type {type(value).__name__})")
+    return float(value)
+
+
 def _check_eps(eps) -> float:
+    expected = "a positive number (the default is 1e-5)"
+    eps = _check_number(eps, "eps", expected)
     if not np.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps must be a positive number (the default is 1e-5), got {eps!r}")
-    return float(eps)
+        raise ValueError(f"eps must be {expected}, got {eps!r}")
+    return eps
+
+
+def _check_momentum(momentum, expected: str) -> float:
+    momentum = _check_number(momentum, "momentum", expected)
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"momentum must be {expected}, got {momentum!r}")
+    return momentum
+
+
+def _check_num_features(num_features) -> int:
+    expected = "a positive integer (the number of features or channels)"
+    if not _is_real_number(num_features):
+        raise TypeError(f"num_features must be {expected}, got {num_features!r}")
+    if not np.isfinite(num_features) or int(num_features) != num_features or num_features < 1:
+        raise ValueError(f"num_features must be {expected}, got {num_features!r}")
+    return int(num_features)
 
 
 def _check_ndim(x: np.ndarray, ndim: int, layout: str) -> None:
@@ -63,15 +107,66 @@ def _check_ndim(x: np.ndarray, ndim: int, layout: str) -> None:
         raise ValueError(f"x must have {ndim} dimensions {layout}, got shape {x.shape}")
 
 
+def _features(indices) -> str:
+    """'feature 0' or 'features 2, 3' (the first ten, for long lists)."""
+    indices = [int(i) for i in indices]
+    shown = ", ".join(map(str, indices[:10])) + (f", ... ({len(indices)} in all)" if len(indices) > 10 else "")
+    return f"feature{'s' if len(indices) > 1 else ''} {shown}"
+
+
+def _non_finite_summary(array: np.ndarray) -> str:
+    """How many NaN and inf values an (N, D) or (D,) array holds, and in which features
+    (columns): e.g. '2 NaN and 1 inf (NaN in feature 0; inf in features 2, 3)'."""
+    columns = array.reshape(-1, array.shape[-1])
+    counts, places = [], []
+    for label, mask in (("NaN", np.isnan(columns)), ("inf", np.isinf(columns))):
+        counts.append(f"{int(mask.sum())} {label}")
+        features = np.flatnonzero(mask.any(axis=0))
+        if features.size:
+            places.append(f"{label} in {_features(features)}")
+    return f"{' and '.join(counts)} ({'; '.join(places)})"
+
+
+def _check_finite_batch(x: np.ndarray) -> None:
+    """ValueError, with counts and features, if the (N, D) training batch holds NaN or inf."""
+    if not np.isfinite(x).all():
+        raise ValueError(
+            f"x has {_non_finite_summary(x)}: a training batch must be finite. One NaN or inf "
+            f"makes its feature's batch mean and variance NaN, so every output of that feature "
+            f"and a layer's running statistics would be NaN (for good). Find where they come "
+            f"from: np.isfinite(x).all(axis=0) is False for exactly those features."
+        )
+
+
+_POISONED = {
+    "running_mean": " (running statistics poisoned by a non-finite training batch?)",
+    "running_var": " (running statistics poisoned by a non-finite training batch?)",
+}
+
+
 def _check_per_feature(array, num_features: int, name: str, dtype) -> np.ndarray:
-    """Check that ``array`` holds one value per feature, shape (num_features,)."""
+    """Check that ``array`` holds one finite value per feature, shape (num_features,)."""
     array = np.asarray(array)
     if array.shape != (num_features,):
         raise ValueError(
             f"{name} must have shape ({num_features},), one value per feature, "
             f"got shape {array.shape}"
         )
-    return array.astype(dtype, copy=False)
+    array = array.astype(dtype, copy=False)
+    if not np.isfinite(array).all():
+        raise ValueError(
+            f"{name} must be finite (one value per feature), but it has "
+            f"{_non_finite_summary(array)}{_POISONED.get(name, '')}"
+        )
+    return array
+
+
+def _check_non_negative(array: np.ndarray, name: str) -> None:
+    if np.any(array < 0):
+        raise ValueError(
+            f"{name} must be non-negative (it is a variance), but it is negative in "
+            f"{_features(np.flatnonzero(array < 0))}"
+        )
 
 
 def _check_batch_of_more_than_one(values_per_feature: int, what: str) -> None:
@@ -103,6 +198,8 @@ class BatchNormCache:
         gamma:   (D,)   scale
         beta:    (D,)   shift
         eps:     float
+
+    For float16 input every node but x is float32 (the precision the arithmetic ran in).
     """
 
     x: np.ndarray
@@ -136,8 +233,11 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     eps = _check_eps(eps)
     n, d = x.shape
     _check_batch_of_more_than_one(n, "N")
-    gamma = _check_per_feature(gamma, d, "gamma", x.dtype)
-    beta = _check_per_feature(beta, d, "beta", x.dtype)
+    dtype = _working_dtype(x.dtype)  # float16 is computed in float32
+    x_in = x
+    x = x.astype(dtype, copy=False)
+    gamma = _check_per_feature(gamma, d, "gamma", dtype)
+    beta = _check_per_feature(beta, d, "beta", dtype)
 
     # Pass 1: the mean. Subtract one sample first ("shifted data"): the differences are
     # small numbers, so their mean and the deviations from it stay accurate even in float32
@@ -151,16 +251,52 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     # over the batch without building the (N, D) array of squares.
     var = np.einsum("ij,ij->j", xc, xc) / n  # (D,)
     std = np.sqrt(var + eps)  # (D,)
+    if not np.isfinite(std).all():
+        # NaN or inf in x (refused), or finite values whose squares overflow (rescaled);
+        # either makes var, and so std, NaN or inf (a non-finite mean passes into xc and var)
+        _check_finite_batch(x)
+        mu, xc, var, std = _statistics_of_huge_values(x, eps)
     inv_std = 1.0 / std  # (D,)
     x_hat = xc * inv_std  # (N, D)
     out = x_hat * gamma  # (N, D)
     out += beta  # in place
 
     cache = BatchNormCache(
-        x=x, mu=mu, xc=xc, var=var, std=std, inv_std=inv_std,
+        x=x_in, mu=mu, xc=xc, var=var, std=std, inv_std=inv_std,
         x_hat=x_hat, gamma=gamma, beta=beta, eps=eps,
     )
-    return out, cache
+    return out.astype(x_in.dtype, copy=False), cache
+
+
+def _statistics_of_huge_values(x: np.ndarray, eps: float):
+    """mu, xc, var, std (as in ``batchnorm_forward``) of a finite (N, D) batch whose squares
+    overflow: beyond about 1e19 in float32, 1e154 in float64.
+
+    BN does not depend on the scale of x, so divide each feature by a power of two near its
+    largest |value| (exact: no rounding), take the two-pass statistics of the scaled values
+    y, and scale back: std = s * sqrt(var_y + eps / s**2) fits even when var = s**2 * var_y
+    does not (var is then inf, as it truly exceeds the largest float).
+    """
+    n = x.shape[0]
+    _, exponent = np.frexp(np.abs(x).max(axis=0))  # largest |x| = m * 2**exponent, 0.5 <= m < 1
+    scale = np.ldexp(np.ones(x.shape[1], dtype=x.dtype), exponent - 1)  # (D,) so |y| < 2
+    y = x / scale  # (N, D)
+    yc = y - y[0]  # (N, D) the same two passes as batchnorm_forward, on y
+    shifted_mean = yc.mean(axis=0)  # (D,)
+    yc -= shifted_mean
+    y_mean = y[0] + shifted_mean  # (D,)
+    y_var = np.einsum("ij,ij->j", yc, yc) / n  # (D,)
+    with np.errstate(over="ignore"):
+        xc = yc * scale  # (N, D)
+        var = y_var * scale * scale  # (D,) inf where it does not fit
+    if not np.isfinite(xc).all():
+        raise ValueError(
+            f"x spans more than the largest {x.dtype} number in "
+            f"{_features(np.flatnonzero(~np.isfinite(xc).all(axis=0)))}: x - mean overflows. "
+            f"Rescale x (BN does not depend on its scale)."
+        )
+    std = np.sqrt(y_var + eps / scale / scale) * scale  # (D,)
+    return y_mean * scale, xc, var, std
 
 
 def batchnorm_backward(dout, cache: BatchNormCache):
@@ -182,7 +318,11 @@ def batchnorm_backward(dout, cache: BatchNormCache):
     Returns:
         dx (N, D), dgamma (D,), dbeta (D,)
     """
+    cache = _check_cache(cache)
     dout = _check_upstream(dout, cache.x.shape)
+    _check_variance_fits(cache)
+    dtype = dout.dtype
+    dout = dout.astype(_working_dtype(dtype), copy=False)  # float16 is computed in float32
     n = cache.x.shape[0]
     inv_std = cache.inv_std.astype(dout.dtype)
     std = cache.std.astype(dout.dtype)
@@ -207,7 +347,7 @@ def batchnorm_backward(dout, cache: BatchNormCache):
     dmu = -dxc.sum(axis=0)  # (D,)
     # mu = mean(x) = (1/N) sum_i x_i: every row receives dmu / N
     dx = dxc + dmu / n  # (N, D)
-    return dx, dgamma, dbeta
+    return _as_dtype(dtype, dx, dgamma, dbeta)
 
 
 def batchnorm_backward_compact(dout, cache: BatchNormCache):
@@ -224,7 +364,10 @@ def batchnorm_backward_compact(dout, cache: BatchNormCache):
     Returns:
         dx (N, D), dgamma (D,), dbeta (D,)
     """
+    cache = _check_cache(cache)
     dout = _check_upstream(dout, cache.x.shape)
+    dtype = dout.dtype
+    dout = dout.astype(_working_dtype(dtype), copy=False)  # float16 is computed in float32
     n = cache.x.shape[0]
     dbeta = dout.sum(axis=0)  # (D,)
     dgamma = np.einsum("ij,ij->j", dout, cache.x_hat)  # (D,) sum of dout * x_hat, no temporary
@@ -234,7 +377,7 @@ def batchnorm_backward_compact(dout, cache: BatchNormCache):
     dx += dbeta / n
     np.subtract(dout, dx, out=dx)
     dx *= cache.gamma * cache.inv_std
-    return dx, dgamma, dbeta
+    return _as_dtype(dtype, dx, dgamma, dbeta)
 
 
 def _check_upstream(dout, shape) -> np.ndarray:
@@ -242,6 +385,44 @@ def _check_upstream(dout, shape) -> np.ndarray:
     if dout.shape != shape:
         raise ValueError(f"dout must have the shape of the forward output {shape}, got {dout.shape}")
     return dout
+
+
+def _is_spatial_cache(cache) -> bool:
+    return (isinstance(cache, tuple) and len(cache) == 2
+            and isinstance(cache[0], BatchNormCache) and isinstance(cache[1], tuple))
+
+
+def _what_the_cache_is(cache) -> str:
+    if isinstance(cache, BatchNormCache):
+        return ("got the BatchNormCache of batchnorm_forward, which belongs to batchnorm_backward "
+                "or batchnorm_backward_compact")
+    if _is_spatial_cache(cache):
+        return "got the cache of spatial_batchnorm_forward, which belongs to spatial_batchnorm_backward"
+    if isinstance(cache, tuple) and len(cache) == 2 and isinstance(cache[0], np.ndarray):
+        return "got a tuple, the whole (out, cache) result of the forward pass: pass only its second item"
+    return "got None" if cache is None else f"got a {type(cache).__name__}"
+
+
+def _check_cache(cache) -> BatchNormCache:
+    if not isinstance(cache, BatchNormCache):
+        raise TypeError(
+            f"cache must be the BatchNormCache that batchnorm_forward returns second; "
+            f"{_what_the_cache_is(cache)}. Use: out, cache = batchnorm_forward(x, gamma, beta); "
+            f"dx, dgamma, dbeta = batchnorm_backward(dout, cache)"
+        )
+    return cache
+
+
+def _check_variance_fits(cache: BatchNormCache) -> None:
+    """The node-by-node backward works with var itself: it must be a finite number."""
+    if not np.isfinite(cache.var).all():
+        raise ValueError(
+            f"the batch variance of {_features(np.flatnonzero(~np.isfinite(cache.var)))} "
+            f"overflows {cache.var.dtype} (the values are too large to square): the node-by-node "
+            f"backward needs var, std**2 and 1 / std**3, which do not fit. "
+            f"batchnorm_backward_compact works from x_hat and 1 / std alone and gives the gradient; "
+            f"or rescale x."
+        )
 
 
 def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
@@ -270,19 +451,31 @@ def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
     beta = _check_per_feature(beta, c, "beta", np.float64)
     running_mean = _check_per_feature(running_mean, c, "running_mean", np.float64)
     running_var = _check_per_feature(running_var, c, "running_var", np.float64)
-    if np.any(running_var < 0):
-        raise ValueError("running_var must be non-negative (it is a variance)")
+    _check_non_negative(running_var, "running_var")
 
     # One multiply and one add per value: scale = gamma / sqrt(var + eps), shift = beta - scale * mean
-    scale = gamma / np.sqrt(running_var + eps)  # (C,)
-    shift = beta - scale * running_mean  # (C,)
+    with np.errstate(over="ignore"):  # checked just below
+        scale = gamma / np.sqrt(running_var + eps)  # (C,)
+        shift = beta - scale * running_mean  # (C,)
+    if not np.isfinite(scale).all():
+        raise ValueError(
+            f"gamma / sqrt(running_var + eps) overflows float64 in "
+            f"{_features(np.flatnonzero(~np.isfinite(scale)))}: gamma is too large"
+        )
+    if not np.isfinite(shift).all():
+        # scale * running_mean overflowed (a huge running mean): the longer form
+        # gamma * (x - mean) / std + beta, halving first so that x - mean cannot overflow
+        # (a finite input never becomes inf - inf = NaN)
+        half_centred = x * 0.5 - _per_channel(running_mean * 0.5, x.ndim)
+        out = half_centred * _per_channel(scale, x.ndim) * 2.0 + _per_channel(beta, x.ndim)
+        return out.astype(x.dtype, copy=False)
     out = x * _per_channel(scale, x.ndim) + _per_channel(shift, x.ndim)
     return out.astype(x.dtype, copy=False)
 
 
 def _per_channel(values: np.ndarray, ndim: int) -> np.ndarray:
-    """Shape (C,) values to broadcast along axis 1 of an (N, C) or (N, C, H, W) array."""
-    return values if ndim == 2 else values[:, None, None]
+    """Shape (C,) values to broadcast along axis 1 of an (N, C), (N, C, L) or (N, C, H, W) array."""
+    return values.reshape((-1,) + (1,) * (ndim - 2))
 
 
 def update_running_stats(running_mean, running_var, batch_mean, batch_var, n, momentum=0.1):
@@ -309,21 +502,33 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, n, mo
     d = running_mean.shape[0] if running_mean.ndim == 1 else None
     if d is None:
         raise ValueError(f"running_mean must have shape (D,), got shape {running_mean.shape}")
+    running_mean = _check_per_feature(running_mean, d, "running_mean", np.float64)
     running_var = _check_per_feature(running_var, d, "running_var", np.float64)
     batch_mean = _check_per_feature(batch_mean, d, "batch_mean", np.float64)
     batch_var = _check_per_feature(batch_var, d, "batch_var", np.float64)
-    if int(n) != n or n < 2:
+    _check_non_negative(running_var, "running_var")
+    _check_non_negative(batch_var, "batch_var")
+    expected_n = "an integer >= 2 for the unbiased factor n / (n - 1)"
+    n_value = _check_number(n, "n, the number of values per feature in the batch,", expected_n)
+    if not np.isfinite(n_value) or int(n_value) != n_value or n_value < 2:
         raise ValueError(
-            f"n, the number of values per feature in the batch, must be an integer >= 2 "
-            f"for the unbiased factor n / (n - 1); got {n!r}"
+            f"n, the number of values per feature in the batch, must be {expected_n}; got {n!r}"
         )
-    if momentum is None or not 0.0 <= momentum <= 1.0:
+    expected_momentum = "a number in [0, 1] (torch's default is 0.1)"
+    if momentum is None:
         raise ValueError(
-            f"momentum must be a number in [0, 1] (torch's default is 0.1), got {momentum!r}"
+            f"momentum must be {expected_momentum}, got None (for torch's momentum=None, "
+            f"the cumulative average, pass momentum = 1 / t for the t-th batch)"
         )
+    momentum = _check_momentum(momentum, expected_momentum)
     unbiased_var = batch_var * n / (n - 1)
     new_mean = (1.0 - momentum) * running_mean + momentum * batch_mean
     new_var = (1.0 - momentum) * running_var + momentum * unbiased_var
+    if not np.isfinite(new_var).all():
+        raise ValueError(
+            f"the new running_var overflows float64 in "
+            f"{_features(np.flatnonzero(~np.isfinite(new_var)))}: the batch variance is too large"
+        )
     return new_mean, new_var
 
 
@@ -383,6 +588,12 @@ def spatial_batchnorm_backward(dout, cache):
     Returns:
         dx (N, C, H, W), dgamma (C,), dbeta (C,)
     """
+    if not _is_spatial_cache(cache):
+        raise TypeError(
+            f"cache must be the cache that spatial_batchnorm_forward returns second; "
+            f"{_what_the_cache_is(cache)}. Use: out, cache = spatial_batchnorm_forward(x, gamma, "
+            f"beta); dx, dgamma, dbeta = spatial_batchnorm_backward(dout, cache)"
+        )
     cache_2d, shape = cache
     dout = _check_upstream(dout, shape)
     dx_rows, dgamma, dbeta = batchnorm_backward_compact(_channels_last_2d(dout), cache_2d)
@@ -428,6 +639,7 @@ def fold_batchnorm(weight, bias, gamma, beta, running_mean, running_var, eps=1e-
     beta = _check_per_feature(beta, out_features, "beta", np.float64)
     running_mean = _check_per_feature(running_mean, out_features, "running_mean", np.float64)
     running_var = _check_per_feature(running_var, out_features, "running_var", np.float64)
+    _check_non_negative(running_var, "running_var")
 
     scale = gamma / np.sqrt(running_var + eps)  # (out,)
     scale_per_row = scale.reshape((out_features,) + (1,) * (weight.ndim - 1))
@@ -443,43 +655,52 @@ def fold_batchnorm(weight, bias, gamma, beta, running_mean, running_var, eps=1e-
 
 class BatchNorm:
     """A numpy BatchNorm layer that behaves like ``torch.nn.BatchNorm1d`` on (N, C) and
-    ``torch.nn.BatchNorm2d`` on (N, C, H, W).
+    (N, C, L) and ``torch.nn.BatchNorm2d`` on (N, C, H, W).
 
     Attributes:
-        gamma, beta:          (C,) learnable scale and shift (torch's weight and bias)
+        gamma, beta:          (C,) learnable scale and shift (torch's weight and bias);
+                              None when affine=False
         running_mean:         (C,) exponential moving average of batch means
         running_var:          (C,) same for the unbiased batch variances
         num_batches_tracked:  how many training batches have updated the running statistics
+                              (these three are None when track_running_stats=False)
         training:             True in training mode (batch statistics), False in eval mode
-        dgamma, dbeta:        (C,) gradients set by ``backward``
+        dgamma, dbeta:        (C,) gradients set by ``backward`` (None when affine=False)
 
     Args:
         num_features: C, the number of features or channels
         eps:          added to the variance before the square root
         momentum:     weight of each new batch in the running statistics (torch convention);
                       None for the cumulative average over all batches seen
+        affine:       learn gamma and beta (False: gamma = 1 and beta = 0, fixed)
+        track_running_stats: keep running statistics; without them the layer uses the
+                      batch statistics in eval mode too
+
+    As in torch, an empty batch (N = 0, or L, H or W = 0) gives an empty output and zero
+    dgamma and dbeta; in training it changes no running statistic but still counts in
+    num_batches_tracked. Unlike torch, a forward pass that fails (a batch of one, NaN or inf
+    in a training batch) changes nothing, num_batches_tracked included.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1):
-        if int(num_features) != num_features or num_features < 1:
-            raise ValueError(f"num_features must be a positive integer, got {num_features!r}")
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be None or a number in [0, 1], got {momentum!r}")
-        self.num_features = int(num_features)
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True):
+        if momentum is not None:
+            _check_momentum(momentum, "None or a number in [0, 1]")
+        self.num_features = _check_num_features(num_features)
         self.eps = _check_eps(eps)
         self.momentum = momentum
-        self.gamma = np.ones(self.num_features)
-        self.beta = np.zeros(self.num_features)
-        self.running_mean = np.zeros(self.num_features)
-        self.running_var = np.ones(self.num_features)
-        self.num_batches_tracked = 0
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        self.gamma = self.beta = None
+        self.running_mean = self.running_var = self.num_batches_tracked = None
+        self.reset_parameters()
         self.training = True
         self.dgamma = None
         self.dbeta = None
-        self._cache = None
-        self._input_shape = None
+        self._saved = None  # what backward needs from the last forward: (kind, shape, data)
+        self._last_forward_failed = False
 
-    # -- modes ---------------------------------------------------------------------------
+    # -- modes and state -----------------------------------------------------------------
     def train(self, mode: bool = True) -> BatchNorm:
         """Switch to training mode (batch statistics, running statistics updated)."""
         self.training = bool(mode)
@@ -489,77 +710,144 @@ class BatchNorm:
         """Switch to evaluation mode (running statistics, nothing updated)."""
         return self.train(False)
 
+    def reset_running_stats(self) -> None:
+        """running_mean = 0, running_var = 1, num_batches_tracked = 0 (if they are tracked)."""
+        if self.track_running_stats:
+            self.running_mean = np.zeros(self.num_features)
+            self.running_var = np.ones(self.num_features)
+            self.num_batches_tracked = 0
+
+    def reset_parameters(self) -> None:
+        """reset_running_stats(), and gamma = 1, beta = 0 (if affine)."""
+        self.reset_running_stats()
+        if self.affine:
+            self.gamma = np.ones(self.num_features)
+            self.beta = np.zeros(self.num_features)
+
     # -- forward -------------------------------------------------------------------------
     def forward(self, x):
-        """Normalize x: (N, C) or (N, C, H, W). Returns an array of the same shape."""
+        """Normalize x: (N, C), (N, C, L) or (N, C, H, W). Returns an array of the same shape.
+
+        Batch statistics in training mode (and always when track_running_stats=False),
+        the running statistics in eval mode.
+        """
+        self._saved, self._last_forward_failed = None, True  # until this forward succeeds
         x = _as_float_array(x, "x")
-        if x.ndim not in (2, 4):
-            raise ValueError(f"x must have shape (N, C) or (N, C, H, W), got shape {x.shape}")
+        if x.ndim not in (2, 3, 4):
+            raise ValueError(
+                f"x must have shape (N, C), (N, C, L) or (N, C, H, W), got shape {x.shape}"
+            )
         if x.shape[1] != self.num_features:
             raise ValueError(
                 f"x must have {self.num_features} features on axis 1 (this layer's "
                 f"num_features), got shape {x.shape}"
             )
-        self._input_shape = x.shape
-        if not self.training:
-            # keep x_hat for backward's dgamma (all the eval-mode gradients need)
-            zero, one = np.zeros(self.num_features), np.ones(self.num_features)
-            self._cache = batchnorm_inference(
-                x, one, zero, self.running_mean, self.running_var, self.eps
-            )
-            return batchnorm_inference(
-                x, self.gamma, self.beta, self.running_mean, self.running_var, self.eps
-            )
-
-        if x.ndim == 2:
-            out, cache = batchnorm_forward(x, self.gamma, self.beta, self.eps)
-            cache_2d = cache
+        if x.size == 0:
+            out = self._forward_empty(x)
+        elif self.training or not self.track_running_stats:
+            out = self._forward_batch_statistics(x)
         else:
-            out, cache = spatial_batchnorm_forward(x, self.gamma, self.beta, self.eps)
-            cache_2d = cache[0]
-        self._cache = cache
-        values_per_feature = x.size // self.num_features  # N, or N * H * W
+            out = self._forward_running_statistics(x)
+        self._last_forward_failed = False
+        return out
 
-        self.num_batches_tracked += 1
+    __call__ = forward
+
+    def _gamma_and_beta(self):
+        if self.affine:
+            return self.gamma, self.beta
+        return np.ones(self.num_features), np.zeros(self.num_features)
+
+    def _forward_empty(self, x):
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked += 1  # torch counts an empty batch, though it updates nothing
+        self._saved = ("empty", x.shape, None)
+        return np.empty_like(x)
+
+    def _forward_batch_statistics(self, x):
+        values_per_feature = x.size // self.num_features  # N, N * L, or N * H * W
+        _check_batch_of_more_than_one(values_per_feature, {2: "N", 3: "N * L", 4: "N * H * W"}[x.ndim])
+        gamma, beta = self._gamma_and_beta()
+        if x.ndim == 2:
+            out, cache = batchnorm_forward(x, gamma, beta, self.eps)
+            cache_2d = cache
+        else:  # (N, C, L) is (N, C, L, 1) to the spatial version
+            x_4d = x if x.ndim == 4 else x[..., None]
+            out, cache = spatial_batchnorm_forward(x_4d, gamma, beta, self.eps)
+            out, cache_2d = out.reshape(x.shape), cache[0]
+        if self.training and self.track_running_stats:
+            self._update_running_stats(cache_2d, values_per_feature)
+        self._saved = ("batch statistics", x.shape, cache)
+        return out
+
+    def _update_running_stats(self, cache_2d, values_per_feature):
+        if not np.isfinite(cache_2d.var).all():
+            raise ValueError(
+                "the batch variance overflows (the values are too large to square), so "
+                "running_var cannot hold it: rescale x. The running statistics are unchanged."
+            )
         if self.momentum is None:  # cumulative average: the t-th batch gets weight 1 / t
-            factor = 1.0 / self.num_batches_tracked
+            factor = 1.0 / (self.num_batches_tracked + 1)
         else:
             factor = self.momentum
         self.running_mean, self.running_var = update_running_stats(
             self.running_mean, self.running_var, cache_2d.mu, cache_2d.var,
             values_per_feature, factor,
         )
-        return out
+        self.num_batches_tracked += 1
 
-    __call__ = forward
+    def _forward_running_statistics(self, x):
+        gamma, beta = self._gamma_and_beta()
+        x_4d = x if x.ndim != 3 else x[..., None]  # batchnorm_inference takes 2 or 4 dimensions
+        zero, one = np.zeros(self.num_features), np.ones(self.num_features)
+        # keep x_hat for backward's dgamma, and the scale for dx (all the eval-mode gradients need)
+        x_hat = batchnorm_inference(x_4d, one, zero, self.running_mean, self.running_var, self.eps)
+        inv_std = 1.0 / np.sqrt(self.running_var + self.eps)  # (C,)
+        self._saved = ("running statistics", x.shape, (x_hat.reshape(x.shape), gamma * inv_std))
+        out = batchnorm_inference(x_4d, gamma, beta, self.running_mean, self.running_var, self.eps)
+        return out.reshape(x.shape)
 
     # -- backward ------------------------------------------------------------------------
     def backward(self, dout):
         """Gradient of the loss with respect to the last forward's input.
 
-        Sets ``self.dgamma`` and ``self.dbeta`` (C,) and returns dx, shaped like x.
-        In eval mode the layer is a fixed affine map, so dx = dout * gamma / sqrt(running_var + eps).
+        Sets ``self.dgamma`` and ``self.dbeta`` (C,) and returns dx, shaped like x. As in
+        torch, the gradient is that of the forward pass that ran, in the mode it ran in
+        (switching train / eval in between changes nothing). In eval mode the layer is a
+        fixed affine map, so dx = dout * gamma / sqrt(running_var + eps).
         """
-        if self._input_shape is None:
-            raise ValueError("backward needs a forward pass first")
-        dout = _check_upstream(dout, self._input_shape)
-        if self.training:
+        if self._saved is None:
+            raise ValueError(
+                "backward needs a forward pass first"
+                + (": the last call to forward failed, so there is nothing to differentiate; "
+                   "call forward again" if self._last_forward_failed else "")
+            )
+        kind, shape, saved = self._saved
+        dout = _check_upstream(dout, shape)
+        axes = tuple(axis for axis in range(dout.ndim) if axis != 1)  # all but the channels
+        if kind == "empty":
+            dx = np.zeros(shape, dtype=dout.dtype)
+            dgamma, dbeta = np.zeros(self.num_features), np.zeros(self.num_features)
+        elif kind == "batch statistics":
             if dout.ndim == 2:
-                dx, self.dgamma, self.dbeta = batchnorm_backward_compact(dout, self._cache)
+                dx, dgamma, dbeta = batchnorm_backward_compact(dout, saved)
             else:
-                dx, self.dgamma, self.dbeta = spatial_batchnorm_backward(dout, self._cache)
-            return dx
-
-        # Eval mode: out = gamma * x_hat + beta with x_hat = (x - running_mean) * inv_std,
-        # where running_mean and inv_std are constants, so dx is just a per-feature scaling.
-        axes = (0,) if dout.ndim == 2 else (0, 2, 3)
-        self.dbeta = dout.sum(axis=axes)
-        self.dgamma = (dout * self._cache).sum(axis=axes)
-        inv_std = 1.0 / np.sqrt(self.running_var + self.eps)  # (C,)
-        return dout * _per_channel(self.gamma * inv_std, dout.ndim)
+                dx, dgamma, dbeta = spatial_batchnorm_backward(dout.reshape(saved[1]), saved)
+                dx = dx.reshape(shape)
+        else:
+            # Eval mode: out = gamma * x_hat + beta with x_hat = (x - running_mean) * inv_std,
+            # where running_mean and inv_std are constants, so dx is just a per-feature scaling.
+            x_hat, scale = saved
+            dbeta = dout.sum(axis=axes)
+            dgamma = (dout * x_hat).sum(axis=axes)
+            dx = dout * _per_channel(scale, dout.ndim)
+        self.dgamma, self.dbeta = (dgamma, dbeta) if self.affine else (None, None)
+        return dx
 
     def __repr__(self) -> str:
+        options = "" if self.affine else ", affine=False"
+        options += "" if self.track_running_stats else ", track_running_stats=False"
         return (
-            f"BatchNorm({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"BatchNorm({self.num_features}, eps={self.eps}, momentum={self.momentum}{options}, "
             f"training={self.training})"
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,8 +58,9 @@ class MNIST(NamedTuple):
 
 def _candidate_dirs():
     env = os.environ.get(DATA_DIR_ENV)
-    if env:
+    if env:  # the reader chose this folder: use it, and only it
         yield Path(env)
+        return
     # the course folder, when helpers/ is used from a checkout (editable install or sys.path)
     yield Path(__file__).resolve().parent.parent / "data"
     cwd = Path.cwd()
@@ -65,8 +68,36 @@ def _candidate_dirs():
     yield cwd.parent / "data"
 
 
+def _check_environment_folder(filename: str) -> None:
+    """DataFileError if $BATCHNORM_COURSE_DATA is set but is not a folder holding ``filename``."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if not env:
+        return
+    folder = Path(env)
+    unset = f"or unset {DATA_DIR_ENV} to use the course's own data/ folder."
+    if not folder.exists():
+        raise DataFileError(
+            f"{DATA_DIR_ENV} is set to {env!r}, which does not exist. Point it at the folder "
+            f"that holds {filename}, {unset}"
+        )
+    if not folder.is_dir():
+        raise DataFileError(
+            f"{DATA_DIR_ENV} is set to {env!r}, which is a file, not a folder. Point it at the "
+            f"folder that holds {filename} (e.g. {str(folder.parent)!r}), {unset}"
+        )
+    if not (folder / filename).is_file():
+        names = sorted(entry.name for entry in folder.iterdir())
+        found = f"it holds: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''}" if names else "it is empty"
+        raise DataFileError(
+            f"{DATA_DIR_ENV} is set to {env!r}, a folder that holds no {filename} ({found}). "
+            f"Copy a good {filename} there (the course ships one in its data/ folder), {unset}"
+        )
+
+
 def find_data_file(filename: str = MNIST_FILENAME) -> Path:
-    """Where ``filename`` is: $BATCHNORM_COURSE_DATA, the course's data/ folder, or ./data, ../data."""
+    """Where ``filename`` is: in $BATCHNORM_COURSE_DATA if that is set (and only there),
+    otherwise in the course's data/ folder, ./data or ../data."""
+    _check_environment_folder(filename)
     tried = []
     for folder in _candidate_dirs():
         path = folder / filename
@@ -117,6 +148,11 @@ def load_mnist(path=None, verify: bool = True) -> MNIST:
         DataFileError: the file is missing, damaged or has the wrong contents.
     """
     path = find_data_file() if path is None else Path(path)
+    if path.is_dir():
+        raise DataFileError(
+            f"{path} is a folder, not a file: pass the path of the file inside it, e.g. "
+            f"{path / MNIST_FILENAME}. {_HOW_TO_FIX}"
+        )
     if not path.is_file():
         raise DataFileError(f"{path} does not exist. {_HOW_TO_FIX}")
     if verify:
@@ -124,8 +160,14 @@ def load_mnist(path=None, verify: bool = True) -> MNIST:
     try:
         with np.load(path, allow_pickle=False) as npz:
             return MNIST(*(npz[key] for key in MNIST_KEYS))
-    except (KeyError, ValueError, OSError) as error:
-        raise DataFileError(f"{path} could not be read as MNIST ({error}). {_HOW_TO_FIX}") from error
+    # a damaged zip: bad CRC, truncated, not a zip at all (zipfile, zlib and numpy's errors)
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        size = path.stat().st_size
+        raise DataFileError(
+            f"{path} could not be read as MNIST: found a file of {size:,} bytes that is not a "
+            f"readable .npz with the arrays {', '.join(MNIST_KEYS)} ({type(error).__name__}: "
+            f"{error}). It is damaged or is another file. {_HOW_TO_FIX}"
+        ) from error
 
 
 def mnist_tensors(path=None, flatten: bool = False, verify: bool = True) -> MNIST:

@@ -8,6 +8,12 @@ dout, the exact gradient dL/dx is what a backward pass must return, and
 has an error of order h^2 (plus rounding of order eps_machine / h). In float64 with
 h = 1e-5 a correct backward agrees to a relative error around 1e-8 or better; a wrong one
 is off by 1e-3 or more. The thresholds below make that verdict explicit.
+
+Two things make a relative error meaningless, and ``check_layer_gradients`` guards against
+both: an upstream gradient that is not independent of the input (drawn from the same seeded
+stream as x, it can make the true gradient nearly 0), and a gradient that is tiny compared
+with the rounding noise of the differences (then two noises are compared; the report says
+"too small to judge" and gives the absolute error instead).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ __all__ = [
     "GradCheckReport",
     "check_layer_gradients",
     "numerical_gradient",
+    "random_probe",
     "rel_error",
     "verdict",
 ]
@@ -46,6 +53,12 @@ def numerical_gradient(f, x, dout, h=1e-5):
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"x must be a floating-point array to be perturbed, got dtype {x.dtype}")
     dout = np.asarray(dout)
+    out_shape = np.shape(f(x))
+    if dout.shape != out_shape:
+        raise ValueError(
+            f"dout must have the shape of f(x), {out_shape}, got {dout.shape} (it would be "
+            f"broadcast, which checks a different loss)"
+        )
     grad = np.zeros(x.shape, dtype=np.float64)
     for index in np.ndindex(x.shape):
         original = x[index]
@@ -64,6 +77,8 @@ def rel_error(a, b) -> float:
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+    if a.size == 0:
+        raise ValueError(f"rel_error needs at least one value to compare; a and b are empty (shape {a.shape})")
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
 
 
@@ -82,25 +97,81 @@ class GradCheckReport:
 
     ``errors`` maps an input's name (e.g. "dx") to its relative error; printing the report
     gives one line per input with the verdict.
+
+    The centered differences carry rounding noise of about ``noise``, so an entry below
+    noise / CORRECT_BELOW cannot be judged by a relative error (it compares noise with
+    noise). Such entries are left out of the relative error (``left_out`` counts them;
+    ``absolute_errors`` holds max |analytic - numerical| over all entries). A gradient all of
+    whose entries are that small (``too_small(name)``) is reported as too small to judge,
+    with its absolute error, and the check does not pass. ``sizes`` holds each gradient's
+    largest |entry|, ``entries`` its number of entries.
     """
 
     errors: dict = field(default_factory=dict)
+    absolute_errors: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
+    left_out: dict = field(default_factory=dict)
+    entries: dict = field(default_factory=dict)
+    noise: float = 0.0
+
+    @property
+    def judge_above(self) -> float:
+        """Entries smaller than this cannot be judged by a relative error."""
+        return self.noise / CORRECT_BELOW
+
+    def too_small(self, name: str) -> bool:
+        """True if gradient ``name`` is too small for its relative error to mean anything."""
+        return name in self.sizes and self.sizes[name] < self.judge_above
 
     @property
     def passed(self) -> bool:
-        return all(error < CORRECT_BELOW for error in self.errors.values())
+        return all(error < CORRECT_BELOW and not self.too_small(name)
+                   for name, error in self.errors.items())
+
+    def _line(self, name: str, error: float) -> str:
+        line = f"{name:>7}: relative error {error:.2e}  -> "
+        if self.too_small(name):
+            return line + (
+                f"too small to judge: its largest entry {self.sizes[name]:.1e} is near the rounding "
+                f"noise of the differences (~{self.noise:.0e}); absolute error "
+                f"{self.absolute_errors[name]:.1e}"
+            )
+        line += verdict(error)
+        if self.left_out.get(name):
+            line += (f"  ({self.left_out[name]} of {self.entries[name]} entries below "
+                     f"{self.judge_above:.0e}, too small to judge, left out; absolute error "
+                     f"{self.absolute_errors[name]:.1e})")
+        return line
 
     def __str__(self) -> str:
-        lines = [
-            f"{name:>7}: relative error {error:.2e}  -> {verdict(error)}"
-            for name, error in self.errors.items()
-        ]
+        lines = [self._line(name, error) for name, error in self.errors.items()]
         lines.append(
             f"(float64: below {CORRECT_BELOW:.0e} is correct, above {WRONG_ABOVE:.0e} is wrong)"
         )
+        if any(self.too_small(name) for name in self.errors):
+            lines.append(
+                "(a gradient this small says nothing about the backward: check again with a "
+                "random upstream gradient independent of x, e.g. dout=None)"
+            )
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+#: Mixed into the seed of check_layer_gradients's probe, so that its stream is never the one
+#: np.random.default_rng(seed) gives the learner's data.
+PROBE_STREAM = 0x6A09E667
+
+
+def random_probe(shape, seed=0) -> np.ndarray:
+    """A standard-normal upstream gradient of ``shape`` from a stream of its own.
+
+    ``np.random.default_rng([seed, PROBE_STREAM])`` is a different stream from
+    ``np.random.default_rng(seed)``, so the probe is independent of data drawn with the same
+    seed. (Were it the same numbers as x, each column of dout would be an affine function of
+    x_hat, the two directions BN's dx is blind to, and the true dx would be nearly 0.)
+    """
+    return np.random.default_rng([seed, PROBE_STREAM]).standard_normal(shape)
 
 
 def check_layer_gradients(forward, backward, x, *params, dout=None, h=1e-5, seed=0):
@@ -111,19 +182,21 @@ def check_layer_gradients(forward, backward, x, *params, dout=None, h=1e-5, seed
         backward: backward(dout, cache) -> (dx, *dparams), one gradient per input
         x:        the input array, e.g. (N, D); float64 recommended
         *params:  the layer's parameter arrays, e.g. gamma, beta
-        dout:     upstream gradient shaped like out; a seeded random one if None
-                  (never all ones: for BN, sum(dx) = 0 makes an all-ones check blind)
+        dout:     upstream gradient shaped like out; if None, ``random_probe(out.shape, seed)``,
+                  drawn from a stream of its own (never all ones: for BN, sum(dx) = 0 makes an
+                  all-ones check blind)
         h:        finite-difference step
-        seed:     seed for the random dout
+        seed:     seed of the random dout
 
     Returns:
         GradCheckReport with one relative error per input: dx, then d<name> for each param
-        (named dparam1, dparam2, ... unless called with gamma and beta, named dgamma, dbeta).
+        (named dparam1, dparam2, ... unless called with gamma and beta, named dgamma, dbeta),
+        the absolute errors, and which gradients are too small to judge.
     """
     inputs = [np.array(x, dtype=np.float64)] + [np.array(p, dtype=np.float64) for p in params]
     out, cache = forward(*inputs)
     if dout is None:
-        dout = np.random.default_rng(seed).standard_normal(np.shape(out))
+        dout = random_probe(np.shape(out), seed)
     analytic = backward(dout, cache)
     if len(analytic) != len(inputs):
         raise ValueError(
@@ -132,7 +205,13 @@ def check_layer_gradients(forward, backward, x, *params, dout=None, h=1e-5, seed
     names = ["dx"] + (
         ["dgamma", "dbeta"] if len(params) == 2 else [f"dparam{i + 1}" for i in range(len(params))]
     )
-    report = GradCheckReport()
+    # Each loss sum(out * dout) is rounded to about eps_machine * sqrt(sum((out * dout)**2)),
+    # and the centered difference divides that by 2h; eight times that is the noise estimate
+    # (random BN batches, 2 x 3 to 256 x 10, offsets up to 5, scales 0.1 to 10: the worst
+    # entry's error of a correct backward was 0.1 to 1.2 times the estimate).
+    terms = np.asarray(out, dtype=np.float64) * dout
+    noise = 8 * np.finfo(np.float64).eps * np.sqrt(np.sum(terms**2)) / (2 * h)
+    report = GradCheckReport(noise=float(noise))
     for position, (name, grad) in enumerate(zip(names, analytic)):
 
         def f(value, position=position):
@@ -141,5 +220,14 @@ def check_layer_gradients(forward, backward, x, *params, dout=None, h=1e-5, seed
             return forward(*args)[0]
 
         numeric = numerical_gradient(f, inputs[position], dout, h=h)
-        report.errors[name] = rel_error(grad, numeric)
+        grad = np.asarray(grad, dtype=np.float64)
+        if grad.shape != numeric.shape:
+            raise ValueError(f"backward's {name} has shape {grad.shape}, expected {numeric.shape}")
+        entry_sizes = np.maximum(np.abs(grad), np.abs(numeric))
+        judged = ~(entry_sizes < report.judge_above)  # the entries a relative error can judge (and NaN)
+        report.sizes[name] = float(entry_sizes.max())
+        report.absolute_errors[name] = float(np.max(np.abs(grad - numeric)))
+        report.entries[name] = int(judged.size)
+        report.left_out[name] = int(judged.size - judged.sum()) if judged.any() else 0
+        report.errors[name] = rel_error(grad[judged], numeric[judged]) if judged.any() else rel_error(grad, numeric)
     return report

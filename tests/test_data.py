@@ -1,6 +1,11 @@
 """The MNIST file: the right file (checksum and reference statistics), clear errors otherwise."""
 
 import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,8 +70,6 @@ def test_a_damaged_file_is_refused_with_instructions(tmp_path):
 def test_a_missing_file_is_refused_with_instructions(tmp_path, monkeypatch):
     with pytest.raises(data.DataFileError, match="does not exist.*data/mnist.npz"):
         data.load_mnist(tmp_path / "nowhere.npz")
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
-    assert data.find_data_file() != tmp_path / "mnist.npz"  # falls back to the course's own copy
     with pytest.raises(data.DataFileError, match="was not found.*BATCHNORM_COURSE_DATA"):
         data.find_data_file("no_such_file.npz")
 
@@ -75,3 +78,121 @@ def test_the_environment_variable_points_at_another_copy(tmp_path, monkeypatch):
     shutil.copyfile(data.find_data_file(), tmp_path / "mnist.npz")
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
     assert data.find_data_file() == tmp_path / "mnist.npz"
+
+
+# --- damaged files, folders and the environment variable -------------------------------------
+
+
+def damaged_copy(tmp_path, how):
+    """A copy of mnist.npz damaged in one of several ways."""
+    path = tmp_path / "mnist.npz"
+    original = data.find_data_file()
+    if how == "flipped byte":  # the zip's CRC-32 no longer matches
+        shutil.copyfile(original, path)
+        with open(path, "r+b") as handle:
+            handle.seek(5_000_000)
+            byte = handle.read(1)
+            handle.seek(5_000_000)
+            handle.write(bytes([byte[0] ^ 0xFF]))
+    elif how == "truncated":
+        path.write_bytes(original.read_bytes()[:3_000_000])
+    elif how == "cut at the end":  # the central directory survives, the data do not
+        content = original.read_bytes()
+        path.write_bytes(content[:200] + bytes(len(content) - 400) + content[-200:])
+    elif how == "not a zip":
+        path.write_text("this is not an npz file\n")
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "wrong keys":
+        np.savez(path, images=np.zeros(3))
+    return path
+
+
+@pytest.mark.parametrize("how", ["flipped byte", "truncated", "cut at the end", "not a zip", "empty", "wrong keys"])
+def test_a_damaged_file_without_verification_is_a_data_file_error(tmp_path, how):
+    path = damaged_copy(tmp_path, how)
+    with pytest.raises(data.DataFileError) as raised:
+        data.load_mnist(path, verify=False)
+    message = str(raised.value)
+    assert str(path) in message and "fresh copy of the course" in message, message
+    assert "could not be read" in message, message
+    with pytest.raises(data.DataFileError, match="damaged|could not be read"):
+        data.load_mnist(path)  # with verification too
+
+
+def test_every_zip_error_is_a_data_file_error_not_bad_zip_file(tmp_path):
+    path = damaged_copy(tmp_path, "flipped byte")
+    try:
+        data.load_mnist(path, verify=False)
+    except data.DataFileError as error:
+        assert isinstance(error.__cause__, (zipfile.BadZipFile, EOFError, ValueError, OSError))
+    else:
+        raise AssertionError("a damaged file was loaded")
+
+
+def test_a_folder_is_not_reported_as_missing(tmp_path):
+    with pytest.raises(data.DataFileError, match="is a folder, not a file.*mnist.npz") as raised:
+        data.load_mnist(tmp_path)
+    assert "does not exist" not in str(raised.value)
+
+
+def test_the_environment_variable_pointing_at_a_missing_folder_is_an_error(tmp_path, monkeypatch):
+    missing = tmp_path / "no_such_folder"
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(missing))
+    with pytest.raises(data.DataFileError, match=r"BATCHNORM_COURSE_DATA.*no_such_folder.*does not exist"):
+        data.find_data_file()
+    with pytest.raises(data.DataFileError, match="BATCHNORM_COURSE_DATA"):
+        data.load_mnist()
+
+
+def test_the_environment_variable_pointing_at_a_folder_without_the_file_is_an_error(tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("hello")
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(data.DataFileError, match=r"BATCHNORM_COURSE_DATA.*holds no mnist.npz.*notes.txt"):
+        data.find_data_file()
+
+
+def test_the_environment_variable_pointing_at_a_file_is_an_error(tmp_path, monkeypatch):
+    path = damaged_copy(tmp_path, "not a zip")
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(path))
+    with pytest.raises(data.DataFileError, match="BATCHNORM_COURSE_DATA.*not a folder.*folder that holds"):
+        data.find_data_file()
+
+
+# --- panels that load data show a Notice when it cannot be loaded ----------------------------
+
+PANELS_THAT_LOAD_DATA = textwrap.dedent("""
+    import json, sys
+    from helpers.panel import Notice
+    from helpers.panels import all_panels
+    results = {}
+    for panel in all_panels():
+        try:
+            result = panel.compute(**panel.defaults())
+        except Exception as error:  # what the test must never see
+            results[panel.name] = "raised " + type(error).__name__ + ": " + str(error)
+        else:
+            results[panel.name] = result.text if isinstance(result, Notice) else "ok"
+    json.dump(results, sys.stdout)
+""")
+
+
+@pytest.mark.parametrize("folder", ["empty", "damaged"])
+def test_panels_show_a_notice_when_the_data_cannot_be_loaded(tmp_path, folder):
+    """Run in a fresh process: the panels remember what they loaded, and this test must not make
+    the rest of the session load again."""
+    import json
+    import os
+
+    if folder == "damaged":
+        damaged_copy(tmp_path, "truncated")
+    env = dict(os.environ, BATCHNORM_COURSE_DATA=str(tmp_path), MPLBACKEND="Agg")
+    done = subprocess.run([sys.executable, "-c", PANELS_THAT_LOAD_DATA], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    raised = {name: text for name, text in results.items() if text.startswith("raised")}
+    assert not raised, raised
+    notices = {name: text for name, text in results.items() if text != "ok"}
+    data_notices = {name for name, text in notices.items() if "MNIST" in text and str(tmp_path) in text}
+    assert len(data_notices) >= 6, notices  # the five that raised before, and the network panel

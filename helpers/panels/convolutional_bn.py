@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
+from helpers.data import DataFileError
 from helpers.norms import (
     NORMALIZATIONS,
     normalize_feature_map,
@@ -241,7 +242,10 @@ def compute_shared_statistics(kind="batch", groups=4, batch_size=6, sample=0, ch
         ``row_labels`` name every image of ``feature_maps``, in the batch or not.
     """
     if feature_maps is None:
-        feature_maps, digits = default_feature_maps()
+        try:
+            feature_maps, digits = default_feature_maps()
+        except DataFileError as error:
+            return Notice(f"The MNIST file could not be read, so there are no feature maps to show: {error}")
     feature_maps = np.asarray(feature_maps, dtype=np.float64)
     total, channels, height, width = feature_maps.shape
     batch_size = int(min(max(batch_size, 1), total))

@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
+from helpers.data import DataFileError
 from helpers.lessons.inference_statistics import batch_stream, frozen_bn_layer, running_statistics
 from helpers.panel import Control, Notice, Panel
 
@@ -63,7 +64,10 @@ def compute_running_estimates(momentum=0.1, batch_size=60, order="shuffled",
             "Choose a batch size of 2 or more."
         )
     cumulative = average == AVERAGES[1]
-    return _replay(None if cumulative else float(momentum), int(batch_size), order, int(steps))
+    try:
+        return _replay(None if cumulative else float(momentum), int(batch_size), order, int(steps))
+    except DataFileError as error:
+        return Notice(f"The MNIST file could not be read, so there is no trained network to replay: {error}")
 
 
 @lru_cache(maxsize=32)

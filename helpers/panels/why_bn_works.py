@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
+from helpers.data import DataFileError
 from helpers.lessons import why_bn_works as why
 from helpers.panel import Control, Notice, Panel
 
@@ -88,7 +89,14 @@ def compute_noisy_bn(noise=why.NOISE):
     slider's steps of 0.25 (never raises for 0 <= noise <= 2)."""
     if not 0 <= noise <= 2:
         return Notice(f"The noise strength must be between 0 and 2 (got {noise}).")
-    return noisy_bn_result(round(noise / NOISE_STEP) * NOISE_STEP)
+    try:
+        return noisy_bn_result(round(noise / NOISE_STEP) * NOISE_STEP)
+    except DataFileError as error:
+        return _no_data_notice(error)
+
+
+def _no_data_notice(error) -> Notice:
+    return Notice(f"The MNIST file could not be read, so nothing can be trained: {error}")
 
 
 def draw_noisy_bn(result):
@@ -196,7 +204,10 @@ def compute_gradient_walk(step=150, largest_multiple=4.0):
     shown = np.array(WALK_MULTIPLES) <= largest_multiple * (1 + 1e-9)
     probes = {}
     for norm in ("none", "batch"):
-        run = why.train_mlp(norm, seed=0, activation="relu", track=False, progress=False)
+        try:
+            run = why.train_mlp(norm, seed=0, activation="relu", track=False, progress=False)
+        except DataFileError as error:
+            return _no_data_notice(error)
         # Every checkpoint is probed at once (the whole walk costs under a second, paid on the
         # widget's first draw) and remembered, so that moving the slider only looks it up.
         landscape = why.landscape_probe(run, WALK_MULTIPLES, probe_size=WALK_IMAGES)
@@ -307,6 +318,8 @@ def compute_batch_size(model_kind="mlp", norm="batch", batch_size=2):
     normalizes each test image at the first layer's channel / unit 0 in training mode."""
     try:
         run = why.batch_size_run(model_kind, norm, batch_size, seed=0, progress=False)
+    except DataFileError as error:
+        return _no_data_notice(error)
     except ValueError as error:
         return Notice(str(error) + " Choose a batch size of 2 or more for BN in the MLP "
                       "(the CNN's BatchNorm2d averages over 28 x 28 positions too, so it runs "
