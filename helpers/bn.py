@@ -242,15 +242,18 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     # Pass 1: the mean. Subtract one sample first ("shifted data"): the differences are
     # small numbers, so their mean and the deviations from it stay accurate even in float32
     # when the mean is large compared with the spread. Any sample works as the shift.
-    shift = x[0]  # (D,)
-    xc = x - shift  # (N, D) shifted data
-    shifted_mean = xc.mean(axis=0)  # (D,)
-    xc -= shifted_mean  # (N, D) now x - mu (in place: no new array)
-    mu = shift + shifted_mean  # (D,)
-    # Pass 2: the biased variance, the mean of squared deviations. einsum sums xc * xc
-    # over the batch without building the (N, D) array of squares.
-    var = np.einsum("ij,ij->j", xc, xc) / n  # (D,)
-    std = np.sqrt(var + eps)  # (D,)
+    # (NaN, inf or overflowing squares are caught just below, with a message that says
+    # which features; numpy's own warnings about them would only get in the way.)
+    with np.errstate(invalid="ignore", over="ignore"):
+        shift = x[0]  # (D,)
+        xc = x - shift  # (N, D) shifted data
+        shifted_mean = xc.mean(axis=0)  # (D,)
+        xc -= shifted_mean  # (N, D) now x - mu (in place: no new array)
+        mu = shift + shifted_mean  # (D,)
+        # Pass 2: the biased variance, the mean of squared deviations. einsum sums xc * xc
+        # over the batch without building the (N, D) array of squares.
+        var = np.einsum("ij,ij->j", xc, xc) / n  # (D,)
+        std = np.sqrt(var + eps)  # (D,)
     if not np.isfinite(std).all():
         # NaN or inf in x (refused), or finite values whose squares overflow (rescaled);
         # either makes var, and so std, NaN or inf (a non-finite mean passes into xc and var)
