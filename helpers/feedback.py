@@ -29,15 +29,18 @@ class Feedback:
     passed: bool = False
     attempted: bool = True
     messages: list = field(default_factory=list)
+    #: what the reader fills in ("the answers" for a question) and what passing means
+    to_fill: str = "the function"
+    when_correct: str = "all hidden cases pass"
 
     def add(self, message: str) -> None:
         self.messages.append(message)
 
     def __str__(self) -> str:
         if not self.attempted:
-            head = f"[not attempted] {self.exercise}: fill in the function above and run this cell again."
+            head = f"[not attempted] {self.exercise}: fill in {self.to_fill} above and run this cell again."
         elif self.passed:
-            head = f"[correct] {self.exercise}: all hidden cases pass."
+            head = f"[correct] {self.exercise}: {self.when_correct}."
         else:
             head = f"[not yet] {self.exercise}:"
         return "\n".join([head, *(f"  - {message}" for message in self.messages)])
