@@ -100,7 +100,7 @@ GLOSSARY = [
          (2, 3)),
     Term("saturation", "饱和",
          "where an activation function is flat its gradient is nearly 0 and learning stalls: for the sigmoid, "
-         "slope below 0.01 beyond |z| ≈ 4.6",
+         "slope below 0.01 beyond z ≈ ±4.6",
          (2, 6)),
     Term("activation", "激活值 / 预激活值",
          "the output of a layer's nonlinearity (sigmoid, ReLU); the paper also calls its input an activation "
