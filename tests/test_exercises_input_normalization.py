@@ -125,6 +125,32 @@ def test_standardize_says_which_output_is_wrong_for_an_unknown_mistake():
     assert not feedback.passed and "z_train is right but z_test is not" in str(feedback)
 
 
+@pytest.mark.parametrize("guard, formula", [
+    (lambda x: x.std(axis=0) + 1e-8, "std + c"),
+    (lambda x: x.std(axis=0) + 1e-6, "std + c"),
+    (lambda x: np.sqrt(x.var(axis=0) + 1e-8), "sqrt(var + c)"),
+])
+def test_standardize_names_a_small_constant_added_to_the_std(guard, formula):
+    """std + 1e-8 is a common guard; on a feature with std 1e-3 it is off by 1e-5 (relative),
+    beyond the tolerance: the reader is told so, and where BN puts its eps."""
+    def guarded(x_train, x_test):
+        mean, denominator = x_train.mean(axis=0), guard(x_train)
+        return (x_train - mean) / denominator, (x_test - mean) / denominator
+
+    feedback = check_standardize(guarded)
+    assert not feedback.passed
+    message = str(feedback)
+    assert f"divide by {formula}" in message and "1e-7" in message and "sqrt(var + eps)" in message
+
+
+def test_a_guard_too_small_to_matter_passes():
+    def guarded(x_train, x_test):
+        mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-15
+        return (x_train - mean) / std, (x_test - mean) / std
+
+    assert check_standardize(guarded).passed
+
+
 # --- exercise 2: largest stable learning rate -------------------------------------------------
 
 

@@ -12,6 +12,7 @@ import torch  # noqa: E402
 from helpers.lessons.forward_transform import (  # noqa: E402
     SkewedPopulation,
     batch_estimate_errors,
+    fixed_image_changes,
     sigmoid,
     sigmoid_regime,
     track_layer_inputs,
@@ -62,6 +63,10 @@ def test_batch_mean_noise_shrinks_like_one_over_sqrt_m():
     assert np.all(np.diff(noise["std_rmse"]) < 0)
     assert noise["std_average"][0] < 0.6 < 0.95 < noise["std_average"][-1] < 1.0
     np.testing.assert_allclose(noise["expected_std_average_squared"], (sizes - 1) / sizes)
+    # the biased variance averages (m - 1)/m sigma^2 for any population; the std falls further
+    # short (Jensen: the mean of sqrt(var) is below sqrt of the mean var)
+    np.testing.assert_allclose(noise["var_average"], (sizes - 1) / sizes, rtol=0.1)
+    assert np.all(noise["std_average"] < np.sqrt(noise["var_average"]))
 
 
 def test_batch_estimate_errors_rejects_bad_sizes():
@@ -129,14 +134,40 @@ def test_track_layer_inputs_records_and_leaves_torch_alone(batchnorm):
     assert history.linear_pct.shape == history.sigmoid_pct.shape == (4, 3)
     assert history.sigmoid_mean.shape == history.sigmoid_std.shape == (4, 100)
     assert np.all(np.diff(history.sigmoid_pct, axis=1) >= 0)
+    assert history.unit_inputs.shape == (4, 100)
+    assert history.first_inputs.shape == history.last_inputs.shape == (100, 100)
+    np.testing.assert_array_equal(history.unit_inputs[0], history.first_inputs[:, 3])   # unit 3
+    np.testing.assert_array_equal(history.unit_inputs[-1], history.last_inputs[:, 3])
     if batchnorm:  # at step 0, gamma = 1 and beta = 0: every unit's input has mean 0, std ~1
         np.testing.assert_allclose(history.sigmoid_mean[0], 0.0, atol=1e-5)
         np.testing.assert_allclose(history.sigmoid_std[0], 1.0, atol=1e-3)
+        # the probe is normalized with its own statistics: its means ARE beta, its spreads |gamma|
+        assert not np.allclose(history.beta[-1], history.beta[0])
+        np.testing.assert_allclose(history.sigmoid_mean, history.beta, atol=1e-5)
+        np.testing.assert_allclose(history.sigmoid_std, np.abs(history.gamma), rtol=1e-3)
     else:
         np.testing.assert_array_equal(history.linear_pct, history.sigmoid_pct)
+        assert np.all(np.isnan(history.beta)) and np.all(np.isnan(history.gamma))
     again = track_layer_inputs(x, y, x[:100], batchnorm=batchnorm, steps=30, record_every=10,
                                lr=0.5, layer=1, unit=3)
     np.testing.assert_array_equal(history.sigmoid_pct, again.sigmoid_pct)  # seeded
+
+
+def test_fixed_image_changes_sees_what_standardizing_cannot_hide():
+    rng = np.random.default_rng(0)
+    first = rng.normal(size=(400, 5))
+    # the same images, shifted and scaled per unit: standardized, nothing moved
+    same = fixed_image_changes(first, 3.0 * first + 7.0)
+    assert same["image_move"] < 1e-12 and same["correlation"] == pytest.approx(1.0)
+    assert same["shape_change"] < 1e-12
+    # the same distribution, the images shuffled: every image moves, the shape does not change
+    shuffled = fixed_image_changes(first, first[rng.permutation(400)])
+    assert shuffled["image_move"] > 1.0 and abs(shuffled["correlation"]) < 0.2
+    assert shuffled["shape_change"] < 1e-12
+    # a change of shape (squared values) shows in shape_change
+    assert fixed_image_changes(first, first**2)["shape_change"] > 0.3
+    with pytest.raises(ValueError, match="P, U"):
+        fixed_image_changes(first, first[:10])
 
 
 def test_track_layer_inputs_rejects_a_missing_layer():

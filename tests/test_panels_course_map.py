@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -45,7 +46,7 @@ REQUIRED = {
     "backpropagation": "反向传播",
     "computational graph": "计算图",
     "inference": "推理",
-    "running statistics": "运行统计量",
+    "running statistics": "滑动均值",
     "channel": "通道",
     "feature map": "特征图",
     "learning rate": "学习率",
@@ -54,6 +55,21 @@ REQUIRED = {
     "layer / group / instance normalization": "层 / 组 / 实例归一化",
     "condition number": "条件数",
     "epsilon ε": "ε",
+    # issue 14: the terms notebooks 02 and 03 use, and the standard names
+    "vanishing / exploding gradient": "梯度消失 / 梯度爆炸",
+    "scale invariance": "尺度不变性",
+    "centered difference": "中心差分",
+    "identity transform": "恒等变换",
+}
+
+#: synonyms and mistranslations the glossary must name: English -> words its entry contains
+NAMED = {
+    "batch normalization": ("批量归一化", "批标准化", "批量规范化"),
+    "covariate shift": ("协方差偏移",),        # the seed notes' mistranslation, flagged
+    "normalization": ("正则化",),              # ... and the confusion with regularization
+    "regularization": ("归一化",),
+    "running statistics": ("滑动平均统计量", "运行统计量"),
+    "activation": ("预激活值",),
 }
 
 
@@ -71,6 +87,48 @@ def test_glossary_has_every_required_term_with_its_chinese_name():
     assert len(TERMS) == len(set(TERMS))
     for term in GLOSSARY:
         assert term.meaning and term.notebooks and set(term.notebooks) <= set(NOTEBOOKS)
+        # notebook 00 prints the glossary as a markdown table: a "|" would split a cell
+        assert "|" not in term.english + term.chinese + term.meaning, term.english
+
+
+def test_synonyms_and_mistranslations_are_named():
+    by_english = {term.english: term for term in GLOSSARY}
+    for english, words in NAMED.items():
+        text = by_english[english].chinese + by_english[english].meaning
+        for word in words:
+            assert word in text, (english, word)
+
+
+def test_the_glossary_agrees_with_the_notebooks_numbers():
+    """Saturation as notebook 02 defines it (slope below 0.01), the condition number's step count
+    as notebook 01 computes it."""
+    from helpers.lessons.forward_transform import sigmoid, sigmoid_regime
+    from helpers.lessons.input_normalization import TOL, steps_estimate
+    from helpers.panels.course_map import SATURATION_SLOPE, saturation_threshold
+
+    by_english = {term.english: term for term in GLOSSARY}
+    edge = saturation_threshold()
+    s = sigmoid(edge)
+    assert s * (1 - s) == pytest.approx(SATURATION_SLOPE, rel=1e-9)
+    assert sigmoid_regime(np.array([edge - 1e-6, edge + 1e-6]))["saturated_fraction"] == 0.5
+    assert f"{edge:.1f}" in by_english["saturation"].meaning and str(SATURATION_SLOPE) in by_english["saturation"].meaning
+    assert "κ/2 · ln(1/tol)" in by_english["condition number"].meaning
+    for kappa in (100.0, 1e4):
+        assert steps_estimate(kappa) == pytest.approx(kappa / 2 * np.log(1 / TOL), rel=0.01)
+
+
+def test_internal_covariate_shift_is_drawn_from_a_real_recorded_run():
+    from helpers.panels.course_map import ICS_STEPS, tiny_network_run
+
+    run = tiny_network_run()
+    assert run is tiny_network_run()  # computed once: the explorer redraws at once
+    assert run["accuracy"] > 0.85      # the network really learned
+    first, last = run[ICS_STEPS[0]], run[ICS_STEPS[-1]]
+    assert abs(last.mean() - first.mean()) > 2 * first.std() and last.std() > 1.5 * first.std()
+    entry = compute_glossary_entry("internal covariate shift")
+    labels = [item[-1]["label"] for item in entry["panels"][0]["items"]]
+    assert labels == [f"after {step} steps" for step in ICS_STEPS]
+    np.testing.assert_array_equal(entry["panels"][0]["items"][-1][1], last)
 
 
 def test_the_notebook_prints_the_same_glossary_as_the_explorer():

@@ -1,33 +1,97 @@
-"""Exercise checker of notebook 03: the reader's closed-form BN backward pass.
+"""Exercise checkers of notebook 03 (the backward pass): three transfer exercises.
 
-The reader writes
+- ``check_mean_only_backward(fn)``: the reader's ``fn(dout, x, beta) -> (dx, dbeta)``, the
+  gradients of *mean-only* BN, y = x - mean(x) + beta (notebook 02's exercise), by the graph
+  method of §2: only the path through the mean is left.
+- ``check_linear_bn_backward(fn)``: the reader's ``fn(dout, u, weight, bias, gamma, eps) ->
+  (du, dweight, dbias)`` for a linear layer with a bias followed by BN in training mode,
+  z = u @ weight.T + bias, y = BN(z). The chain rule through BN's backward (helpers.bn may be
+  used) and the answer to "why drop the bias": dbias is 0.
+- ``check_weight_scaling(answers)``: the reader's predictions, as numbers, of how much the
+  output, the input gradient, the weight gradient and the relative weight update change when
+  the weights in front of BN are multiplied by 10 (§9).
 
-    def my_batchnorm_backward(dout, x, gamma, eps=1e-5):
-        ...
-        return dx, dgamma, dbeta
-
-from the raw inputs (x (N, D), gamma (D,), dout (N, D)): the batch statistics are theirs to
-compute, so the mistakes people make in the forward pass (unbiased variance, no eps) can show
-up here too. ``check_batchnorm_backward`` runs it on hidden cases and names the mistake:
-wrong shapes, dgamma / dbeta swapped or not summed over the batch, the mean term or the
-variance term missing, unbiased variance, eps missing or hard-coded, statistics detached
-(treated as constants), a missing 1/N or gamma.
+Each runs hidden cases against the reference and names the mistake. The backward checkers
+recognize the BN-backward mistakes of ``variant_backward`` (detached statistics, a missing
+path, unbiased variance, eps missing...) inside the linear layer's gradients too, and an answer
+computed in float32 is told so, with the tolerance that applies.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from helpers.bn import batchnorm_backward_compact, batchnorm_forward
-from helpers.feedback import Feedback, NotAttempted, call_reader_function
+from helpers.feedback import (
+    Feedback,
+    NotAttempted,
+    call_reader_function,
+    low_precision_message,
+    precision_of,
+)
 
-__all__ = ["check_batchnorm_backward", "hidden_cases", "reference_backward", "variant_backward"]
+__all__ = ["MISTAKES", "RTOL", "SCALE", "check_linear_bn_backward", "check_mean_only_backward",
+           "check_weight_scaling", "linear_bn_cases", "mean_only_cases", "reference_backward",
+           "reference_linear_bn_backward", "reference_mean_only_backward", "variant_backward",
+           "weight_scaling_answers"]
 
-EXERCISE = "closed-form backward (my_batchnorm_backward)"
+#: The relative tolerance of the backward checkers (float64 answers agree to ~1e-14).
+RTOL = 1e-8
+
+
+def _relative_error(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)) if b.size else 0.0
+
+
+def _close(a, b, rtol=RTOL, scale=None) -> bool:
+    """Equal to a relative ``rtol`` of the larger of |b| and ``scale`` (a gradient that should be 0
+    is judged against the size of the other gradients)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or not np.all(np.isfinite(a)):
+        return False
+    size = max(float(np.max(np.abs(b))) if b.size else 0.0, scale or 0.0, 1e-300)
+    return float(np.max(np.abs(a - b))) <= rtol * size if a.size else True
+
+
+def _as_array(value, name: str, shape, feedback: Feedback, hints=None):
+    """``value`` as a float64 array of ``shape``, or None after saying what is wrong with it."""
+    if value is None:
+        feedback.add(f"{name} is None: did you forget to return it?")
+        return None
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        feedback.add(f"{name} is a {type(value).__name__}, not an array of numbers.")
+        return None
+    if array.shape != shape:
+        feedback.add((hints or {}).get(array.shape, f"{name} has shape {array.shape}; expected {shape}."))
+        return None
+    return array
+
+
+def _call(fn, arguments, description, feedback):
+    """The reader's result, or None (after a message, or with feedback.attempted = False)."""
+    try:
+        return call_reader_function(fn, *arguments)
+    except NotAttempted:
+        feedback.attempted = False
+    except Exception as error:  # the reader sees what went wrong, not a traceback
+        feedback.add(f"On {description}: your function raised {type(error).__name__}: {error}.")
+    return None
+
+
+# ----------------------------------------------------------------------------------------
+# BN's backward and its typical mistakes (used inside the linear layer's checker)
+# ----------------------------------------------------------------------------------------
 
 
 def reference_backward(dout, x, gamma, eps=1e-5):
-    """The answer: helpers.bn's closed form (beta does not enter any gradient)."""
+    """BN's gradients (dx, dgamma, dbeta) from the raw inputs: helpers.bn's closed form."""
     _, cache = batchnorm_forward(x, gamma, np.zeros_like(gamma), eps)
     return batchnorm_backward_compact(dout, cache)
 
@@ -35,7 +99,7 @@ def reference_backward(dout, x, gamma, eps=1e-5):
 def variant_backward(dout, x, gamma, eps=1e-5, *, ddof=0, use_eps=None, mean_term=True,
                      var_term=True, detached=False, divide_by_n=True, with_gamma=True,
                      normalized_dgamma=True):
-    """The closed form with one or more typical mistakes switched on (all off = the answer).
+    """BN's closed-form backward with one or more typical mistakes switched on (all off = right).
 
     Args:
         ddof:        1 for the unbiased variance (divides by N - 1)
@@ -71,163 +135,314 @@ def variant_backward(dout, x, gamma, eps=1e-5, *, ddof=0, use_eps=None, mean_ter
     return dx, dgamma, dbeta
 
 
-def hidden_cases():
-    """The hidden test cases: (dout, x, gamma, eps) tuples, float64, N != D everywhere.
-
-    One case has a feature with variance below eps (where eps matters), one a small batch
-    (where N - 1 and N differ a lot), one a larger eps (to catch a hard-coded 1e-5)."""
-    rng = np.random.default_rng(303)
-    cases = []
-    for n, d, spread, eps in [(6, 3, (1.0, 2.0, 0.5), 1e-5),
-                              (4, 2, (3.0, 0.7), 1e-5),
-                              (16, 5, (1.0, 2e-3, 1e-2, 0.3, 5.0), 1e-5),
-                              (10, 4, (0.1, 1.0, 0.05, 2.0), 1e-2)]:
-        x = rng.standard_normal((n, d)) * np.array(spread) + rng.normal(0, 3, d)
-        gamma = rng.uniform(0.5, 2.0, d) * rng.choice([-1.0, 1.0], d)
-        dout = rng.standard_normal((n, d))
-        cases.append((dout, x, gamma, eps))
-    return cases
-
-
 #: (keyword arguments of variant_backward, what the reader is told)
 MISTAKES = [
     (dict(detached=True),
-     "Your dx is gamma * dout / sqrt(var + eps): it treats the batch mean and variance as "
-     "constants (detached statistics). Both depend on every x_i, so dx needs the two extra "
-     "terms: dx = gamma / (N * std) * (N * dout - dbeta - x_hat * dgamma)."),
+     "BN's backward treats the batch mean and variance as constants (detached statistics): dL/dz "
+     "= gamma * dout / sqrt(var + eps). Both depend on every z_i, so dL/dz needs the two extra "
+     "terms: gamma / (N * std) * (N * dout - sum(dout) - z_hat * sum(dout * z_hat))."),
     (dict(mean_term=False),
-     "The term from the path through the mean is missing: dx should contain -sum(dout) (= -dbeta). "
-     "Symptom: sum(dx) over the batch is not 0, yet shifting every x_i by the same amount "
-     "changes nothing, so it must be."),
+     "In BN's backward the term from the path through the mean is missing (-sum(dout)). "
+     "Symptom: sum(dL/dz) over the batch is not 0, and with it dbias."),
     (dict(var_term=False),
-     "The term from the path through the variance is missing: dx should contain "
-     "-x_hat * dgamma (with dgamma = sum(dout * x_hat)). This is the popular formula that drops "
-     "dvar's contribution to dx; a gradient check with a random dout catches it."),
+     "In BN's backward the term from the path through the variance is missing "
+     "(-z_hat * sum(dout * z_hat)): the popular formula of §7."),
     (dict(ddof=1),
-     "Your variance divides by N - 1 (unbiased). Batch normalization in training uses the "
-     "biased batch variance, mean((x - mu)**2), dividing by N (np.var's default ddof=0)."),
+     "Your variance divides by N - 1 (unbiased). BN in training normalizes with the biased batch "
+     "variance, mean((z - mu)**2), dividing by N."),
     (dict(use_eps=0.0),
-     "eps is missing: the standard deviation is sqrt(var + eps), not sqrt(var). It matters for "
-     "features whose variance is near eps (one hidden case has one)."),
+     "eps is missing: the standard deviation is sqrt(var + eps), not sqrt(var)."),
     (dict(use_eps=1e-5),
      "Your function ignores its eps argument (it uses 1e-5 whatever eps is): use the eps passed in."),
     (dict(divide_by_n=False),
-     "Your dx is N times too large: the closed form is gamma / (N * std) * (N * dout - dbeta - "
-     "x_hat * dgamma); the 1/N in front is missing."),
+     "BN's dL/dz is N times too large: the 1/N in front of the closed form is missing."),
     (dict(with_gamma=False),
-     "gamma is missing from dx: the upstream gradient reaches x_hat multiplied by gamma "
-     "(dL/dx_hat = gamma * dout)."),
-    (dict(normalized_dgamma=False),
-     "dgamma uses x - mu instead of x_hat: out = gamma * x_hat + beta, so dgamma = "
-     "sum(dout * x_hat), with the normalized input."),
+     "gamma is missing from BN's dL/dz: the upstream gradient reaches z_hat multiplied by gamma."),
 ]
 
 
-def _close(a, b) -> bool:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-6, atol=1e-9 * max(1.0, np.abs(b).max())))
+# ----------------------------------------------------------------------------------------
+# Exercise 1: the backward pass of mean-only BN
+# ----------------------------------------------------------------------------------------
 
 
-def _shape_message(name, shape, n, d) -> str | None:
-    """What is wrong with the shape of one returned gradient, or None."""
-    expected = (n, d) if name == "dx" else (d,)
-    if shape == expected:
-        return None
-    if name != "dx" and shape == (n, d):
-        return (f"{name} has shape {shape}, one value per example: gamma and beta are shared by "
-                f"all N examples, so their gradients are sums over the batch, "
-                f"e.g. dbeta = dout.sum(axis=0), shape ({d},).")
-    if name != "dx" and shape == (1, d):
-        return f"{name} has shape {shape}: drop keepdims=True, the expected shape is ({d},)."
-    if name != "dx" and shape == (n,):
-        return (f"{name} has shape {shape}: it is summed over the features (axis=1); "
-                f"sum over the batch, axis=0, for shape ({d},).")
-    return f"{name} has shape {shape}; expected {expected}."
+def reference_mean_only_backward(dout, x, beta):
+    """Mean-only BN, y = x - mean(x) + beta: dx = dout - mean(dout) (the direct path and the path
+    through the mean), dbeta = sum(dout). x and beta do not enter."""
+    dout = np.asarray(dout, dtype=np.float64)
+    return dout - dout.mean(axis=0), dout.sum(axis=0)
 
 
-def check_batchnorm_backward(function) -> Feedback:
-    """Run the reader's my_batchnorm_backward(dout, x, gamma, eps) on hidden cases.
+def mean_only_cases():
+    """(description, dout, x, beta), N != D everywhere."""
+    rng = np.random.default_rng(2018)
+    cases = []
+    for n, d in [(6, 3), (4, 7), (32, 2)]:
+        cases.append((f"a batch of {n} x {d}", rng.standard_normal((n, d)),
+                      rng.normal(2.0, 3.0, (n, d)), rng.standard_normal(d)))
+    return cases
 
-    Returns:
-        Feedback: passed, or messages naming the mistake (see MISTAKES), or "not attempted".
-    """
-    feedback = Feedback(EXERCISE)
-    cases = hidden_cases()
-    answers = []
-    for dout, x, gamma, eps in cases:
-        try:
-            returned = call_reader_function(function, dout.copy(), x.copy(), gamma.copy(), eps)
-        except NotAttempted:
-            feedback.attempted = False
-            feedback.add("When you are ready: compute the batch statistics from x, then dx, "
-                         "dgamma and dbeta in closed form. The notebook runs on either way.")
+
+def _mean_only_mistakes(dout, x, beta):
+    full = reference_backward(dout, x, np.ones(x.shape[1]))[0]
+    return [
+        (dout, None, "dx = dout leaves out the path through the mean: the mean of x depends on every "
+                     "x_i (d mean / d x_i = 1/N), so dx = dout - mean(dout). Symptom: sum(dx) is not 0, "
+                     "yet shifting the whole batch changes nothing."),
+        (dout - dout.sum(axis=0), None, "You subtracted sum(dout): the path through the mean carries a "
+                                        "1/N (mean = sum / N), so dx = dout - dout.mean(axis=0)."),
+        (dout - dout.mean(axis=1, keepdims=True), None,
+         "You subtracted each example's mean over its features (axis 1). The mean that mean-only BN "
+         "subtracts is over the batch, per feature: dx = dout - dout.mean(axis=0)."),
+        (full, None, "That is full BN's dx (gamma = 1). Mean-only BN has no division by the spread, so "
+                     "the path through the variance is gone too: dx = dout - dout.mean(axis=0)."),
+        (dout + dout.mean(axis=0), None, "The path through the mean enters with a minus sign "
+                                         "(x_c = x - mu): dx = dout - dout.mean(axis=0)."),
+        (None, dout.mean(axis=0), "dbeta is the mean of dout over the batch; beta is used by all N "
+                                  "rows, so its gradient is the sum: dout.sum(axis=0)."),
+        (None, (dout * x).sum(axis=0), "dbeta = sum(dout * x) is how a scale's gradient looks; beta is "
+                                       "only added, so dbeta = dout.sum(axis=0)."),
+    ]
+
+
+def check_mean_only_backward(fn) -> Feedback:
+    """Check ``fn(dout, x, beta) -> (dx, dbeta)`` for mean-only BN on hidden cases."""
+    feedback = Feedback("the backward pass of mean-only BN, my_mean_only_backward")
+    for description, dout, x, beta in mean_only_cases():
+        n, d = dout.shape
+        result = _call(fn, (dout.copy(), x.copy(), beta.copy()), description, feedback)
+        if result is None:
+            if feedback.attempted and not feedback.messages:
+                feedback.add("Your function returned None: did you forget the `return`?")
             return feedback
-        except Exception as error:  # the reader's code failed: say how, without a traceback
-            feedback.add(f"Your function raised {type(error).__name__}: {error} "
-                         f"(on a batch x of shape {x.shape}).")
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            feedback.add("Return two arrays, in this order: dx, dbeta.")
             return feedback
-        if not isinstance(returned, (tuple, list)) or len(returned) != 3:
-            feedback.add("Return three arrays, in this order: dx, dgamma, dbeta.")
+        precision = precision_of(result)
+        dx = _as_array(result[0], "dx", (n, d), feedback)
+        dbeta = _as_array(result[1], "dbeta", (d,), feedback, hints={
+            (n, d): f"dbeta has shape {(n, d)}, one value per example: beta is shared by the N rows, "
+                    f"so its gradient is their sum, dout.sum(axis=0), shape ({d},).",
+            (n,): f"dbeta has shape {(n,)}: it is summed over the features; sum over the batch (axis=0)."})
+        if dx is None or dbeta is None:
             return feedback
-        answers.append(tuple(np.asarray(a, dtype=np.float64) for a in returned))
-
-    # 1. shapes
-    for (_, x, _, _), answer in zip(cases, answers):
-        n, d = x.shape
-        messages = [m for name, a in zip(("dx", "dgamma", "dbeta"), answer)
-                    if (m := _shape_message(name, a.shape, n, d))]
-        if messages:
-            for message in messages:
-                feedback.add(message)
-            return feedback
-
-    references = [reference_backward(*case) for case in cases]
-    if all(_close(a, r) for answer, ref in zip(answers, references) for a, r in zip(answer, ref)):
-        feedback.passed = True
-        feedback.add(f"dx, dgamma and dbeta agree with helpers.bn on all {len(cases)} hidden cases, "
-                     "including a feature with variance below eps and a batch of 4.")
-        return feedback
-
-    # 2. dgamma and dbeta swapped
-    if all(_close(answer[1], ref[2]) and _close(answer[2], ref[1])
-           for answer, ref in zip(answers, references)):
-        feedback.add("dgamma and dbeta are swapped: dbeta = sum(dout) (beta is added), "
-                     "dgamma = sum(dout * x_hat) (gamma multiplies x_hat). Return dx, dgamma, dbeta.")
-        return feedback
-
-    # 3. a known mistake, matched exactly on every hidden case (every returned gradient)
-    for keywords, message in MISTAKES:
-        variants = [variant_backward(*case, **keywords) for case in cases]
-        if all(_close(a, v) for answer, variant in zip(answers, variants)
-               for a, v in zip(answer, variant)):
-            feedback.add(message)
-            return feedback
-
-    # 4. no exact match: say which gradients are wrong, with the properties that help find it
-    for name, index in (("dbeta", 2), ("dgamma", 1)):
-        if not all(_close(answer[index], ref[index]) for answer, ref in zip(answers, references)):
-            if all(_close(answer[index] * case[1].shape[0], ref[index])
-                   for answer, ref, case in zip(answers, references, cases)):
-                feedback.add(f"{name} is the mean over the batch; it should be the sum.")
-            else:
-                formula = "sum(dout, axis=0)" if name == "dbeta" else "sum(dout * x_hat, axis=0)"
-                feedback.add(f"{name} is wrong: it should be {formula}.")
-    for (_, x, _, _), answer, ref in zip(cases, answers, references):
-        dx = answer[0]
-        if _close(dx, ref[0]):
+        right_dx, right_dbeta = reference_mean_only_backward(dout, x, beta)
+        dx_right = _close(dx, right_dx, scale=np.abs(dout).max())
+        dbeta_right = _close(dbeta, right_dbeta)
+        if dx_right and dbeta_right:
             continue
-        worst_sum = np.abs(dx.sum(axis=0)).max()
-        if worst_sum > 1e-8 * max(1.0, np.abs(dx).max()):
-            feedback.add(f"sum(dx) over the batch should be 0 for every feature (shifting the whole "
-                         f"batch changes nothing); yours reaches {worst_sum:.2e}: check the term "
-                         f"from the path through the mean.")
-        ratio = dx / np.where(ref[0] == 0, np.nan, ref[0])
-        if np.nanmax(ratio) - np.nanmin(ratio) < 1e-6 * max(1.0, np.nanmax(np.abs(ratio))):
-            feedback.add(f"dx is the right answer times {np.nanmean(ratio):.4g}: a constant factor "
-                         f"is wrong or missing.")
-        feedback.add(f"dx differs from the reference by up to {np.abs(dx - ref[0]).max():.2e} "
-                     f"on a hidden batch of shape {x.shape} (largest |dx| is {np.abs(ref[0]).max():.2e}).")
-        break
-    if not feedback.messages:
-        feedback.add("Some results differ from the reference; compare with the closed form above.")
+        for wrong_dx, wrong_dbeta, explanation in _mean_only_mistakes(dout, x, beta):
+            if (wrong_dx is None or _close(wrong_dx, right_dx, rtol=1e-6)) and \
+                    (wrong_dbeta is None or _close(wrong_dbeta, right_dbeta, rtol=1e-6)):
+                continue  # this mistake gives the right answer on this case: it says nothing
+            # a mistake in one gradient (the other one None) matches when the other one is right
+            dx_matches = dx_right if wrong_dx is None else _close(dx, wrong_dx, rtol=1e-6)
+            dbeta_matches = dbeta_right if wrong_dbeta is None else _close(dbeta, wrong_dbeta, rtol=1e-6)
+            if dx_matches and dbeta_matches:
+                feedback.add(f"On {description}: {explanation}")
+                return feedback
+        error = max(_relative_error(dx, right_dx), _relative_error(dbeta, right_dbeta))
+        note = low_precision_message(precision, error, RTOL)
+        wrong = [name for name, ok in (("dx", dx_right), ("dbeta", dbeta_right)) if not ok]
+        feedback.add(f"On {description}: " + (note or f"{' and '.join(wrong)} differ from the reference "
+                                                      f"(by up to {error:.2g}, relative). Walk the graph "
+                                                      f"of §1 without the variance nodes."))
+        return feedback
+    feedback.passed = True
+    feedback.add("dx = dout - mean(dout) and dbeta = sum(dout) on every hidden case. Note what does "
+                 "not appear: x and beta. Every row of dx sums to 0 over the batch, as in full BN.")
+    return feedback
+
+
+# ----------------------------------------------------------------------------------------
+# Exercise 2: a linear layer with a bias, then BN
+# ----------------------------------------------------------------------------------------
+
+
+def reference_linear_bn_backward(dout, u, weight, bias, gamma, eps=1e-5):
+    """z = u @ weight.T + bias, y = BN(z) (training mode). Returns du (N, D_in), dweight
+    (D_out, D_in), dbias (D_out,); dbias is 0, up to rounding, because sum(dz) = 0."""
+    z = u @ weight.T + bias
+    dz = reference_backward(dout, z, gamma, eps)[0]
+    return dz @ weight, dz.T @ u, dz.sum(axis=0)
+
+
+def linear_bn_cases():
+    """(description, dout, u, weight, bias, gamma, eps): D_in != D_out != N, one larger eps."""
+    rng = np.random.default_rng(303)
+    cases = []
+    for n, d_in, d_out, eps in [(8, 5, 3, 1e-5), (16, 3, 6, 1e-5), (6, 4, 2, 1e-2)]:
+        cases.append((f"a layer {d_in} -> {d_out} on a batch of {n} (eps = {eps:g})",
+                      rng.standard_normal((n, d_out)), rng.normal(0.5, 1.0, (n, d_in)),
+                      rng.normal(0.0, 0.7, (d_out, d_in)), rng.normal(0.0, 2.0, d_out),
+                      rng.uniform(0.5, 2.0, d_out) * rng.choice([-1.0, 1.0], d_out), eps))
+    return cases
+
+
+def _linear_bn_mistakes(dout, u, weight, bias, gamma, eps):
+    """(du, dweight, dbias or None for 'any', what the reader is told)."""
+    z = u @ weight.T + bias
+    right = reference_linear_bn_backward(dout, u, weight, bias, gamma, eps)
+    mistakes = [
+        (right[0], right[1], dout.sum(axis=0),
+         "du and dweight are right, but dbias = sum(dout) is dbeta, the gradient of the shift that "
+         "comes after the normalization. The bias is added before it: BN subtracts the batch mean, "
+         "which contains b, so b cannot change the output and dbias = sum(dz) = 0 (§8: the "
+         "gradient BN passes back sums to 0 over the batch). That is why BN layers follow "
+         "bias-free linear layers."),
+        (right[0], right[1], (dout * gamma).sum(axis=0),
+         "dbias = sum(gamma * dout) skips BN's backward for the bias. b enters before BN, "
+         "so dbias = sum(dz) with dz the gradient BN passes back, which is 0."),
+        (dout @ weight, dout.T @ u, dout.sum(axis=0),
+         "You passed dout straight to the linear layer: BN sits between them. First go back "
+         "through BN (dz = BN's dx, e.g. with helpers.bn), then du = dz @ weight, "
+         "dweight = dz.T @ u, dbias = dz.sum(axis=0)."),
+    ]
+    for keywords, message in MISTAKES:
+        dz = variant_backward(dout, z, gamma, eps, **keywords)[0]
+        mistakes.append((dz @ weight, dz.T @ u, None, message))
+    return mistakes
+
+
+def check_linear_bn_backward(fn) -> Feedback:
+    """Check ``fn(dout, u, weight, bias, gamma, eps) -> (du, dweight, dbias)`` on hidden cases."""
+    feedback = Feedback("a linear layer with a bias, then BN: my_linear_bn_backward")
+    for case in linear_bn_cases():
+        description, dout, u, weight, bias, gamma, eps = case
+        n, d_in = u.shape
+        d_out = weight.shape[0]
+        result = _call(fn, (dout.copy(), u.copy(), weight.copy(), bias.copy(), gamma.copy(), eps),
+                       description, feedback)
+        if result is None:
+            if feedback.attempted and not feedback.messages:
+                feedback.add("Your function returned None: did you forget the `return`?")
+            return feedback
+        if not (isinstance(result, (tuple, list)) and len(result) == 3):
+            feedback.add("Return three arrays, in this order: du, dweight, dbias.")
+            return feedback
+        precision = precision_of(result)
+        du = _as_array(result[0], "du", (n, d_in), feedback, hints={
+            (n, d_out): f"du has shape {(n, d_out)}, the shape of z, not of u {(n, d_in)}: z = u @ weight.T, "
+                        "so du = dz @ weight (not dz @ weight.T)."})
+        dweight = _as_array(result[1], "dweight", (d_out, d_in), feedback, hints={
+            (d_in, d_out): f"dweight has shape {(d_in, d_out)}, that of weight.T: with z = u @ weight.T, "
+                           f"dweight = dz.T @ u, shape {(d_out, d_in)} like weight."})
+        dbias = _as_array(result[2], "dbias", (d_out,), feedback, hints={
+            (n, d_out): f"dbias has shape {(n, d_out)}: the bias is shared by the N rows, so its "
+                        f"gradient is a sum over the batch, shape ({d_out},)."})
+        if du is None or dweight is None or dbias is None:
+            return feedback
+        right = reference_linear_bn_backward(dout, u, weight, bias, gamma, eps)
+        size = max(np.abs(right[0]).max(), np.abs(right[1]).max())
+        answer = (du, dweight, dbias)
+        if all(_close(a, r, scale=size) for a, r in zip(answer, right)):
+            continue
+        for wrong_du, wrong_dweight, wrong_dbias, explanation in _linear_bn_mistakes(*case[1:]):
+            if _close(wrong_du, right[0], rtol=1e-6) and _close(wrong_dweight, right[1], rtol=1e-6) and \
+                    (wrong_dbias is None or _close(wrong_dbias, right[2], rtol=1e-6, scale=size)):
+                continue  # this mistake gives the right answer on this case (e.g. eps = 1e-5 hard-coded)
+            if _close(du, wrong_du, rtol=1e-6) and _close(dweight, wrong_dweight, rtol=1e-6) and \
+                    (wrong_dbias is None or _close(dbias, wrong_dbias, rtol=1e-6, scale=size)):
+                feedback.add(f"On {description}: {explanation}")
+                return feedback
+        error = max(float(np.max(np.abs(a - r))) / size for a, r in zip(answer, right))
+        note = low_precision_message(precision, error, RTOL)
+        if note:
+            feedback.add(f"On {description}: {note}")
+            return feedback
+        wrong = [name for name, a, r in zip(("du", "dweight", "dbias"), answer, right)
+                 if not _close(a, r, scale=size)]
+        hint = ""
+        if wrong == ["dbias"]:
+            hint = (" du and dweight are right; what can the bias change, once BN has subtracted "
+                    "the batch mean?")
+        feedback.add(f"On {description}: {', '.join(wrong)} differ from the reference (by up to "
+                     f"{error:.2g}, relative to the largest gradient).{hint}")
+        return feedback
+    feedback.passed = True
+    feedback.add("du, dweight and dbias agree with the reference on every hidden case, and your "
+                 "dbias is 0 up to rounding: a bias in front of BN gets no gradient at all.")
+    return feedback
+
+
+# ----------------------------------------------------------------------------------------
+# Exercise 3: the weights scaled by 10
+# ----------------------------------------------------------------------------------------
+
+#: the factor the weights in front of BN are multiplied by
+SCALE = 10.0
+
+#: quantity -> (what it is, the factor it changes by when W becomes SCALE * W)
+_QUANTITIES = {
+    "output": ("BN's output", 1.0),
+    "grad_input": ("the gradient with respect to the layer's input u", 1.0),
+    "grad_weight": ("the gradient with respect to the weights, |dL/d(aW)|", 1.0 / SCALE),
+    "relative_update": ("one SGD step's relative change of the weights, |ΔW| / |W|", 1.0 / SCALE**2),
+}
+
+
+def weight_scaling_answers() -> dict:
+    """The answers: quantity -> the factor (for a = SCALE), up to eps."""
+    return {key: factor for key, (_, factor) in _QUANTITIES.items()}
+
+
+_WHY = {
+    "output": "BN(aWu) = BN(Wu): scaling the weights scales every z_i, their mean and their standard "
+              "deviation by a, and the normalization divides it out (up to eps).",
+    "grad_input": "The output does not change for any u when W is scaled, so neither does its "
+                  "derivative with respect to u: the factor is 1.",
+    "grad_weight": "The loss is scale invariant, L(aW) = L(W) for every W. Differentiate both sides "
+                   "with respect to W: a times the gradient at aW equals the gradient at W, so "
+                   "dL/d(aW) = (1/a) dL/dW: ten times larger weights, a ten times smaller gradient.",
+    "relative_update": "One step changes aW by lr * dL/d(aW), which is 1/a times as large, while |aW| "
+                       "is a times as large: the ratio falls by 1/a². Large weights learn slowly, the "
+                       "self-stabilization of the paper's §3.3.",
+}
+
+
+def check_weight_scaling(answers) -> Feedback:
+    """Check a dict {quantity: factor} for the weights in front of BN multiplied by SCALE (10):
+    "output", "grad_input", "grad_weight", "relative_update"."""
+    feedback = Feedback(f"the weights in front of BN multiplied by {SCALE:g}", to_fill="the answers",
+                        when_correct="all four factors are right")
+    if not isinstance(answers, dict):
+        feedback.add("Give a dict, {'output': ..., 'grad_input': ..., 'grad_weight': ..., "
+                     "'relative_update': ...}, with one number each.")
+        return feedback
+    missing = [key for key in _QUANTITIES if answers.get(key) is None]
+    if len(missing) == len(_QUANTITIES):
+        feedback.attempted = False
+        return feedback
+    unknown = sorted(set(answers) - set(_QUANTITIES))
+    if unknown:
+        feedback.add(f"Unknown keys {unknown}; the four are {list(_QUANTITIES)}.")
+    wrong = 0
+    for key, (what, factor) in _QUANTITIES.items():
+        value = answers.get(key)
+        if value is None:
+            feedback.add(f"{key}: no answer yet ({what}).")
+            wrong += 1
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            feedback.add(f"{key}: give a number (the factor), not {value!r}.")
+            wrong += 1
+            continue
+        if math.isclose(value, factor, rel_tol=1e-2):
+            feedback.add(f"{key} = {value:g}: right. {_WHY[key]}")
+            continue
+        wrong += 1
+        if math.isclose(value, 1.0 / factor, rel_tol=1e-2) and factor != 1.0:
+            slip = f"{value:g} is the inverse of the factor: it gets smaller, not larger. "
+        elif math.isclose(value, SCALE, rel_tol=1e-2) or math.isclose(value, SCALE**2, rel_tol=1e-2):
+            slip = "that would be true without BN, where everything after the layer scales with W. "
+        elif key == "relative_update" and math.isclose(value, 1.0 / SCALE, rel_tol=1e-2):
+            slip = "1/a is how the gradient shrinks; the relative update also divides by |W|, which grew. "
+        elif key == "grad_weight" and math.isclose(value, 1.0 / SCALE**2, rel_tol=1e-2):
+            slip = "1/a² is the relative update; the gradient itself shrinks by 1/a. "
+        else:
+            slip = ""
+        feedback.add(f"{key} = {value:g} is not the factor for {what}: {slip}{_WHY[key]}")
+    feedback.passed = wrong == 0 and not unknown
     return feedback

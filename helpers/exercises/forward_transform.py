@@ -1,319 +1,307 @@
-"""Exercise checkers of notebook 02 (the forward transform).
+"""Exercise checkers of notebook 02 (the forward transform): two transfer exercises.
 
-- ``check_batchnorm_forward(fn)``: the reader's ``fn(x, gamma, beta, eps) -> out``, the training
-  forward pass of BN for x of shape (N, D).
-- ``check_identity_parameters(fn)``: the reader's ``fn(x, eps) -> (gamma, beta)``, the gamma
-  and beta that make BN give back its input unchanged.
+- ``check_mean_only_bn(fn)``: the reader's ``fn(x, beta) -> y``, *mean-only* batch
+  normalization (centering without dividing by the spread, as in Salimans & Kingma's 2016
+  mean-only BN): y = x - mean over the batch + beta, for x of shape (N, D).
+- ``check_drop_bias(fn)``: the reader's ``fn(bias, gamma, beta, running_mean, running_var) ->
+  (gamma, beta, running_mean, running_var)``: the parameters and running statistics of a BN layer
+  that give the same outputs, in training *and* in eval mode, once the linear layer in front of
+  it loses its bias b (z = W u + b becomes z = W u).
 
-Both run the reader's function on hidden cases, compare with ``helpers.bn``, and when the answer
-is wrong try the usual mistakes (statistics over the wrong axis, unbiased variance, eps missing
-or outside the square root, gamma and beta swapped, ...) to say which one it is.
+Both run the reader's function on hidden cases, compare with the reference, and when the answer
+is wrong try the usual mistakes to say which one it is (full BN instead of mean-only, the wrong
+axis, the bias folded into beta, a running mean that still contains b, ...). An answer computed
+in float32 is told so, with the tolerance the checker uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 
-from helpers.bn import batchnorm_forward
-from helpers.feedback import Feedback, NotAttempted, call_reader_function
+from helpers.bn import batchnorm_forward, batchnorm_inference
+from helpers.feedback import (
+    Feedback,
+    NotAttempted,
+    call_reader_function,
+    low_precision_message,
+    precision_of,
+)
 
-__all__ = ["check_batchnorm_forward", "check_identity_parameters"]
+__all__ = ["RTOL", "check_drop_bias", "check_mean_only_bn", "drop_bias_cases", "mean_only_cases",
+           "reference_drop_bias", "reference_mean_only_bn"]
 
-
-# ----------------------------------------------------------------------------------------
-# Hidden cases
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Case:
-    description: str
-    x: np.ndarray  # (N, D)
-    gamma: np.ndarray  # (D,)
-    beta: np.ndarray  # (D,)
-    eps: float
-    kind: str = "plain"  # or "constant feature", "huge mean"
-    rtol: float = 1e-9
-    atol: float = 1e-9
+#: The relative tolerance of both checkers (float64 answers agree to ~1e-15).
+RTOL = 1e-9
 
 
-def _forward_cases() -> list[_Case]:
-    rng = np.random.default_rng(2015)
-    cases = []
-    # a small batch whose features differ in mean and scale (N != D, so the axes are told apart)
-    x = rng.normal(loc=[3.0, -1.0, 10.0], scale=[2.0, 0.5, 4.0], size=(6, 3))
-    cases.append(_Case("a batch of 6 examples with 3 features", x,
-                       np.array([1.5, -0.5, 2.0]), np.array([0.3, 1.0, -2.0]), 1e-5))
-    # a large eps makes every mistake about eps visible; small and large variances
-    x = rng.normal(size=(40, 4)) * np.array([0.05, 0.3, 1.0, 3.0]) + np.array([1.0, -2.0, 0.0, 5.0])
-    cases.append(_Case("a batch of 40 x 4 with eps = 0.5 (features of very different spreads)", x,
-                       np.array([2.0, 0.7, -1.2, 1.0]), np.array([-1.0, 0.5, 0.25, 3.0]), 0.5))
-    # one feature is constant across the batch: its variance is exactly 0
-    x = rng.normal(size=(8, 3))
-    x[:, 1] = 4.25
-    cases.append(_Case("a batch of 8 x 3 whose second feature is constant (variance 0)", x,
-                       np.array([1.0, 3.0, 0.5]), np.array([0.0, -1.5, 2.0]), 1e-5,
-                       kind="constant feature"))
-    # the mean is a million times the spread: E[x^2] - E[x]^2 cancels catastrophically here
-    x = 1e6 + 1e-2 * rng.normal(size=(50, 2))
-    cases.append(_Case("a batch of 50 x 2 whose mean (1e6) is huge next to its spread (1e-2)", x,
-                       np.array([1.0, 2.0]), np.array([0.5, -0.5]), 1e-5,
-                       kind="huge mean", rtol=1e-6, atol=1e-6))
-    return cases
+def _relative_error(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-# ----------------------------------------------------------------------------------------
-# The usual mistakes, each as a function and the explanation the reader gets
-# ----------------------------------------------------------------------------------------
+def _close(a, b, rtol=RTOL) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and _relative_error(a, b) <= rtol
 
 
-def _stats(x, axis=0, ddof=0):
-    """Mean and variance over ``axis``, kept broadcastable against x."""
-    return x.mean(axis=axis, keepdims=True), x.var(axis=axis, ddof=ddof, keepdims=True)
-
-
-def _reference(x, gamma, beta, eps):
-    return batchnorm_forward(x, gamma, beta, eps)[0]
-
-
-def _variant(axis=0, ddof=0, denominator="sqrt(var+eps)", affine="gamma,beta", center=True):
-    def forward(x, gamma, beta, eps):
-        mu, var = _stats(x, axis=axis, ddof=ddof)
-        xc = x - mu if center else x
-        if denominator == "sqrt(var+eps)":
-            x_hat = xc / np.sqrt(var + eps)
-        elif denominator == "sqrt(var)":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                x_hat = xc / np.sqrt(var)
-        elif denominator == "sqrt(var)+eps":
-            x_hat = xc / (np.sqrt(var) + eps)
-        elif denominator == "var+eps":
-            x_hat = xc / (var + eps)
-        if affine == "gamma,beta":
-            return gamma * x_hat + beta
-        if affine == "swapped":
-            return beta * x_hat + gamma
-        if affine == "none":
-            return x_hat
-        if affine == "no beta":
-            return gamma * x_hat
-        if affine == "no gamma":
-            return x_hat + beta
-        raise ValueError(affine)
-
-    return forward
-
-
-def _global_statistics(x, gamma, beta, eps):
-    x_hat = (x - x.mean()) / np.sqrt(x.var() + eps)
-    return gamma * x_hat + beta
-
-
-_MISTAKES: list[tuple[Callable, str]] = [
-    (_variant(axis=1),
-     "You computed the statistics per example (over axis 1, along each row). BN computes one "
-     "mean and one variance per feature, over the batch: x.mean(axis=0) and x.var(axis=0), "
-     "each of shape (D,)."),
-    (_global_statistics,
-     "You computed one mean and one variance over the whole array. BN uses one per feature "
-     "(column): x.mean(axis=0), x.var(axis=0), each of shape (D,)."),
-    (_variant(ddof=1),
-     "Your variance divides by N - 1 (the unbiased estimate: np.var(..., ddof=1), or torch.var's "
-     "default). In training, BN normalizes the batch by its own spread, so divide by N "
-     "(np.var's default, ddof=0; the paper's Algorithm 1 has 1/m)."),
-    (_variant(denominator="sqrt(var)"),
-     "eps is missing: you divide by sqrt(var) instead of sqrt(var + eps). eps keeps the "
-     "division finite when a feature is constant (var = 0) and is part of the transform."),
-    (_variant(denominator="sqrt(var)+eps"),
-     "eps is outside the square root: you divide by sqrt(var) + eps. Algorithm 1 divides by "
-     "sqrt(var + eps); the two differ whenever var is not much larger than eps."),
-    (_variant(denominator="var+eps"),
-     "You divide by var + eps without the square root: divide by the standard deviation, "
-     "sqrt(var + eps), so that x_hat has variance (close to) 1."),
-    (_variant(affine="swapped"),
-     "gamma and beta are swapped: the output is gamma * x_hat + beta (gamma scales, beta shifts)."),
-    (_variant(affine="none"),
-     "You return x_hat: the scale-and-shift step y = gamma * x_hat + beta is missing."),
-    (_variant(affine="no beta"),
-     "beta is missing: the output is gamma * x_hat + beta."),
-    (_variant(affine="no gamma"),
-     "gamma is missing: the output is gamma * x_hat + beta."),
-    (_variant(center=False),
-     "You did not subtract the mean: x_hat = (x - mean) / sqrt(var + eps)."),
-]
-
-
-def _close(a, b, case: _Case) -> bool:
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=case.rtol, atol=case.atol))
-
-
-def _diagnose_forward(out, case: _Case) -> str:
-    """The most specific explanation we can give for a wrong output on ``case``."""
-    if case.kind == "constant feature" and not np.all(np.isfinite(out)):
-        return ("Your output has NaN or inf for the constant feature: its variance is 0, so "
-                "dividing by sqrt(var) divides by zero. Divide by sqrt(var + eps).")
-    if np.all(np.isfinite(out)):
-        for mistake, explanation in _MISTAKES:
-            with np.errstate(all="ignore"):
-                candidate = mistake(case.x, case.gamma, case.beta, case.eps)
-            if np.all(np.isfinite(candidate)) and _close(out, candidate, case):
-                return explanation
-    if case.kind == "huge mean":
-        return ("Your function is right on the other cases but not when the mean is huge next to "
-                "the spread. If you compute the variance as mean(x**2) - mean(x)**2, the two "
-                "terms (about 1e12) cancel and leave rounding noise (even a negative variance): "
-                "compute the mean first, then the mean of the squared deviations, "
-                "mean((x - mu)**2).")
-    if not np.all(np.isfinite(out)):
-        return "Your output contains NaN or inf values."
-    # no known mistake matches: say which property of the output is off
-    reference = _reference(case.x, case.gamma, case.beta, case.eps)
-    hints = []
-    column_means = out.mean(axis=0)
-    if not np.allclose(column_means, case.beta, rtol=1e-7, atol=1e-7):
-        hints.append(f"the mean of each output column should equal beta = {np.round(case.beta, 4)}, "
-                     f"yours are {np.round(column_means, 4)}")
-        if np.allclose(column_means, case.gamma, rtol=1e-7, atol=1e-7):
-            hints.append("your column means are gamma: are gamma and beta swapped?")
-    column_stds, expected_stds = out.std(axis=0), reference.std(axis=0)
-    if not np.allclose(column_stds, expected_stds, rtol=1e-7, atol=1e-7):
-        hints.append(f"the std of each output column should be |gamma| * sqrt(var / (var + eps)) "
-                     f"= {np.round(expected_stds, 4)}, yours are {np.round(column_stds, 4)}")
-    worst = float(np.max(np.abs(out - reference)))
-    detail = "; ".join(hints) if hints else "the column means and stds are right but the values are not"
-    return f"Your output differs from the reference by up to {worst:.3g}: {detail}."
-
-
-def _as_output_array(result, expected_shape, feedback: Feedback):
-    """The reader's return value as a float64 array, or None (with a message) if unusable."""
-    if isinstance(result, tuple) and result:
-        note = ("Your function returned a tuple; the checker uses its first element. "
-                "Returning just the (N, D) output is enough here.")
-        if note not in feedback.messages:
-            feedback.add(note)
-        result = result[0]
-    if result is None:
-        feedback.add("Your function returned None: did you forget the `return` statement?")
+def _as_array(value, name: str, shape, feedback: Feedback):
+    """``value`` as a float64 array of ``shape``, or None after saying what is wrong with it."""
+    if value is None:
+        feedback.add(f"{name} is None: did you forget a `return`?")
         return None
-    if hasattr(result, "detach"):  # a torch tensor
-        result = result.detach().cpu().numpy()
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
     try:
-        array = np.asarray(result, dtype=np.float64)
+        array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        feedback.add(f"Your function returned a {type(result).__name__}, expected a numpy array.")
+        feedback.add(f"{name} is a {type(value).__name__}, not an array of numbers.")
         return None
-    if array.shape != expected_shape:
-        feedback.add(f"Your output has shape {array.shape}; it should have the input's shape "
-                     f"{expected_shape} (N examples, D features). The mean and variance have "
-                     f"shape (D,) and broadcast against x.")
+    if array.shape != shape:
+        feedback.add(f"{name} has shape {array.shape}; it should have shape {shape}.")
         return None
     return array
 
 
-def check_batchnorm_forward(reader_forward) -> Feedback:
-    """Check ``reader_forward(x, gamma, beta, eps) -> out`` (training mode, x (N, D)).
+# ----------------------------------------------------------------------------------------
+# Exercise 1: mean-only batch normalization
+# ----------------------------------------------------------------------------------------
 
-    Runs hidden cases (a small batch, a large eps, a constant feature, a huge mean) and
-    compares with ``helpers.bn.batchnorm_forward``. Returns a Feedback that names the mistake.
-    """
-    feedback = Feedback("the forward pass, my_batchnorm_forward")
-    for case in _forward_cases():
-        x = case.x.copy()
+
+def reference_mean_only_bn(x, beta):
+    """y = x - x.mean(axis=0) + beta: Algorithm 1 without the division by the spread (and so
+    without gamma and eps). x (N, D), beta (D,) -> y (N, D)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x - x.mean(axis=0) + np.asarray(beta, dtype=np.float64)
+
+
+def mean_only_cases():
+    """(description, x, beta): N != D everywhere, features of very different scales, and one
+    whose mean is a million times its spread (a one-pass mean would still be fine there)."""
+    rng = np.random.default_rng(2016)
+    return [
+        ("a batch of 6 examples with 3 features", rng.normal([3.0, -1.0, 10.0], [2.0, 0.5, 4.0], (6, 3)),
+         np.array([0.5, -2.0, 1.0])),
+        ("a batch of 40 x 4 whose spreads go from 0.05 to 30",
+         rng.normal(size=(40, 4)) * [0.05, 0.3, 3.0, 30.0] + [1.0, -2.0, 0.0, 5.0], np.array([0.0, 1.0, -1.0, 2.5])),
+        ("a batch of 9 x 2 whose mean (1e6) dwarfs its spread (0.01)",
+         1e6 + 1e-2 * rng.normal(size=(9, 2)), np.array([0.25, -0.25])),
+    ]
+
+
+def _mean_only_mistakes(x, beta):
+    """(what the mistake computes, what the reader is told)."""
+    n = len(x)
+    full = batchnorm_forward(x, np.ones(x.shape[1]), beta, 1e-5)[0]
+    return [
+        (full, "That is full batch normalization: you also divided by sqrt(var + eps). Mean-only BN "
+               "keeps the centering (line 1 and the subtraction of line 3) and drops the division "
+               "by the spread: y = x - mean + beta. Its output keeps each feature's own spread."),
+        (x - x.mean(axis=1, keepdims=True) + beta,
+         "You subtracted each example's own mean (over axis 1, across its features). BN, mean-only "
+         "or not, takes one mean per feature over the batch: x.mean(axis=0), shape (D,)."),
+        (x - x.mean() + beta,
+         "You subtracted one mean over the whole array. Each feature needs its own: x.mean(axis=0)."),
+        (x - x.mean(axis=0),
+         "beta is missing: after centering, the shift beta is added, y = x - mean + beta."),
+        (x - x.mean(axis=0) - beta, "beta has the wrong sign: y = x - mean + beta."),
+        (x + beta, "You did not subtract the batch mean: y = x - x.mean(axis=0) + beta."),
+        (x - x.sum(axis=0) + beta,
+         "You subtracted the sum over the batch, not the mean: divide it by N (x.mean(axis=0))."),
+        (x - x.sum(axis=0) / (n - 1) + beta,
+         "You divided the sum by N - 1: that belongs to the unbiased variance, not to the mean. "
+         "The mean is the sum divided by N."),
+    ]
+
+
+def check_mean_only_bn(fn) -> Feedback:
+    """Check the reader's ``fn(x, beta) -> y`` (mean-only BN, training mode, x (N, D)).
+
+    Returns a Feedback: passed, or messages that name the mistake, or "not attempted"."""
+    feedback = Feedback("mean-only batch normalization, my_mean_only_bn")
+    for description, x, beta in mean_only_cases():
+        given = x.copy()
         try:
-            result = call_reader_function(reader_forward, x, case.gamma.copy(), case.beta.copy(), case.eps)
+            result = call_reader_function(fn, given, beta.copy())
         except NotAttempted:
-            return Feedback(feedback.exercise, passed=False, attempted=False)
-        except Exception as error:  # the reader's bug, reported instead of raised
-            message = f"On {case.description}, your function raised {type(error).__name__}: {error}."
-            if "broadcast" in str(error):
-                message += (" Check the shapes: x is (N, D); the mean and the variance should be "
-                            "(D,), one per feature, computed with axis=0.")
-            feedback.add(message)
+            feedback.attempted = False
             return feedback
-        if not np.array_equal(x, case.x):
-            feedback.add("Your function changed its input x in place (e.g. x -= mean). Compute "
-                         "new arrays instead: the caller still needs x (the backward pass does).")
+        except Exception as error:  # the reader sees what went wrong, not a traceback
+            feedback.add(f"On {description}: your function raised {type(error).__name__}: {error}.")
             return feedback
-        out = _as_output_array(result, case.x.shape, feedback)
-        if out is None:
+        if not np.array_equal(given, x):
+            feedback.add("Your function changed its input x in place (e.g. x -= mean): compute a new "
+                         "array, the caller still needs x.")
             return feedback
-        if not _close(out, _reference(case.x, case.gamma, case.beta, case.eps), case):
-            feedback.add(f"On {case.description}: {_diagnose_forward(out, case)}")
+        precision = precision_of(result)
+        y = _as_array(result, "your output", x.shape, feedback)
+        if y is None:
             return feedback
+        expected = reference_mean_only_bn(x, beta)
+        if _close(y, expected):
+            continue
+        for candidate, explanation in _mean_only_mistakes(x, beta):
+            if _close(y, candidate, rtol=1e-6):
+                feedback.add(f"On {description}: {explanation}")
+                return feedback
+        error = _relative_error(y, expected)
+        note = low_precision_message(precision, error, RTOL)
+        if note:
+            feedback.add(f"On {description}: {note}")
+            return feedback
+        means = y.mean(axis=0)
+        hint = ("each output column should have mean beta = "
+                f"{np.round(beta, 4)}, yours have {np.round(means, 4)}"
+                if not np.allclose(means, beta, rtol=1e-6, atol=1e-6 * np.abs(x).max())
+                else "the column means are right (beta), but the values are not x - mean + beta: "
+                     "mean-only BN changes no spread")
+        feedback.add(f"On {description}: your output differs from the reference by up to "
+                     f"{np.max(np.abs(y - expected)):.3g}; {hint}.")
+        return feedback
     feedback.passed = True
-    feedback.add("Your forward pass matches helpers.bn.batchnorm_forward on every hidden case, "
-                 "including a constant feature and a mean a million times the spread.")
+    feedback.add("Each output column has mean exactly beta and keeps the input's spread, on every "
+                 "hidden case. Mean-only BN fixes the first moment only: notice what it leaves to "
+                 "the layers above.")
     return feedback
 
 
 # ----------------------------------------------------------------------------------------
-# Identity recovery
+# Exercise 2: drop the bias in front of BN
 # ----------------------------------------------------------------------------------------
 
 
-def _identity_cases():
-    rng = np.random.default_rng(3)
-    yield "a batch of 10 x 3 with spreads 2, 0.1 and 0.003", \
-        rng.normal(loc=[5.0, -1.0, 0.5], scale=[2.0, 0.1, 0.003], size=(10, 3)), 1e-5
-    yield "a batch of 6 x 2 with eps = 0.1", rng.normal(loc=[1.0, 2.0], scale=[1.0, 0.5], size=(6, 2)), 0.1
+def reference_drop_bias(bias, gamma, beta, running_mean, running_var):
+    """The same outputs without the bias b: in training the batch mean absorbs b, so gamma and
+    beta stay; in eval mode BN subtracts the running mean, which was measured on inputs that
+    contained b, so it loses b too. The variance does not see a constant shift."""
+    return (np.array(gamma, dtype=np.float64), np.array(beta, dtype=np.float64),
+            np.asarray(running_mean, dtype=np.float64) - np.asarray(bias, dtype=np.float64),
+            np.array(running_var, dtype=np.float64))
 
 
-def check_identity_parameters(reader_parameters) -> Feedback:
-    """Check ``reader_parameters(x, eps) -> (gamma, beta)``: with these, BN must return x itself
-    (to 1e-12 relative to the spread of x).
+def drop_bias_cases():
+    """(description, u, weight, bias, gamma, beta, running_mean, running_var): a linear layer
+    z = u @ weight.T + bias in front of BN, with running statistics as training left them
+    (measured on inputs that contain the bias)."""
+    rng = np.random.default_rng(1502)
+    cases = []
+    for description, n, d_in, d_out in [("a layer 5 -> 3 and a batch of 8", 8, 5, 3),
+                                         ("a layer 4 -> 6 and a batch of 16", 16, 4, 6)]:
+        weight = rng.normal(size=(d_out, d_in))
+        bias = rng.normal(0.0, 3.0, d_out)
+        gamma, beta = rng.uniform(0.5, 2.0, d_out), rng.normal(size=d_out)
+        population = rng.normal(size=(500, d_in)) @ weight.T + bias   # what the running stats saw
+        running_mean = population.mean(axis=0) + rng.normal(0.0, 0.05, d_out)
+        running_var = population.var(axis=0, ddof=1) * rng.uniform(0.9, 1.1, d_out)
+        u = rng.normal(size=(n, d_in)) + rng.normal(0.0, 0.5, d_in)
+        cases.append((description, u, weight, bias, gamma, beta, running_mean, running_var))
+    return cases
 
-    Names the usual mistakes: gamma = sqrt(var) without eps, the unbiased variance, gamma and
-    beta swapped, gamma = var + eps without the square root.
-    """
-    feedback = Feedback("identity recovery, my_identity_parameters")
-    for description, x, eps in _identity_cases():
+
+def _outputs(u, weight, bias, gamma, beta, running_mean, running_var):
+    """(training-mode output, eval-mode output) of BN(u @ weight.T + bias)."""
+    z = u @ weight.T + (0.0 if bias is None else bias)
+    return (batchnorm_forward(z, gamma, beta)[0],
+            batchnorm_inference(z, gamma, beta, running_mean, running_var))
+
+
+def _drop_bias_diagnosis(answer, case) -> str | None:
+    """The explanation of a known mistake in ``answer`` (gamma, beta, running_mean, running_var)."""
+    _, _, _, bias, gamma, beta, running_mean, running_var = case
+    new_gamma, new_beta, new_mean, new_var = answer
+
+    def same(a, b):  # compares values, not outputs: loose enough to let a float32 answer through
+        return _close(a, b, rtol=1e-6)
+
+    scale = np.sqrt(running_var + 1e-5)
+    right = dict(gamma=same(new_gamma, gamma), beta=same(new_beta, beta),
+                 mean=same(new_mean, running_mean - bias), var=same(new_var, running_var))
+    if same(new_beta, beta + gamma * bias / scale) and same(new_mean, running_mean):
+        return ("You moved b into beta the way folding does for eval mode (beta + gamma * b / "
+                "sqrt(running_var + eps)) and kept the running mean. That keeps eval mode right but "
+                "breaks training mode: there BN subtracts the batch mean, which already lost b, so "
+                "the output would shift by gamma * b / sqrt(running_var + eps). Change the running "
+                "mean instead, and leave beta alone.")
+    if not right["beta"] and same(new_beta, beta + bias):
+        return ("You added b to beta. In training mode BN subtracts the batch mean, and the batch "
+                "mean contains b: BN(W u + b) = BN(W u), so b never reached the output and beta "
+                "must stay as it is (with beta + b every output would shift by b).")
+    if not right["beta"] and same(new_beta, beta - bias):
+        return ("You subtracted b from beta. In training mode b never reached the output (the batch "
+                "mean absorbs it), so beta stays as it is.")
+    if not right["gamma"]:
+        return ("gamma changed. A constant shift of the inputs does not change their spread, so the "
+                "scale gamma stays as it is.")
+    if not right["var"]:
+        if same(new_var, running_var - bias**2) or same(new_var, running_var + bias**2):
+            return ("You changed the running variance by b². Adding a constant to every input does "
+                    "not change their variance: the running variance stays as it is.")
+        return ("The running variance changed. A constant shift b does not change the variance of "
+                "the inputs, so it stays as it is.")
+    if not right["mean"]:
+        if same(new_mean, running_mean):
+            return ("gamma, beta and the running variance are right, and training mode is: but in "
+                    "eval mode BN subtracts the running mean, which was estimated on inputs that "
+                    "contained b. Without the bias the inputs are b lower, so the running mean must "
+                    "be too: running_mean - b.")
+        if same(new_mean, running_mean + bias):
+            return ("The running mean moves the wrong way: without the bias the inputs are b lower, "
+                    "so the running mean becomes running_mean - b.")
+    return None
+
+
+def check_drop_bias(fn) -> Feedback:
+    """Check the reader's ``fn(bias, gamma, beta, running_mean, running_var) -> (gamma, beta,
+    running_mean, running_var)``: with them, BN after the bias-free layer must give the same
+    outputs as before, in training and in eval mode, on hidden batches."""
+    feedback = Feedback("dropping the bias in front of BN, drop_bias")
+    for case in drop_bias_cases():
+        description, u, weight, bias, gamma, beta, running_mean, running_var = case
+        arguments = [a.copy() for a in (bias, gamma, beta, running_mean, running_var)]
         try:
-            result = call_reader_function(reader_parameters, x.copy(), eps)
+            result = call_reader_function(fn, *arguments)
         except NotAttempted:
-            return Feedback(feedback.exercise, passed=False, attempted=False)
+            feedback.attempted = False
+            return feedback
         except Exception as error:
-            feedback.add(f"On {description}, your function raised {type(error).__name__}: {error}.")
+            feedback.add(f"On {description}: your function raised {type(error).__name__}: {error}.")
             return feedback
-        if not (isinstance(result, tuple | list) and len(result) == 2):
-            feedback.add("Return two arrays, (gamma, beta), each of shape (D,).")
+        if not all(np.array_equal(a, b) for a, b in zip(arguments, (bias, gamma, beta, running_mean, running_var))):
+            feedback.add("Your function changed its input arrays in place (e.g. running_mean -= bias): "
+                         "return new arrays and leave the layer's old ones as they were.")
             return feedback
-        gamma, beta = (np.asarray(value, dtype=np.float64) for value in result)
-        d = x.shape[1]
-        if gamma.shape != (d,) or beta.shape != (d,):
-            feedback.add(f"gamma and beta must each have shape ({d},), one value per feature; "
-                         f"got {gamma.shape} and {beta.shape}.")
+        if not (isinstance(result, (tuple, list)) and len(result) == 4):
+            feedback.add("Return four arrays, in this order: gamma, beta, running_mean, running_var.")
             return feedback
-        out = batchnorm_forward(x, gamma, beta, eps)[0]
-        error = np.abs(out - x).max(axis=0) / x.std(axis=0)
-        if np.all(error < 1e-12):
+        precision = precision_of(result)
+        answer = [_as_array(value, name, bias.shape, feedback)
+                  for value, name in zip(result, ("gamma", "beta", "running_mean", "running_var"))]
+        if any(a is None for a in answer):
+            return feedback
+        before = _outputs(u, weight, bias, gamma, beta, running_mean, running_var)
+        try:
+            after = _outputs(u, weight, None, *answer)
+        except ValueError as error:  # e.g. a negative running variance
+            after, problem = None, str(error)
+        if after is not None and _close(after[0], before[0]) and _close(after[1], before[1]):
             continue
-        mu, var = x.mean(axis=0), x.var(axis=0)
-        known = [
-            (np.sqrt(var), mu,
-             "gamma = sqrt(var) leaves out eps. Algorithm 1 divides by sqrt(var + eps), so undoing "
-             "it needs gamma = sqrt(var + eps); with sqrt(var) the output is shrunk by "
-             "sqrt(var / (var + eps)), which is far from 1 for a feature whose variance is near eps."),
-            (np.sqrt(x.var(axis=0, ddof=1) + eps), mu,
-             "Your gamma uses the unbiased variance (N - 1). The forward pass divided by the biased "
-             "one (1/N), so undoing it needs gamma = sqrt(x.var(axis=0) + eps)."),
-            (np.sqrt(x.var(axis=0, ddof=1)), mu,
-             "Your gamma uses the unbiased variance and leaves out eps: use "
-             "gamma = sqrt(x.var(axis=0) + eps), the denominator of the forward pass."),
-            (mu, np.sqrt(var + eps), "gamma and beta are swapped: gamma = sqrt(var + eps) scales, "
-             "beta = mean shifts."),
-            (var + eps, mu, "gamma must be the standard deviation sqrt(var + eps), not the variance."),
-        ]
-        for candidate_gamma, candidate_beta, explanation in known:
-            if np.allclose(gamma, candidate_gamma, rtol=1e-9, atol=0) and np.allclose(beta, candidate_beta, rtol=1e-9, atol=1e-12):
-                feedback.add(f"On {description}: {explanation}")
-                return feedback
-        feedback.add(f"On {description}: with your gamma and beta the output differs from x by up "
-                     f"to {error.max():.3g} standard deviations. Undo the normalization: "
-                     f"x = sqrt(var + eps) * x_hat + mean.")
+        explanation = _drop_bias_diagnosis(answer, case)
+        if explanation:
+            feedback.add(f"On {description}: {explanation}")
+            return feedback
+        if after is None:
+            feedback.add(f"On {description}: BN cannot run with your values: {problem}.")
+            return feedback
+        error = max(_relative_error(a, b) for a, b in zip(after, before))
+        note = low_precision_message(precision, error, RTOL)
+        modes = [mode for mode, a, b in zip(("training", "eval"), after, before) if not _close(a, b)]
+        feedback.add(f"On {description}: {note}" if note else
+                     f"On {description}: with your values the {' and '.join(modes)}-mode output "
+                     f"differs from the layer with the bias by up to {error:.2g} (relative). "
+                     f"Work out what each mode subtracts: training mode the batch mean, eval mode "
+                     f"the running mean.")
         return feedback
     feedback.passed = True
-    feedback.add("With your gamma and beta, BN returns its input to 1e-12 on every hidden case.")
+    feedback.add("Without the bias, BN gives the same outputs in training and in eval mode on every "
+                 "hidden case: the bias was dead weight (its gradient is 0, notebook 03 §10), and "
+                 "only the running mean remembered it.")
     return feedback

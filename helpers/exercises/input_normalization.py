@@ -151,6 +151,35 @@ def _close(a, b) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-7, atol=1e-9))
 
 
+def _small_constant_in_the_denominator(case: _SplitCase, z_train, z_test) -> str | None:
+    """If the reader divided by std + c or sqrt(var + c) for a small constant c (a guard
+    against dividing by zero, such as 1e-8), what to tell them; otherwise None."""
+    mean, std = case.x_train.mean(axis=0), case.x_train.std(axis=0)
+    centered_train, centered_test = case.x_train - mean, case.x_test - mean
+    usable = np.abs(z_train) > 1e-6
+    if not usable.any(axis=0).all():
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        implied = np.nanmedian(np.where(usable, centered_train / z_train, np.nan), axis=0)  # per feature
+    if not np.all(np.isfinite(implied)) or not (
+            _close(z_train, centered_train / implied) and _close(z_test, centered_test / implied)):
+        return None  # not (x - mean) / something per feature
+    for added, formula, where in ((implied - std, "std + c", "added to the standard deviation"),
+                                  (implied**2 - std**2, "sqrt(var + c)", "added to the variance")):
+        c = float(np.median(added))
+        if c > 0 and np.allclose(added, c, rtol=1e-3, atol=0) and c < 1e-2 * std.max():
+            smallest = int(np.argmin(std))
+            effect = (implied[smallest] / std[smallest] - 1)
+            return (f"You divide by {formula} with a small constant c ≈ {c:.1g} {where}: a guard "
+                    f"against dividing by zero. It changes the answer where a feature's spread is "
+                    f"small: here the z-scores of a feature with std {std[smallest]:.3g} come out "
+                    f"{effect:.1e} (relative) too small, while the checker compares to a relative tolerance of "
+                    f"1e-7. This exercise asks for (x - mean) / std with the plain std: drop c. "
+                    f"(A guard does belong in BN's normalization, and notebook 02 shows where: inside "
+                    f"the square root, sqrt(var + eps), as part of the transform.)")
+    return None
+
+
 def check_standardize(fn) -> Feedback:
     """Check the reader's ``fn(x_train, x_test) -> (z_train, z_test)``."""
     feedback = Feedback("standardize (z-score with the training set's statistics)")
@@ -184,6 +213,10 @@ def check_standardize(fn) -> Feedback:
             if _close(z_train, candidate_train) and _close(z_test, candidate_test):
                 feedback.add(explanation)
                 return feedback
+        guard = _small_constant_in_the_denominator(case, z_train, z_test)
+        if guard:
+            feedback.add(f"On {case.description}: {guard}")
+            return feedback
         if _close(z_train, expected_train):
             feedback.add(f"On {case.description}: z_train is right but z_test is not. "
                          "z_test = (x_test - mean_train) / std_train.")

@@ -8,6 +8,8 @@
   over them, its mean slope, the fraction of saturated inputs.
 - ``track_layer_inputs``: internal covariate shift made visible: train the paper's Figure 1
   MLP for a few hundred steps and record the distribution of one hidden layer's inputs.
+- ``fixed_image_changes``: what BN does *not* fix by construction: how far each image moves
+  within its unit's distribution, and how much the distribution's shape changes.
 
 Only ``track_layer_inputs`` uses torch (imported inside it); the rest is numpy.
 """
@@ -23,6 +25,7 @@ __all__ = [
     "LayerInputHistory",
     "SkewedPopulation",
     "batch_estimate_errors",
+    "fixed_image_changes",
     "sigmoid",
     "sigmoid_regime",
     "track_layer_inputs",
@@ -90,12 +93,14 @@ def batch_estimate_errors(population: SkewedPopulation, batch_sizes, batches: in
         mean_rmse:       root-mean-square error of the batch mean, in units of the population std
         std_rmse:        the same for the batch standard deviation
         std_average:     average batch std / population std (below 1: the biased estimate is low)
-        expected_std_average_squared: (m - 1) / m, the average biased *variance* / population variance
+        var_average:     average biased batch variance / population variance
+        expected_std_average_squared: (m - 1) / m, what var_average is in expectation (for any
+                         population with a finite variance)
     """
     batch_sizes = np.asarray(batch_sizes, dtype=int)
     if batch_sizes.ndim != 1 or np.any(batch_sizes < 1):
         raise ValueError(f"batch_sizes must be a 1-D list of positive integers, got {batch_sizes!r}")
-    mean_rmse, std_rmse, std_average = [], [], []
+    mean_rmse, std_rmse, std_average, var_average = [], [], [], []
     for index, m in enumerate(batch_sizes):
         values = population.sample((batches, int(m)), seed=seed + index)  # (batches, m)
         means = values.mean(axis=1)
@@ -103,11 +108,13 @@ def batch_estimate_errors(population: SkewedPopulation, batch_sizes, batches: in
         mean_rmse.append(np.sqrt(np.mean((means - population.mean) ** 2)) / population.std)
         std_rmse.append(np.sqrt(np.mean((stds - population.std) ** 2)) / population.std)
         std_average.append(stds.mean() / population.std)
+        var_average.append(np.mean(stds**2) / population.std**2)
     return dict(
         batch_sizes=batch_sizes,
         mean_rmse=np.array(mean_rmse),
         std_rmse=np.array(std_rmse),
         std_average=np.array(std_average),
+        var_average=np.array(var_average),
         expected_std_average_squared=(batch_sizes - 1) / batch_sizes,
     )
 
@@ -172,6 +179,13 @@ class LayerInputHistory:
                        (equal to linear_pct without BN; BN(W u) with BN)
         sigmoid_mean:  (R, U) mean over the probe of every unit's sigmoid input in the layer
         sigmoid_std:   (R, U) their standard deviations
+        beta, gamma:   (R, U) the layer's BN shift and scale at each record (NaN without BN).
+                       With BN the probe is normalized with its own statistics, so sigmoid_mean
+                       equals beta and sigmoid_std is |gamma| * sqrt(var / (var + eps)): by
+                       construction, whatever the layers below do
+        unit_inputs:   (R, P) the tracked unit's sigmoid input for every probe example
+        first_inputs, last_inputs: (P, U) every unit's sigmoid input for every probe example,
+                       at the first and at the last record
         batchnorm:     whether the network had BN
         layer, unit:   which hidden layer (0-based) and which unit's percentiles
         seconds:       wall time of the run
@@ -183,6 +197,11 @@ class LayerInputHistory:
     sigmoid_pct: np.ndarray
     sigmoid_mean: np.ndarray
     sigmoid_std: np.ndarray
+    beta: np.ndarray
+    gamma: np.ndarray
+    unit_inputs: np.ndarray
+    first_inputs: np.ndarray
+    last_inputs: np.ndarray
     batchnorm: bool
     layer: int
     unit: int
@@ -254,9 +273,15 @@ def track_layer_inputs(x_train, y_train, x_probe, *, batchnorm: bool, steps: int
         raise ValueError("steps must be >= 0 and record_every >= 1")
     q = torch.tensor(quantiles, dtype=torch.float32) / 100
     model = Figure1MLP(batchnorm=batchnorm, seed=seed)
+    if not 0 <= layer < len(model.linears):
+        raise ValueError(f"layer must be between 0 and {len(model.linears) - 1}, got {layer}")
     parameters = list(model.parameters())
     generator = torch.Generator().manual_seed(seed)
-    records = dict(steps=[], linear=[], sig=[], mean=[], std=[])
+    records = dict(steps=[], linear=[], sig=[], mean=[], std=[], beta=[], gamma=[], unit=[])
+    whole_layer = {}  # "first" and "last": (P, U) inputs of every unit
+    norm = model.norms[layer]
+    units = model.linears[layer].out_features
+    nan = np.full(units, np.nan)
 
     def record(step):
         with torch.no_grad():
@@ -266,6 +291,11 @@ def track_layer_inputs(x_train, y_train, x_probe, *, batchnorm: bool, steps: int
         records["sig"].append(torch.quantile(s[:, unit], q).numpy())
         records["mean"].append(s.mean(dim=0).numpy())
         records["std"].append(s.std(dim=0, correction=0).numpy())
+        records["beta"].append(norm.bias.detach().numpy().copy() if batchnorm else nan)
+        records["gamma"].append(norm.weight.detach().numpy().copy() if batchnorm else nan)
+        records["unit"].append(s[:, unit].numpy().copy())
+        whole_layer.setdefault("first", s.numpy().copy())
+        whole_layer["last"] = s.numpy().copy()
 
     start = time.perf_counter()
     with _torch_threads(threads):
@@ -286,8 +316,46 @@ def track_layer_inputs(x_train, y_train, x_probe, *, batchnorm: bool, steps: int
         sigmoid_pct=np.array(records["sig"], dtype=np.float64),
         sigmoid_mean=np.array(records["mean"], dtype=np.float64),
         sigmoid_std=np.array(records["std"], dtype=np.float64),
+        beta=np.array(records["beta"], dtype=np.float64),
+        gamma=np.array(records["gamma"], dtype=np.float64),
+        unit_inputs=np.array(records["unit"], dtype=np.float64),
+        first_inputs=whole_layer["first"].astype(np.float64),
+        last_inputs=whole_layer["last"].astype(np.float64),
         batchnorm=bool(batchnorm),
         layer=layer,
         unit=unit,
         seconds=time.perf_counter() - start,
+    )
+
+
+def fixed_image_changes(first, last) -> dict:
+    """What normalizing with the batch's statistics does *not* hold still.
+
+    ``first`` and ``last`` are (P, U): the inputs of U units for the same P examples, before and
+    after training (e.g. ``LayerInputHistory.first_inputs`` and ``last_inputs``). Each unit's
+    values are standardized over the P examples at each time, which removes exactly what BN
+    fixes by construction (the batch mean and spread), and then compared.
+
+    Returns a dict of floats:
+        image_move:   mean over examples and units of |z_last - z_first|, z the standardized
+                      value: how far an example moves within its unit's distribution, in units
+                      of the spread (0 if every example keeps its place)
+        correlation:  median over units of the correlation, over examples, between first and
+                      last values (1 if the order and spacing of the examples are kept)
+        shape_change: median over units of the 1-Wasserstein distance between the standardized
+                      distributions (0 if the distribution keeps its shape)
+    """
+    first, last = (np.asarray(a, dtype=np.float64) for a in (first, last))
+    if first.ndim != 2 or first.shape != last.shape or first.shape[0] < 2:
+        raise ValueError(f"first and last must both be (P, U) with P >= 2, got {first.shape} and {last.shape}")
+
+    def standardized(a):
+        return (a - a.mean(axis=0)) / a.std(axis=0)
+
+    z_first, z_last = standardized(first), standardized(last)
+    correlations = [np.corrcoef(z_first[:, j], z_last[:, j])[0, 1] for j in range(first.shape[1])]
+    return dict(
+        image_move=float(np.abs(z_last - z_first).mean()),
+        correlation=float(np.median(correlations)),
+        shape_change=float(np.median(np.abs(np.sort(z_last, axis=0) - np.sort(z_first, axis=0)).mean(axis=0))),
     )

@@ -144,10 +144,11 @@ def _build_pattern_figure(names):
     correct one first), all empty; ``update_pattern_check`` fills them from a result, using
     the artists kept in ``figure.artists_to_update``.
 
-    The bar chart's axes (ticks, the backward passes' names, thresholds) are the still layer,
-    drawn once by a ``Backdrop``; the bars, their labels and the title are on a see-through
-    ``overlay_axes`` over it. The upstream gradient's axes is drawn on every move: its rows
-    (and their ticks) follow the batch size."""
+    The bar chart's axes (ticks, the backward passes' names, the shaded verdict zones) are the
+    still layer, drawn once by a ``Backdrop``; the bars, their labels, the dashed thresholds
+    (drawn over the bars) and the title are on a see-through ``overlay_axes`` over it. The
+    upstream gradient's axes is drawn on every move: its rows (and their ticks) follow the batch
+    size."""
     import matplotlib.pyplot as plt
 
     fig, (ax_dout, ax_bars) = plt.subplots(1, 2, figsize=(9.5, 3.4),
@@ -168,8 +169,8 @@ def _build_pattern_figure(names):
     ax_bars.set_xlim(1e-16, 1e5)
     ax_bars.axvspan(1e-16, CORRECT_BELOW, color=VERDICT_COLORS["correct"], alpha=0.07)
     ax_bars.axvspan(WRONG_ABOVE, 1e5, color=VERDICT_COLORS["WRONG"], alpha=0.07)
-    for threshold in (CORRECT_BELOW, WRONG_ABOVE):
-        ax_bars.axvline(threshold, color="#555", lw=0.8, ls="--")
+    for threshold in (CORRECT_BELOW, WRONG_ABOVE):  # over the bars (on the overlay), not hidden by them
+        a.moving_bars.axvline(threshold, color="#333", lw=0.9, ls="--", zorder=3)
     ax_bars.set_yticks(positions)
     ax_bars.set_yticklabels(names, fontsize=8.5)
     ax_bars.set_xlabel("largest relative error of dx, dgamma, dbeta (float64, h = 1e-5)", fontsize=8.5)
@@ -305,22 +306,23 @@ def _build_finite_difference_figure(result):
         best = np.finfo(DTYPES[name]).eps ** (1 / 3)
         ax.axvline(best, color=CURVE_COLORS[name], lw=0.8, ls=":", alpha=0.8)
         ax.text(best, 2e-14, f" ε¹ᐟ³\n ({name})", color=CURVE_COLORS[name], fontsize=7)
-    # slope guides, anchored on the float64 curve (truncation) and on each curve (rounding)
+    # slope guides, one decade off the curves they follow (on them, the curves would hide them):
+    # truncation under the float64 curve, rounding above float64's and below float32's
     large = steps >= 1e-3
     anchor = np.argmin(np.abs(steps - 1e-2))
-    truncation = result["curves"]["float64"][anchor] * (steps / steps[anchor]) ** 2
-    ax.loglog(steps[large], truncation[large], "k--", lw=0.8)
-    ax.text(2e-2, truncation[anchor] * 0.1, "truncation ∝ h²", fontsize=8)
-    for name, anchor_h in (("float64", 1e-10), ("float32", 1e-5)):
+    truncation = 0.1 * result["curves"]["float64"][anchor] * (steps / steps[anchor]) ** 2
+    ax.loglog(steps[large], truncation[large], "k--", lw=0.9)
+    ax.text(2.5e-2, truncation[anchor] * 0.05, "∝ h²\n(truncation)", fontsize=7.5)
+    for name, anchor_h, offset in (("float64", 1e-10, 10.0), ("float32", 1e-5, 0.1)):
         i = np.argmin(np.abs(steps - anchor_h))
         small = (steps <= anchor_h * 100) & (steps >= anchor_h / 100)
-        rounding = result["curves"][name][i] * steps[i] / steps
-        ax.loglog(steps[small], rounding[small], "--", color=CURVE_COLORS[name], lw=0.8)
-    ax.text(3e-12, 2e-5, "rounding ∝ ε/h", fontsize=8)  # ε: machine epsilon (plain text: mathtext is slow)
+        rounding = offset * result["curves"][name][i] * steps[i] / steps
+        ax.loglog(steps[small], rounding[small], "--", color=CURVE_COLORS[name], lw=0.9)
+    ax.text(2e-10, 3e-3, "∝ ε/h (rounding)", fontsize=7.5)  # ε: machine epsilon (plain text: mathtext is slow)
     for threshold in (CORRECT_BELOW, WRONG_ABOVE):
         ax.axhline(threshold, color="#555", lw=0.8, ls="--")
     ax.text(1.5e-12, CORRECT_BELOW * 0.35, "correct below", fontsize=7, color="#555")
-    ax.text(1.5e-12, WRONG_ABOVE * 1.6, "wrong above", fontsize=7, color="#555")
+    ax.text(3e-7, WRONG_ABOVE * 1.6, "wrong above", fontsize=7, color="#555")
     a.current, = a.moving.plot([], [], marker="*", ms=16, markeredgecolor="k", zorder=5)
     ax.set_ylim(1e-14, 10)
     _plain_log_ticks(ax.xaxis, range(-12, 1, 2))

@@ -182,19 +182,49 @@ def _show_bowl(bowl, view) -> None:
                  color="crimson" if view["diverged"] else "black")
 
 
+def _step_label(value, position=None) -> str:
+    """A tick label of the step axis: 0, 1, 10, 10², ... in plain text."""
+    if value < 0.5:
+        return "0"
+    return _power_of_ten(value) if value >= 100 else f"{value:.0f}"
+
+
+def _set_step_scale(ax, longest: int, log_steps: bool) -> None:
+    """The step axis: linear, or, when the runs' lengths differ a lot, linear from 0 to 1 and
+    logarithmic above (matplotlib's "symlog"), so that step 0 is drawn at 0 where it belongs
+    (a plain log axis cannot show step 0 at all)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
+
+    scale = "symlog" if log_steps else "linear"
+    if ax.get_xscale() != scale:
+        if log_steps:
+            ax.set_xscale("symlog", linthresh=1.0, linscale=0.4)
+        else:
+            ax.set_xscale("linear")
+    if log_steps:
+        decades = int(np.ceil(np.log10(max(longest, 10))))
+        stride = max(1, int(np.ceil(decades / 5)))  # at most ~6 labels
+        ax.xaxis.set_major_locator(FixedLocator([0.0, *(10.0**k for k in range(0, decades + 1, stride))]))
+        ax.xaxis.set_major_formatter(FuncFormatter(_step_label))
+        ax.xaxis.set_minor_locator(NullLocator())
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))  # room for labels such as 300000
+
+
 def _show_loss_curves(loss, views) -> None:
-    """Every view's excess loss per step, on a log step axis if their lengths differ a lot."""
+    """Every view's excess loss per step; when their lengths differ a lot, on a step axis that
+    is linear up to 1 and logarithmic above (step 0 stays at 0)."""
     ax = loss.ax
     longest = max(view["curve_steps"][-1] for view in views)
     log_steps = longest > 50 * min(max(view["curve_steps"][-1], 1) for view in views)
     for line, view in zip(loss.lines, views):
-        steps = np.maximum(view["curve_steps"], 0.5) if log_steps else view["curve_steps"]
-        line.set_data(steps, np.clip(view["curve"], 1e-300, 1e300))
+        line.set_data(view["curve_steps"], np.clip(view["curve"], 1e-300, 1e300))
         line.set_label(view["label"] or None)
-    if ax.get_xscale() != ("log" if log_steps else "linear"):
-        ax.set_xscale("log" if log_steps else "linear")
+    _set_step_scale(ax, longest, log_steps)
     ax.relim()
     ax.autoscale_view(scaley=False)
+    if log_steps:
+        ax.set_xlim(0, longest * 1.3)
     ax.set_ylim(TOL / 30, max(10.0, min(1e12, max(view["curve"].max() for view in views) * 3)))
     if any(view["label"] for view in views) and len(views) > 1:
         ax.legend(fontsize=7)
@@ -236,13 +266,10 @@ def draw_gd_two_features(view):
     The bowl's axes (ticks, labels) and the numbers at the foot depend on the problem only:
     they are the still layer, drawn by a ``Backdrop`` once per problem. The loss curve's axes
     (its range follows the learning rate) and the status are drawn on every move."""
-    from matplotlib.ticker import MaxNLocator
-
     figure = draw_gd_views([view], curve=True, width=3.6)
     artists = figure.artists_to_update
     bowl, loss = artists.bowls[0].ax, artists.loss.ax
     _few_decades(loss.yaxis)
-    loss.xaxis.set_major_locator(MaxNLocator(nbins=4))  # room for labels such as 300000
     _place_axis_labels(bowl, below=19.0, left=30.4)  # clears tick labels such as "−0.5"
     _place_axis_labels(loss, below=19.0, left=28.3)  # and "10⁻⁶"
     artists.summary = figure.text(0.5, 0.01, "", ha="center", va="bottom", fontsize=8)
