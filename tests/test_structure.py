@@ -25,6 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import envs
 from tools import notebooks as tool
 from tools.kernels import KernelSession, NotebookCellError
 
@@ -278,8 +279,8 @@ def test_setup_cell_in_a_simulated_colab_clones_installs_and_finds_the_data(tmp_
     - /content (Colab's working folder) is a temporary folder: the one path swapped in the cell;
     - ``git clone https://github.com/<setting>.git`` is sent to a bare copy of this repository
       (git's url.<base>.insteadOf, through the environment: the cell's command is unchanged);
-    - a fresh virtual environment that sees the installed packages stands for Colab's Python,
-      and pip runs offline there: ``pip install --no-deps -e`` must need nothing from PyPI.
+    - a fresh virtual environment that sees exactly the packages of the Python running the tests
+      (tools/envs.py) stands for Colab's Python, and pip runs offline there: ``pip install --no-deps -e`` must need nothing from PyPI.
 
     It must clone the course, install it into that environment (and nothing else), move to the
     course's notebooks/ folder, import helpers from the clone and find data/mnist.npz; and
@@ -292,8 +293,11 @@ def test_setup_cell_in_a_simulated_colab_clones_installs_and_finds_the_data(tmp_
     source = source.replace('Path("/content/', f'Path("{content}/')
     bare = bare_copy_of_this_repository(tmp_path, setting["github_branch"])
     venv = tmp_path / "colab-python"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
-                   check=True)
+    try:
+        python = envs.make(venv)
+        envs.check_imports(python, ["ipykernel_launcher"], "the kernel of the simulated Colab")
+    except envs.EnvironmentProblem as error:
+        pytest.fail(f"could not make the simulated Colab's Python: {error}", pytrace=False)
     env = {
         "GIT_CONFIG_COUNT": "1",
         "GIT_CONFIG_KEY_0": f"url.{bare.as_uri()}.insteadOf",
@@ -302,7 +306,7 @@ def test_setup_cell_in_a_simulated_colab_clones_installs_and_finds_the_data(tmp_
         "PIP_NO_INDEX": "1",
         "PIP_NO_BUILD_ISOLATION": "0",  # (sic) "0" turns build isolation off: use the installed setuptools
     }
-    with KernelSession(content, python=str(venv / "bin" / "python"), env=env) as kernel:
+    with KernelSession(content, python=str(python), env=env) as kernel:
         kernel.run("import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')")
         for attempt in ("first", "second"):
             try:
@@ -321,7 +325,7 @@ def test_setup_cell_in_a_simulated_colab_clones_installs_and_finds_the_data(tmp_
     assert data_file == str(clone / "data" / "mnist.npz")
     assert json.loads(direct_url)["url"] == clone.as_uri(), "the course was not installed from the clone"
     installed = sorted(path.name for path in (venv / "lib").glob("python*/site-packages/*")
-                       if path.name != "__pycache__")
+                       if path.name not in ("__pycache__", envs.PTH_NAME))
     assert all("batchnorm_from_scratch" in name for name in installed), (
         f"installing the course in Colab must install nothing else: {installed}")
 
