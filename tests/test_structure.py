@@ -41,6 +41,11 @@ REQUIRED_SECTIONS = {
     "References": r"references",
 }
 LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
+#: What the generated setup cell carries, written out here rather than read from the generator:
+#: collapsed in JupyterLab (source_hidden) and a form in Colab (cellView and a #@title line), so
+#: that a learner first sees the course, not 30 lines of set-up code.
+SETUP_METADATA = {"cellView": "form", "jupyter": {"source_hidden": True}, "tags": ["course:setup"]}
+SETUP_TITLE = re.compile(r'#\s?@title Setup: run me first \{ display-mode: "form" \}')
 
 
 def read(path: Path) -> dict:
@@ -82,7 +87,10 @@ def test_every_notebook_is_named_like_03_backward_pass():
 
 
 def cleanliness_problems(path: Path) -> list[str]:
-    """Outputs, execution counts, extra metadata, or an invalid notebook."""
+    """Outputs, execution counts, extra metadata, or an invalid notebook.
+
+    A cell's metadata may hold its tags and nothing else, except the setup cell's, which must be
+    exactly SETUP_METADATA."""
     problems = []
     notebook = read(path)
     try:
@@ -95,8 +103,13 @@ def cleanliness_problems(path: Path) -> list[str]:
     for index, cell in enumerate(notebook["cells"], start=1):
         if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
             problems.append(f"cell {index} has outputs or an execution count")
-        if set(cell.get("metadata", {})) - {"tags"}:
-            problems.append(f"cell {index} has metadata {sorted(cell['metadata'])}")
+        metadata = cell.get("metadata", {})
+        if tool.SETUP in metadata.get("tags", []):
+            if metadata != SETUP_METADATA:
+                problems.append(f"cell {index} (the setup cell) has metadata {metadata}, "
+                                f"not {SETUP_METADATA}")
+        elif set(metadata) - {"tags"}:
+            problems.append(f"cell {index} has metadata {sorted(metadata)}")
     return problems
 
 
@@ -199,6 +212,13 @@ def setup_cell_problems(path: Path) -> list[str]:
     problems = []
     if text(setups[0]) != tool.setup_source():
         problems.append("the setup cell differs from the generated one")
+    metadata = setups[0].get("metadata", {})
+    if metadata.get("jupyter", {}).get("source_hidden") is not True:
+        problems.append("the setup cell's code is not collapsed in JupyterLab (metadata "
+                        "jupyter.source_hidden)")
+    if metadata.get("cellView") != "form" or not SETUP_TITLE.fullmatch(text(setups[0]).split("\n")[0]):
+        problems.append("the setup cell is not a Colab form titled 'Setup: run me first' (metadata "
+                        "cellView 'form' and a first line '#@title Setup: run me first { display-mode: \"form\" }')")
     if not code_cells or code_cells[0] is not setups[0]:
         problems.append("the setup cell is not the first code cell")
     return problems
@@ -414,6 +434,31 @@ def test_fixture_outputs_an_edited_setup_cell_and_a_missing_section_are_found(fi
     assert setup_cell_problems(path) == ["the setup cell differs from the generated one"]
     assert section_problems(path) == ["no 'Summary' section"]
     assert tool.main(["--check", "--folder", str(fixture_copy)]) == 1
+
+
+def test_fixture_a_setup_cell_shown_in_full_and_extra_cell_metadata_are_found(fixture_copy):
+    path = fixture_copy / "01_tiny_panel.ipynb"
+
+    def spoil(notebook):
+        setup = tagged(notebook, tool.SETUP)[0]
+        setup["metadata"] = {"tags": [tool.SETUP]}
+        setup["source"][0] = "# Setup: run me first\n"
+        notebook["cells"][3]["metadata"]["collapsed"] = True
+
+    edit(path, spoil)
+    assert cleanliness_problems(path) == [
+        "cell 3 (the setup cell) has metadata {'tags': ['course:setup']}, not " + str(SETUP_METADATA),
+        "cell 4 has metadata ['collapsed']",
+    ]
+    assert setup_cell_problems(path) == [
+        "the setup cell differs from the generated one",
+        "the setup cell's code is not collapsed in JupyterLab (metadata jupyter.source_hidden)",
+        "the setup cell is not a Colab form titled 'Setup: run me first' (metadata cellView 'form' "
+        "and a first line '#@title Setup: run me first { display-mode: \"form\" }')",
+    ]
+    assert tool.main(["--check", "--folder", str(fixture_copy)]) == 1
+    assert tool.main(["--folder", str(fixture_copy)]) == 0  # the generator puts it right
+    assert cleanliness_problems(path) == [] and setup_cell_problems(path) == []
 
 
 def test_fixture_a_badge_pointing_elsewhere_is_found(fixture_copy):
