@@ -370,6 +370,19 @@ def test_environment_yml_is_a_conda_environment_binder_can_build():
     requirements = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
     listed = {name for name in names(line for line in requirements if line)}
     assert names(conda) - {"python", "pip"} | names(pip_lists[0]) == listed
+    # the course itself too, as requirements.txt installs it (import helpers from any folder)
+    assert "-e ." in requirements and "-e ." in pip_lists[0], pip_lists[0]
+
+
+def test_environment_yml_the_readme_and_pyproject_agree_on_the_python_versions():
+    requires = re.fullmatch(r'requires-python = ">=(3\.\d+)"', next(
+        line for line in (ROOT / "pyproject.toml").read_text().splitlines() if line.startswith("requires-python")))
+    oldest = requires.group(1)
+    yaml = pytest.importorskip("yaml")
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    pythons = [item for item in environment["dependencies"] if isinstance(item, str) and item.startswith("python")]
+    assert pythons == [f"python>={oldest}"], pythons
+    assert f"Python {oldest} or newer" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 # --- the checks above, checked on the fixture course and on broken copies of it -------------------
