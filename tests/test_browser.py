@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from tools.lab import (
-    NOTEBOOK_READY,
+    NOTEBOOK_OPEN,
     Browser,
     LabServer,
     check_notebook,
@@ -59,6 +59,7 @@ REQUIRED = os.environ.get("BATCHNORM_COURSE_REQUIRE_BROWSER") == "1"
 #: Hard limits: starting JupyterLab and Chromium; one notebook, from opening it to moving a
 #: control; and the whole browser job (all notebooks), so that CI always ends in good time.
 START_SECONDS, NOTEBOOK_SECONDS, JOB_SECONDS = 240, 600, 1800
+COURSE_MAP = "notebooks/00_course_map.ipynb"
 #: A glossary term of the course map that must show as Chinese characters (batch normalization).
 CJK_TERM = "批归一化"
 #: Four private-use characters: no font has them, so they show as boxes (to check the check).
@@ -210,8 +211,7 @@ def test_readme_open_command_prints_the_address_of_the_course_map(readme_lab):
     assert readme.printed_url, f"{' '.join(command)} printed no address:\n{readme.log_tail()}"
     page.goto(readme.printed_url)
     try:
-        page.wait_for_function(NOTEBOOK_READY, arg="notebooks/00_course_map.ipynb", timeout=120_000,
-                               polling=250)
+        page.wait_for_function(NOTEBOOK_OPEN, arg=COURSE_MAP, timeout=120_000, polling=250)
     except Exception as error:  # Playwright's TimeoutError: say what opened instead
         opened = page.evaluate("() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
                                " return w ? (w.context ? w.context.path : w.title.label) : null; }")
@@ -238,7 +238,7 @@ def cjk_fonts() -> set[str]:
 def test_chinese_terms_of_the_course_map_show_as_characters_not_boxes(readme_lab):
     families = cjk_fonts()
     readme, page, _ = readme_lab
-    page.wait_for_function(NOTEBOOK_READY, arg="notebooks/00_course_map.ipynb", timeout=120_000, polling=250)
+    page.wait_for_function(NOTEBOOK_OPEN, arg=COURSE_MAP, timeout=120_000, polling=250)
     page.wait_for_function(
         "(term) => [...document.querySelectorAll('.jp-RenderedMarkdown')].some((m) => m.innerText.includes(term))",
         arg=CJK_TERM, timeout=60_000, polling=250)
@@ -250,7 +250,7 @@ def test_chinese_terms_of_the_course_map_show_as_characters_not_boxes(readme_lab
 def test_fixture_boxes_fail_the_chinese_characters_check(readme_lab):
     families = cjk_fonts()
     _, page, _ = readme_lab
-    page.wait_for_function(NOTEBOOK_READY, arg="notebooks/00_course_map.ipynb", timeout=120_000, polling=250)
+    page.wait_for_function(NOTEBOOK_OPEN, arg=COURSE_MAP, timeout=120_000, polling=250)
     mark_probe(page, BOXES)
     problems = cjk_problems(page, BOXES, families)
     assert len(problems) == 2, problems

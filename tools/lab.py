@@ -280,6 +280,13 @@ NOTEBOOK_READY = """(path) => {
     return Boolean(kernel) && kernel.status === 'idle';
 }"""
 
+#: The notebook at ``path`` is the open document (its kernel may still be starting).
+NOTEBOOK_OPEN = """(path) => {
+    const app = window.jupyterapp;
+    const panel = app && app.shell.currentWidget;
+    return Boolean(panel && panel.context && panel.context.path === path);
+}"""
+
 RUN_ALL = """() => {
     window.__courseRunAll = 'running';
     window.jupyterapp.commands.execute('notebook:run-all-cells').then(
