@@ -7,9 +7,17 @@ option) changes the plotted image. JupyterLab serves a temporary copy of the
 course (it writes into the notebooks it opens) on 127.0.0.1 with a token and its own config
 (tools/lab.py). A failure saves a screenshot and prints where.
 
-Nothing is installed here: .ci/run installs chromium with apt when it is missing and sets
-BATCHNORM_COURSE_REQUIRE_BROWSER=1, under which a missing browser fails the test; elsewhere
-the tests skip, saying why, only when no browser can be had at all.
+Also: the README's "open the course" command, run as written (plus --no-browser and a free
+port), prints an address that opens the course map; the Chinese terms of the course map's
+glossary are drawn with a font that has Chinese characters (Chromium's own report of the fonts
+it used, through the DevTools protocol, checked against fontconfig, and their width), not as
+boxes; the first panel of 02 is photographed for the README (docs/panel_in_jupyterlab.png,
+rewritten with BATCHNORM_COURSE_UPDATE_SCREENSHOT=1).
+
+Nothing is installed here: .ci/run installs chromium and a CJK font (fonts-noto-cjk) with apt
+when they are missing and sets BATCHNORM_COURSE_REQUIRE_BROWSER=1, under which a missing
+browser or CJK font fails the test; elsewhere the tests skip, saying why, only when they
+cannot be had at all.
 
 The tests named "fixture" check the check itself on tests/fixtures/course (a good notebook,
 and copies with a failing cell and with a widget whose draw function raises).
@@ -17,7 +25,10 @@ and copies with a failing cell and with a widget whose draw function raises).
 
 import json
 import os
+import re
+import shlex
 import shutil
+import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -26,12 +37,18 @@ from pathlib import Path
 import pytest
 
 from tools.lab import (
+    NOTEBOOK_OPEN,
     Browser,
     LabServer,
     check_notebook,
+    cjk_font_families,
+    cjk_problems,
     course_copy,
     find_chromium,
     hard_timeout,
+    mark_probe,
+    mark_term,
+    panel_screenshot,
     show_problem,
 )
 
@@ -42,6 +59,16 @@ REQUIRED = os.environ.get("BATCHNORM_COURSE_REQUIRE_BROWSER") == "1"
 #: Hard limits: starting JupyterLab and Chromium; one notebook, from opening it to moving a
 #: control; and the whole browser job (all notebooks), so that CI always ends in good time.
 START_SECONDS, NOTEBOOK_SECONDS, JOB_SECONDS = 240, 600, 1800
+COURSE_MAP = "notebooks/00_course_map.ipynb"
+#: A glossary term of the course map that must show as Chinese characters (batch normalization).
+CJK_TERM = "批归一化"
+#: Four private-use characters: no font has them, so they show as boxes (to check the check).
+BOXES = "\ue000\ue001\ue002\ue003"
+#: The README's picture of a panel in JupyterLab: the first panel of this notebook, taken by its
+#: test below; BATCHNORM_COURSE_UPDATE_SCREENSHOT=1 writes it to SCREENSHOT.
+SCREENSHOT_NOTEBOOK = "02_forward_transform.ipynb"
+SCREENSHOT = ROOT / "docs" / "panel_in_jupyterlab.png"
+SCREENSHOT_MAX_BYTES = 150_000
 
 # All browser tests share one JupyterLab and one Chromium: under pytest-xdist they run on one
 # worker (--dist loadgroup), while the other worker runs the rest of the suite.
@@ -94,8 +121,9 @@ def lab():
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def problems_in_lab(lab, path: str) -> tuple[list[str], Path | None]:
-    """Run ``check_notebook`` on a new page; on failure save a screenshot. Always clean up."""
+def problems_in_lab(lab, path: str, on_success=None) -> tuple[list[str], Path | None]:
+    """Run ``check_notebook`` on a new page; on failure save a screenshot, on success call
+    ``on_success(page)`` if given. Always clean up."""
     server, browser, screenshots, job_deadline = lab
     seconds = min(NOTEBOOK_SECONDS, job_deadline - time.monotonic())
     if seconds <= 0:
@@ -109,6 +137,8 @@ def problems_in_lab(lab, path: str) -> tuple[list[str], Path | None]:
             except Exception as error:  # a wait that timed out, a page that crashed...
                 problems = [f"{type(error).__name__}: {error}",
                             f"JupyterLab's log ends:\n{server.log_tail(1500)}"]
+            if not problems and on_success is not None:
+                on_success(page)
             if problems:
                 shot = screenshots / (Path(path).stem + ".png")
                 show_problem(page)
@@ -134,11 +164,100 @@ def report(path: str, problems: list[str], shot: Path | None) -> str:
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
 def test_notebook_runs_in_jupyterlab_and_moving_a_control_redraws_the_plot(notebook, lab, record_timing):
     path = f"notebooks/{notebook.name}"
+    picture = lab[0].workdir / "readme" / SCREENSHOT.name
+    take_picture = (lambda page: panel_screenshot(page, picture)) if notebook.name == SCREENSHOT_NOTEBOOK else None
     started = time.perf_counter()
-    problems, shot = problems_in_lab(lab, path)
+    problems, shot = problems_in_lab(lab, path, on_success=take_picture)
     record_timing("browser: open, run all, move a control", notebook.name, time.perf_counter() - started)
     if problems:
         pytest.fail(report(path, problems, shot), pytrace=False)
+    if take_picture:
+        size = picture.stat().st_size
+        assert 10_000 < size <= SCREENSHOT_MAX_BYTES, f"the README's picture {picture} has {size} bytes"
+        if os.environ.get("BATCHNORM_COURSE_UPDATE_SCREENSHOT") == "1":
+            shutil.copy(picture, SCREENSHOT)
+            print(f"wrote {SCREENSHOT} ({size} bytes)")
+
+
+# --- the README's "open the course" command, and the Chinese terms ------------------------------
+
+
+def readme_open_command() -> list[str]:
+    """The jupyter part of the README's "open the course" command (after ``&&``), as run by the
+    Python running the tests (the command says ``python``)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = shlex.split(re.findall(r"```bash\n(.*?)```", readme, re.S)[0].split("&&")[-1])
+    assert command[0] in ("python", "python3") and command[1:4] == ["-m", "jupyter", "lab"], command
+    return [sys.executable, *command[1:]]
+
+
+@pytest.fixture(scope="module")
+def readme_lab(lab):
+    """The README's open command, run from the course folder (as root too, where the tests run
+    as root), with a page open at the address it prints."""
+    server, browser, _, _ = lab
+    command = readme_open_command()
+    with ExitStack() as running:
+        with hard_timeout(START_SECONDS, "starting the README's open command"):
+            readme = running.enter_context(LabServer(server.root, server.workdir.parent / "readme-lab",
+                                                     open_command=command))
+        page = browser.new_page()
+        running.callback(page.close)
+        yield readme, page, command
+
+
+def test_readme_open_command_prints_the_address_of_the_course_map(readme_lab):
+    readme, page, command = readme_lab
+    assert readme.printed_url, f"{' '.join(command)} printed no address:\n{readme.log_tail()}"
+    page.goto(readme.printed_url)
+    try:
+        page.wait_for_function(NOTEBOOK_OPEN, arg=COURSE_MAP, timeout=120_000, polling=250)
+    except Exception as error:  # Playwright's TimeoutError: say what opened instead
+        opened = page.evaluate("() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                               " return w ? (w.context ? w.context.path : w.title.label) : null; }")
+        pytest.fail(f"the address {' '.join(command)} prints, {readme.printed_url}, opens {opened!r}, "
+                    f"not the course map ({type(error).__name__})", pytrace=False)
+
+
+def cjk_fonts() -> set[str]:
+    """The fonts with Chinese characters; a missing font fails (CI) or skips the test."""
+    families = cjk_font_families()
+    if families is None:
+        reason = "fc-list (fontconfig) is missing: cannot tell which fonts have Chinese characters"
+    elif not families:
+        reason = (f"no font with Chinese characters is installed, so the Chinese terms ({CJK_TERM}...) "
+                  "show as boxes")
+    else:
+        return families
+    if REQUIRED:
+        pytest.fail(f"{reason}; install one: apt-get install fonts-noto-cjk "
+                    "(BATCHNORM_COURSE_REQUIRE_BROWSER=1: the browser test must check them)", pytrace=False)
+    pytest.skip(f"{reason}; install one: apt-get install fonts-noto-cjk (.ci/run does)")
+
+
+def test_chinese_terms_of_the_course_map_show_as_characters_not_boxes(readme_lab):
+    families = cjk_fonts()
+    readme, page, _ = readme_lab
+    page.wait_for_function(NOTEBOOK_OPEN, arg=COURSE_MAP, timeout=120_000, polling=250)
+    page.wait_for_function(
+        "(term) => [...document.querySelectorAll('.jp-RenderedMarkdown')].some((m) => m.innerText.includes(term))",
+        arg=CJK_TERM, timeout=60_000, polling=250)
+    assert mark_term(page, CJK_TERM), f"the course map's rendered Markdown does not show {CJK_TERM}"
+    problems = cjk_problems(page, CJK_TERM, families)
+    assert not problems, "in the course map's glossary, in JupyterLab:\n" + "\n".join(problems)
+
+
+def test_fixture_boxes_fail_the_chinese_characters_check(readme_lab):
+    families = cjk_fonts()
+    _, page, _ = readme_lab
+    page.wait_for_function(NOTEBOOK_OPEN, arg=COURSE_MAP, timeout=120_000, polling=250)
+    mark_probe(page, BOXES)
+    problems = cjk_problems(page, BOXES, families)
+    assert len(problems) == 2, problems
+    assert "not a font with Chinese characters" in problems[0] and "a learner sees boxes" in problems[0]
+    assert "em per character wide" in problems[1]
+    mark_probe(page, CJK_TERM)  # the same term outside the notebook passes
+    assert cjk_problems(page, CJK_TERM, families) == []
 
 
 def test_fixture_notebook_passes_in_the_browser(lab):

@@ -1,6 +1,7 @@
 """The repository keeps its promises: the README's two commands, CI calling the test command,
 the pip and conda environments listing the same packages, lint-clean code."""
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -25,6 +26,36 @@ def test_readme_gives_exactly_two_commands_one_opens_one_tests():
     assert "\n" not in open_course and "\n" not in run_tests
     assert "pip install -r requirements.txt" in open_course and "jupyter lab" in open_course
     assert "pip install -r requirements-dev.txt" in run_tests and "pytest" in run_tests
+
+
+def test_readme_open_command_works_as_root_and_opens_the_course_map():
+    """(tests/test_browser.py runs it and opens the address it prints.)"""
+    open_course = readme_commands()[0]
+    assert "--allow-root" in open_course
+    target = re.search(r"--LabApp\.default_url=/lab/tree/(\S+)", open_course)
+    assert target and target.group(1) == "notebooks/00_course_map.ipynb", open_course
+    assert (ROOT / target.group(1)).is_file()
+
+
+def test_readme_says_what_to_do_when_something_goes_wrong():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    troubleshooting = readme.split("### Troubleshooting", 1)[-1].split("\n## ", 1)[0]
+    for advice in ("--allow-root", "--port", "ssh -L", "fonts-noto-cjk", "git checkout -- notebooks/",
+                   "python3"):
+        assert advice in troubleshooting, advice
+    start = readme.split("```bash", 1)[0]
+    assert "--index-url https://download.pytorch.org/whl/cpu" in start, (
+        "the CPU-only torch line must come before the commands")
+
+
+def test_readme_shows_a_small_picture_of_a_panel_made_by_the_browser_test():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    pictures = re.findall(r"!\[[^\]]+\]\(([^)\s]+)\)", readme)
+    assert pictures == ["docs/panel_in_jupyterlab.png"], pictures
+    data = (ROOT / pictures[0]).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) <= 150_000, len(data)
+    assert 'SCREENSHOT = ROOT / "docs" / "panel_in_jupyterlab.png"' in (
+        ROOT / "tests" / "test_browser.py").read_text(encoding="utf-8")
 
 
 def test_ci_runs_the_readme_test_command():
@@ -74,10 +105,15 @@ def test_package_dependencies_are_loose_lower_bounds_that_colab_satisfies():
 
 
 def test_ruff_is_clean():
-    ruff = shutil.which("ruff")
-    if ruff is None:
+    """The ruff installed with the Python running the tests (found without an activated virtual
+    environment too: `.venv/bin/python -m pytest`), else the one on PATH."""
+    if importlib.util.find_spec("ruff") is not None:
+        ruff = [sys.executable, "-m", "ruff"]
+    elif shutil.which("ruff"):
+        ruff = [shutil.which("ruff")]
+    else:
         pytest.skip("ruff is not installed (requirements-dev.txt installs it)")
-    result = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([*ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

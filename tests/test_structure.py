@@ -25,6 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import envs
 from tools import notebooks as tool
 from tools.kernels import KernelSession, NotebookCellError
 
@@ -40,6 +41,11 @@ REQUIRED_SECTIONS = {
     "References": r"references",
 }
 LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
+#: What the generated setup cell carries, written out here rather than read from the generator:
+#: collapsed in JupyterLab (source_hidden) and a form in Colab (cellView and a #@title line), so
+#: that a learner first sees the course, not 30 lines of set-up code.
+SETUP_METADATA = {"cellView": "form", "jupyter": {"source_hidden": True}, "tags": ["course:setup"]}
+SETUP_TITLE = re.compile(r'#\s?@title Setup: run me first \{ display-mode: "form" \}')
 
 
 def read(path: Path) -> dict:
@@ -81,7 +87,10 @@ def test_every_notebook_is_named_like_03_backward_pass():
 
 
 def cleanliness_problems(path: Path) -> list[str]:
-    """Outputs, execution counts, extra metadata, or an invalid notebook."""
+    """Outputs, execution counts, extra metadata, or an invalid notebook.
+
+    A cell's metadata may hold its tags and nothing else, except the setup cell's, which must be
+    exactly SETUP_METADATA."""
     problems = []
     notebook = read(path)
     try:
@@ -94,8 +103,13 @@ def cleanliness_problems(path: Path) -> list[str]:
     for index, cell in enumerate(notebook["cells"], start=1):
         if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
             problems.append(f"cell {index} has outputs or an execution count")
-        if set(cell.get("metadata", {})) - {"tags"}:
-            problems.append(f"cell {index} has metadata {sorted(cell['metadata'])}")
+        metadata = cell.get("metadata", {})
+        if tool.SETUP in metadata.get("tags", []):
+            if metadata != SETUP_METADATA:
+                problems.append(f"cell {index} (the setup cell) has metadata {metadata}, "
+                                f"not {SETUP_METADATA}")
+        elif set(metadata) - {"tags"}:
+            problems.append(f"cell {index} has metadata {sorted(metadata)}")
     return problems
 
 
@@ -198,6 +212,13 @@ def setup_cell_problems(path: Path) -> list[str]:
     problems = []
     if text(setups[0]) != tool.setup_source():
         problems.append("the setup cell differs from the generated one")
+    metadata = setups[0].get("metadata", {})
+    if metadata.get("jupyter", {}).get("source_hidden") is not True:
+        problems.append("the setup cell's code is not collapsed in JupyterLab (metadata "
+                        "jupyter.source_hidden)")
+    if metadata.get("cellView") != "form" or not SETUP_TITLE.fullmatch(text(setups[0]).split("\n")[0]):
+        problems.append("the setup cell is not a Colab form titled 'Setup: run me first' (metadata "
+                        "cellView 'form' and a first line '#@title Setup: run me first { display-mode: \"form\" }')")
     if not code_cells or code_cells[0] is not setups[0]:
         problems.append("the setup cell is not the first code cell")
     return problems
@@ -278,8 +299,8 @@ def test_setup_cell_in_a_simulated_colab_clones_installs_and_finds_the_data(tmp_
     - /content (Colab's working folder) is a temporary folder: the one path swapped in the cell;
     - ``git clone https://github.com/<setting>.git`` is sent to a bare copy of this repository
       (git's url.<base>.insteadOf, through the environment: the cell's command is unchanged);
-    - a fresh virtual environment that sees the installed packages stands for Colab's Python,
-      and pip runs offline there: ``pip install --no-deps -e`` must need nothing from PyPI.
+    - a fresh virtual environment that sees exactly the packages of the Python running the tests
+      (tools/envs.py) stands for Colab's Python, and pip runs offline there: ``pip install --no-deps -e`` must need nothing from PyPI.
 
     It must clone the course, install it into that environment (and nothing else), move to the
     course's notebooks/ folder, import helpers from the clone and find data/mnist.npz; and
@@ -292,8 +313,11 @@ def test_setup_cell_in_a_simulated_colab_clones_installs_and_finds_the_data(tmp_
     source = source.replace('Path("/content/', f'Path("{content}/')
     bare = bare_copy_of_this_repository(tmp_path, setting["github_branch"])
     venv = tmp_path / "colab-python"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
-                   check=True)
+    try:
+        python = envs.make(venv)
+        envs.check_imports(python, ["ipykernel_launcher"], "the kernel of the simulated Colab")
+    except envs.EnvironmentProblem as error:
+        pytest.fail(f"could not make the simulated Colab's Python: {error}", pytrace=False)
     env = {
         "GIT_CONFIG_COUNT": "1",
         "GIT_CONFIG_KEY_0": f"url.{bare.as_uri()}.insteadOf",
@@ -302,7 +326,7 @@ def test_setup_cell_in_a_simulated_colab_clones_installs_and_finds_the_data(tmp_
         "PIP_NO_INDEX": "1",
         "PIP_NO_BUILD_ISOLATION": "0",  # (sic) "0" turns build isolation off: use the installed setuptools
     }
-    with KernelSession(content, python=str(venv / "bin" / "python"), env=env) as kernel:
+    with KernelSession(content, python=str(python), env=env) as kernel:
         kernel.run("import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')")
         for attempt in ("first", "second"):
             try:
@@ -321,7 +345,7 @@ def test_setup_cell_in_a_simulated_colab_clones_installs_and_finds_the_data(tmp_
     assert data_file == str(clone / "data" / "mnist.npz")
     assert json.loads(direct_url)["url"] == clone.as_uri(), "the course was not installed from the clone"
     installed = sorted(path.name for path in (venv / "lib").glob("python*/site-packages/*")
-                       if path.name != "__pycache__")
+                       if path.name not in ("__pycache__", envs.PTH_NAME))
     assert all("batchnorm_from_scratch" in name for name in installed), (
         f"installing the course in Colab must install nothing else: {installed}")
 
@@ -346,6 +370,19 @@ def test_environment_yml_is_a_conda_environment_binder_can_build():
     requirements = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
     listed = {name for name in names(line for line in requirements if line)}
     assert names(conda) - {"python", "pip"} | names(pip_lists[0]) == listed
+    # the course itself too, as requirements.txt installs it (import helpers from any folder)
+    assert "-e ." in requirements and "-e ." in pip_lists[0], pip_lists[0]
+
+
+def test_environment_yml_the_readme_and_pyproject_agree_on_the_python_versions():
+    requires = re.fullmatch(r'requires-python = ">=(3\.\d+)"', next(
+        line for line in (ROOT / "pyproject.toml").read_text().splitlines() if line.startswith("requires-python")))
+    oldest = requires.group(1)
+    yaml = pytest.importorskip("yaml")
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    pythons = [item for item in environment["dependencies"] if isinstance(item, str) and item.startswith("python")]
+    assert pythons == [f"python>={oldest}"], pythons
+    assert f"Python {oldest} or newer" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 # --- the checks above, checked on the fixture course and on broken copies of it -------------------
@@ -410,6 +447,31 @@ def test_fixture_outputs_an_edited_setup_cell_and_a_missing_section_are_found(fi
     assert setup_cell_problems(path) == ["the setup cell differs from the generated one"]
     assert section_problems(path) == ["no 'Summary' section"]
     assert tool.main(["--check", "--folder", str(fixture_copy)]) == 1
+
+
+def test_fixture_a_setup_cell_shown_in_full_and_extra_cell_metadata_are_found(fixture_copy):
+    path = fixture_copy / "01_tiny_panel.ipynb"
+
+    def spoil(notebook):
+        setup = tagged(notebook, tool.SETUP)[0]
+        setup["metadata"] = {"tags": [tool.SETUP]}
+        setup["source"][0] = "# Setup: run me first\n"
+        notebook["cells"][3]["metadata"]["collapsed"] = True
+
+    edit(path, spoil)
+    assert cleanliness_problems(path) == [
+        "cell 3 (the setup cell) has metadata {'tags': ['course:setup']}, not " + str(SETUP_METADATA),
+        "cell 4 has metadata ['collapsed']",
+    ]
+    assert setup_cell_problems(path) == [
+        "the setup cell differs from the generated one",
+        "the setup cell's code is not collapsed in JupyterLab (metadata jupyter.source_hidden)",
+        "the setup cell is not a Colab form titled 'Setup: run me first' (metadata cellView 'form' "
+        "and a first line '#@title Setup: run me first { display-mode: \"form\" }')",
+    ]
+    assert tool.main(["--check", "--folder", str(fixture_copy)]) == 1
+    assert tool.main(["--folder", str(fixture_copy)]) == 0  # the generator puts it right
+    assert cleanliness_problems(path) == [] and setup_cell_problems(path) == []
 
 
 def test_fixture_a_badge_pointing_elsewhere_is_found(fixture_copy):

@@ -2,9 +2,11 @@
 
 Colab ships ipywidgets 7.7.1 (with numpy 2.1 and matplotlib 3.10), while requirements.txt
 installs ipywidgets 8. The widget tests run in both: here, in a virtual environment that sees
-the installed packages (``--system-site-packages``, so torch and the course are not installed
-twice) and overrides just these three with Colab's versions. It lives in ``.cache/`` (ignored
-by git), is made once (about 10 s, from PyPI) and reused while it still has those versions.
+exactly the packages of the Python running the tests (tools/envs.py: a ``.pth`` file, so torch
+and the course are not installed twice) and overrides just these with Colab's versions. It lives
+in ``.cache/`` (ignored by git; ``BATCHNORM_COURSE_COLAB_ENV_DIR`` moves it), is made once
+(about 10 s, from PyPI) and reused while it still has those versions and still points at the
+same Python's packages.
 
     python -m tools.colab_env      make (or check) the environment and print its python
 """
@@ -13,12 +15,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+from tools import envs
+
 ROOT = Path(__file__).resolve().parent.parent
-FOLDER = ROOT / ".cache" / "colab-like-env"
+FOLDER = Path(os.environ.get("BATCHNORM_COURSE_COLAB_ENV_DIR") or ROOT / ".cache" / "colab-like-env")
 IPYWIDGETS = "7.7.1"
 #: Colab's versions of what the widgets touch. ``--no-deps``: everything else (ipykernel,
 #: traitlets, pillow...) comes from the main environment; ipywidgets 7 also needs
@@ -27,21 +29,22 @@ PACKAGES = [f"ipywidgets=={IPYWIDGETS}", "ipython_genutils==0.2.0", "numpy==2.1.
 #: Printed by the environment's python to show that it has the versions above.
 VERSION_PROBE = "import ipywidgets, numpy, matplotlib; print(ipywidgets.__version__, numpy.__version__, matplotlib.__version__)"
 
-
-class CannotMakeEnvironment(RuntimeError):
-    """The environment could not be made (typically: PyPI could not be reached)."""
-
-
-def python_of(folder: Path) -> Path:
-    return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+CannotMakeEnvironment = envs.EnvironmentProblem
+python_of = envs.python_of
 
 
 def versions(python: Path) -> str | None:
     """``"7.7.1 2.1.3 3.10.9"`` (ipywidgets numpy matplotlib), or None if that python is broken."""
-    if not python.exists():
+    try:
+        return probe(python)
+    except envs.EnvironmentProblem:
         return None
-    result = subprocess.run([str(python), "-c", VERSION_PROBE], capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def probe(python: Path) -> str:
+    """The versions ``python`` has; raises EnvironmentProblem with the probe's traceback."""
+    return envs.run_step([str(python), "-c", VERSION_PROBE],
+                         f"importing ipywidgets, numpy and matplotlib in {python}").strip()
 
 
 def is_colab_like(found: str | None) -> bool:
@@ -52,27 +55,33 @@ def is_colab_like(found: str | None) -> bool:
 
 
 def ensure(folder: Path = FOLDER) -> Path:
-    """The python of the Colab-like environment, made first if needed."""
+    """The python of the Colab-like environment, made first if needed.
+
+    Raises CannotMakeEnvironment (tools.envs.EnvironmentProblem) naming the step that failed
+    and showing its error: making the virtual environment, pip install, or the check that the
+    environment has Colab's versions and the kernel it needs."""
+    folder = Path(folder)
     python = python_of(folder)
-    if is_colab_like(versions(python)):
+    if envs.sees_the_test_python(folder) and is_colab_like(versions(python)):
         return python
     shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    # --without-pip: the main environment's pip (visible through system site-packages)
-    # installs into this environment all the same, and making the venv takes a second.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages",
-                    str(folder)], check=True)
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--no-deps", *PACKAGES],
-        capture_output=True, text=True)
-    found = versions(python)
-    if install.returncode != 0 or not is_colab_like(found):
+    try:
+        python = envs.make(folder)
+        # pip comes from the tests' Python (through the .pth) and installs into this environment.
+        envs.run_step([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                       "--no-deps", *PACKAGES],
+                      f"installing Colab's versions into {folder} (pip install {' '.join(PACKAGES)})")
+        found = probe(python)
+        if not is_colab_like(found):
+            raise envs.EnvironmentProblem(
+                f"{folder} has ipywidgets, numpy, matplotlib {found} after pip install, not "
+                f"{IPYWIDGETS}, 2.1.*, 3.10.*")
+        envs.check_imports(python, ["ipykernel_launcher", "pytest", "nbclient"],
+                           "the widget tests run there")
+    except envs.EnvironmentProblem:
         shutil.rmtree(folder, ignore_errors=True)
-        raise CannotMakeEnvironment(
-            f"could not make the Colab-like environment in {folder} "
-            f"(pip install {' '.join(PACKAGES)}; is PyPI reachable?):\n"
-            f"{install.stdout[-2000:]}{install.stderr[-2000:]}")
+        raise
     return python
 
 

@@ -12,6 +12,12 @@ Used by tests/test_browser.py:
 - ``check_notebook(page, lab, path)`` opens a notebook, runs all cells, waits for the kernel to
   go idle, and returns what went wrong: error outputs, widgets that do not render, a slider
   (or dropdown) whose move does not change the plotted image.
+- ``LabServer(root, workdir, open_command=[...])`` runs the README's "open the course" command
+  instead, and reads the address it prints.
+- ``mark_term`` / ``cjk_problems`` ask Chromium (DevTools protocol) which fonts drew a Chinese
+  term and check them against fontconfig's fonts with Chinese characters, and the term's width:
+  boxes instead of characters are found.
+- ``panel_screenshot(page, path)`` takes the README's small picture of a panel in JupyterLab.
 
 Waits ask JupyterLab itself (``window.jupyterapp``: the notebook's session context and cell
 models), not the look of the toolbar, so they do not depend on the theme or the layout.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -105,12 +112,20 @@ def free_port() -> int:
 class LabServer:
     """JupyterLab serving ``root`` on 127.0.0.1, with everything private under ``workdir``.
 
-    ``with LabServer(root, workdir) as lab:`` then ``lab.url_of("notebooks/x.ipynb")``."""
+    ``with LabServer(root, workdir) as lab:`` then ``lab.url_of("notebooks/x.ipynb")``.
 
-    def __init__(self, root: Path, workdir: Path, startup_seconds: float = 120):
+    ``LabServer(root, workdir, open_command=[...])`` runs a given command instead (the README's
+    "open the course" command, from ``root``), adding only what a test needs: no browser of its
+    own, a free port, and the app exposed to the page. Its token is read from the URL it prints
+    (``printed_url``)."""
+
+    def __init__(self, root: Path, workdir: Path, startup_seconds: float = 120,
+                 open_command: list[str] | None = None):
         self.root, self.workdir, self.startup_seconds = Path(root), Path(workdir), startup_seconds
+        self.open_command = open_command
         self.port = free_port()
-        self.token = secrets.token_hex(16)
+        self.token = None if open_command else secrets.token_hex(16)
+        self.printed_url = None
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = self.workdir / "jupyterlab.log"
         self.process = None
@@ -143,6 +158,9 @@ class LabServer:
         }
 
     def command(self) -> list[str]:
+        if self.open_command:
+            return [*self.open_command, "--no-browser", f"--port={self.port}",
+                    "--ServerApp.port_retries=0", "--LabApp.expose_app_in_browser=True"]
         return [
             sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
             "--ip=127.0.0.1", f"--port={self.port}", "--ServerApp.port_retries=0",
@@ -161,16 +179,26 @@ class LabServer:
             if self.process.poll() is not None:
                 self.stop()
                 raise RuntimeError(f"JupyterLab exited at start (code {self.process.returncode}):\n{self.log_tail()}")
+            if self.token is None:
+                self.read_printed_url()
             try:
-                self.api("GET", "/api/status")
-                return self
+                if self.token is not None:
+                    self.api("GET", "/api/status")
+                    return self
             except OSError:
-                time.sleep(0.5)
+                pass
+            time.sleep(0.5)
         self.stop()
         raise RuntimeError(f"JupyterLab did not answer within {self.startup_seconds:.0f} s:\n{self.log_tail()}")
 
     def __exit__(self, *exc_info):
         self.stop()
+
+    def read_printed_url(self) -> None:
+        """Take the address JupyterLab printed for 127.0.0.1 (and its token) from the log."""
+        match = re.search(rf"(http://127\.0\.0\.1:{self.port}/\S*[?&]token=(\w+))", self.log_tail(20_000))
+        if match:
+            self.printed_url, self.token = match.groups()
 
     def api(self, method: str, path: str):
         """Call the server's REST API; return the decoded JSON (or None)."""
@@ -250,6 +278,13 @@ NOTEBOOK_READY = """(path) => {
     if (!panel || !panel.context || panel.context.path !== path || !panel.sessionContext) return false;
     const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
     return Boolean(kernel) && kernel.status === 'idle';
+}"""
+
+#: The notebook at ``path`` is the open document (its kernel may still be starting).
+NOTEBOOK_OPEN = """(path) => {
+    const app = window.jupyterapp;
+    const panel = app && app.shell.currentWidget;
+    return Boolean(panel && panel.context && panel.context.path === path);
 }"""
 
 RUN_ALL = """() => {
@@ -433,3 +468,116 @@ def show_problem(page) -> None:
         page.evaluate(SHOW_PROBLEM)
     except Exception:  # the page itself may be what failed
         pass
+
+
+# --- Chinese terms: drawn with a font that has Chinese characters, not as boxes -------------------
+
+#: Put the first ``term`` in the open notebook's rendered Markdown in a span of its own
+#: (``data-course-term``), so that the fonts Chromium drew it with can be asked for.
+MARK_TERM = """(term) => {
+    const root = window.jupyterapp.shell.currentWidget.node;
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const at = node.data.indexOf(term);
+        if (at < 0 || !node.parentElement.closest('.jp-RenderedMarkdown')) continue;
+        const found = node.splitText(at);
+        found.splitText(term.length);
+        const span = document.createElement('span');
+        span.setAttribute('data-course-term', '');
+        found.parentNode.replaceChild(span, found);
+        span.appendChild(found);
+        span.scrollIntoView({block: 'center'});
+        return true;
+    }
+    return false;
+}"""
+
+#: The marked term's width in em per character (a CJK character is 1 em wide; the box drawn for
+#: a missing character is narrower in the fonts Chromium falls back to).
+TERM_WIDTH = """() => {
+    const span = document.querySelector('[data-course-term]');
+    const size = parseFloat(getComputedStyle(span).fontSize);
+    return span.getBoundingClientRect().width / (size * [...span.textContent].length);
+}"""
+
+
+def cjk_font_families() -> set[str] | None:
+    """The font families fontconfig says cover Chinese (``fc-list :lang=zh``); None without
+    fc-list. Chromium on Linux finds its fonts through fontconfig."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return None
+    listed = subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True, text=True).stdout
+    return {name.strip() for line in listed.splitlines() for name in line.split(",") if name.strip()}
+
+
+def mark_term(page, term: str) -> bool:
+    """Mark ``term`` in the open notebook's rendered Markdown; False when it is not there."""
+    return page.evaluate(MARK_TERM, term)
+
+
+def mark_probe(page, text: str) -> None:
+    """Add ``text`` to the page as the marked term (to check the check itself)."""
+    page.evaluate("""(text) => {
+        document.querySelectorAll('[data-course-term]').forEach((old) => old.removeAttribute('data-course-term'));
+        const span = document.createElement('span');
+        span.setAttribute('data-course-term', '');
+        span.textContent = text;
+        document.body.prepend(span);
+    }""", text)
+
+
+def fonts_of_marked_term(page) -> list[dict]:
+    """The fonts Chromium drew the marked term with: [{"family": ..., "glyphs": n}, ...]
+    (the DevTools protocol's CSS.getPlatformFontsForNode)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "[data-course-term]"})["nodeId"]
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    finally:
+        cdp.detach()
+    return [{"family": font["familyName"], "glyphs": font["glyphCount"]} for font in fonts]
+
+
+def cjk_problems(page, text: str, cjk_families: set[str]) -> list[str]:
+    """Why the marked ``text`` does not show as Chinese characters: glyphs drawn with a font that
+    has no Chinese (fontconfig's ``cjk_families``), or a width far from 1 em per character."""
+    problems = []
+    fonts = fonts_of_marked_term(page)
+    others = [f"{font['family']} ({font['glyphs']} glyphs)" for font in fonts
+              if font["family"] not in cjk_families]
+    if others or not fonts:
+        problems.append(f"{text!r} is drawn with {', '.join(others) or 'no font'}, not a font with "
+                        f"Chinese characters ({', '.join(sorted(cjk_families)[:4]) or 'none installed'}): "
+                        "a learner sees boxes")
+    width = page.evaluate(TERM_WIDTH)
+    if not 0.9 <= width <= 1.1:
+        problems.append(f"{text!r} is {width:.2f} em per character wide, where Chinese characters "
+                        "are 1 em wide: boxes, not characters")
+    return problems
+
+
+# --- a picture of a panel, for the README ---------------------------------------------------------
+
+
+def panel_screenshot(page, path: Path, size: tuple[int, int] = (1280, 880), colors: int = 96) -> Path:
+    """A PNG of JupyterLab showing the moved panel's cell (its code, controls and plot) at the top
+    of the notebook, reduced to ``colors`` colours so that it stays small. Returns ``path``."""
+    from PIL import Image
+
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.evaluate("""() => {
+        const box = document.querySelector('[data-course-panel]');
+        const cell = box && box.closest('.jp-CodeCell');
+        if (cell) cell.scrollIntoView({block: 'start'});
+    }""")
+    time.sleep(1)  # the notebook lays itself out again after the resize
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    with Image.open(path) as picture:
+        small = picture.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+    return path

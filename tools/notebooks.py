@@ -12,12 +12,14 @@ on every run; everything else in a notebook is the author's. The Colab badge and
 cell are built from one setting, [tool.batchnorm-course] in pyproject.toml.
 
 Layout of every notebook: header, the author's title cell (first heading = the title),
-the setup cell, the author's cells, footer.
+the setup cell (collapsed in JupyterLab and in Colab: SETUP_METADATA, SETUP_TITLE), the
+author's cells, footer. Cell metadata is stripped to the tags, except the setup cell's.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import sys
@@ -34,9 +36,14 @@ CLEAN_METADATA = {
     "language_info": {"name": "python"},
 }
 
-SETUP_TEMPLATE = '''\
-# Setup (the same cell opens every notebook). Locally it makes sure the course's `helpers`
-# import; in Colab it fetches the course and installs it without upgrading Colab's packages.
+#: The setup cell is collapsed: JupyterLab hides its code (``source_hidden``), Colab shows it as
+#: a form (``cellView`` and the ``#@title`` line) titled "Setup: run me first".
+SETUP_METADATA = {"cellView": "form", "jupyter": {"source_hidden": True}}
+SETUP_TITLE = '#@title Setup: run me first { display-mode: "form" }'
+
+SETUP_TEMPLATE = SETUP_TITLE.replace("{", "{{").replace("}", "}}") + '''
+# The same cell opens every notebook. Locally it makes sure the course's `helpers` import;
+# in Colab it fetches the course and installs it without upgrading Colab's packages.
 import os
 import sys
 from pathlib import Path
@@ -135,8 +142,9 @@ def as_source_lines(text: str) -> list:
     return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
 
-def make_cell(kind: str, tag: str, text: str) -> dict:
-    cell = {"cell_type": kind, "id": tag.replace(":", "-"), "metadata": {"tags": [tag]},
+def make_cell(kind: str, tag: str, text: str, metadata: dict | None = None) -> dict:
+    cell = {"cell_type": kind, "id": tag.replace(":", "-"),
+            "metadata": {**copy.deepcopy(metadata or {}), "tags": [tag]},
             "source": as_source_lines(text)}
     if kind == "code":
         cell["execution_count"] = None
@@ -168,7 +176,7 @@ def normalized(path: Path, previous, following) -> dict:
     nav = navigation(previous, path, following)
     badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(path.name)})"
     header = make_cell("markdown", HEADER, f"{badge} &nbsp; {nav}")
-    setup = make_cell("code", SETUP, setup_source())
+    setup = make_cell("code", SETUP, setup_source(), SETUP_METADATA)
     footer = make_cell("markdown", FOOTER, f"---\n{nav}")
     cells = [header, *authored[:1], setup, *authored[1:], footer]
     return {"cells": cells, "metadata": CLEAN_METADATA, "nbformat": 4, "nbformat_minor": 5}
