@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Feedback", "NotAttempted", "call_reader_function"]
+import numpy as np
+
+__all__ = ["LOW_PRECISION", "Feedback", "NotAttempted", "call_reader_function", "low_precision_message",
+           "precision_of"]
 
 
 class NotAttempted(Exception):
@@ -55,3 +58,43 @@ def call_reader_function(function, *args, **kwargs):
         return function(*args, **kwargs)
     except NotImplementedError as error:
         raise NotAttempted(str(error)) from error
+
+
+#: Floating-point types of lower precision than float64, and their machine epsilon.
+LOW_PRECISION = {"float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7}
+
+
+def precision_of(value) -> str | None:
+    """"float32", "float16" or "bfloat16" if ``value`` (a numpy array or scalar, a torch tensor,
+    or a tuple or list of them) holds floats of lower precision than float64; otherwise None."""
+    if isinstance(value, (tuple, list)):
+        return next((p for p in map(precision_of, value) if p), None)
+    name = str(getattr(value, "dtype", "")).replace("torch.", "")
+    return name if name in LOW_PRECISION else None
+
+
+def low_precision_message(precision: str | None, error: float, tolerance: float) -> str | None:
+    """What to tell a reader whose answer is off by ``error`` (relative) where the checker
+    allows ``tolerance``, when the answer looks like a lower-precision computation: returned
+    in ``precision`` (from ``precision_of``), or in float64 but off by about what float32
+    rounding gives (then probably computed in float32 somewhere inside). None otherwise."""
+    if precision is not None and error > 1e3 * LOW_PRECISION[precision]:
+        digits = round(-np.log10(LOW_PRECISION[precision]))
+        return (f"Your function computes in {precision}, which keeps only about {digits} significant "
+                f"digits: on this case the answer depends on digits beyond them, and yours is off by "
+                f"{error:.1e} (relative; the checker allows {tolerance:.0e}, in float64). Compute in "
+                f"float64 (numpy's default; torch.float64, e.g. torch.from_numpy(x), rather than "
+                f"torch.tensor(x, dtype=torch.float32)) and run the check again.")
+    if precision is not None:
+        return (f"Your function computes in {precision}: it agrees with the reference to {error:.1e} "
+                f"(relative), about what {precision} can hold (machine epsilon "
+                f"{LOW_PRECISION[precision]:.1e}), but the checker compares in float64, to a "
+                f"relative {tolerance:.0e}. Your formula may well be right: compute in float64 "
+                f"(numpy's default; torch.float64, e.g. torch.from_numpy(x), rather than "
+                f"torch.tensor(x, dtype=torch.float32)) and run the check again.")
+    if tolerance < error < 1e3 * LOW_PRECISION["float32"]:
+        return (f"Your result agrees with the reference to {error:.1e} (relative): not to the "
+                f"checker's float64 tolerance, {tolerance:.0e}, but about as well as a float32 "
+                f"computation would. Is part of your code in float32 (np.float32, torch's default "
+                f"dtype)? Compute in float64 throughout.")
+    return None
