@@ -7,7 +7,11 @@ A panel is three things kept apart, so that tests can call the computation witho
   (batch size 1, gamma 0, a diverged run...). It never raises for values inside the controls'
   ranges.
 - ``draw(result) -> matplotlib.figure.Figure``: plots a result. Computes nothing new.
-- ``controls``: the sliders / dropdowns, each with its range and default.
+- ``controls``: the sliders / dropdowns, each with its range and default. A control that
+  matters only for some values of another (the number of groups, for group norm only) says so
+  in ``active_when``; the widget disables it whenever it does not apply, and the widget tests
+  check both ways that moving an enabled control changes the figure and moving a disabled one
+  does not.
 - optionally ``update(figure, result)``: redraws a figure made by ``draw`` for a new result by
   changing its artists (line data, bar heights, titles) instead of building a new figure.
   Building the axes and their tick labels is most of matplotlib's time, so a panel with
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +54,9 @@ class Control:
           "log" (a float slider on a log10 scale: low and high are the values, not exponents),
           "choice" (a dropdown over ``options``), or "toggle" (a checkbox).
     test_values: the values the widget tests try; by default the extremes and the default.
+    active_when: {other control's name: the values of it for which this control applies},
+          e.g. ``{"kind": ("group",)}``: the control matters only while "kind" is "group", and
+          its widget is disabled otherwise. Empty (the default): it always applies.
     """
 
     name: str
@@ -61,6 +68,11 @@ class Control:
     options: tuple = ()
     description: str = ""
     test_values: tuple = ()
+    active_when: Mapping[str, tuple] = field(default_factory=dict)
+
+    def is_active(self, values: Mapping) -> bool:
+        """Whether this control applies (changes the figure) at these control values."""
+        return all(values[name] in allowed for name, allowed in self.active_when.items())
 
     def values_to_test(self) -> tuple:
         if self.test_values:
@@ -106,8 +118,31 @@ class Panel:
     controls: list = field(default_factory=list)
     update: Callable[[Any, Any], None] | None = None
 
+    def __post_init__(self):
+        by_name = {control.name: control for control in self.controls}
+        for control in self.controls:
+            for name, allowed in control.active_when.items():
+                other = by_name.get(name)
+                if other is None or other is control:
+                    raise ValueError(f"panel {self.name!r}: control {control.name!r} is active_when "
+                                     f"{name!r}, which is not another control of the panel")
+                if isinstance(allowed, (str, bytes)) or not isinstance(allowed, (tuple, list)):
+                    raise ValueError(f"panel {self.name!r}: active_when[{name!r}] of {control.name!r} "
+                                     f"must be a tuple of values, got {allowed!r}")
+                known = other.options if other.kind == "choice" else (
+                    (False, True) if other.kind == "toggle" else None)
+                unknown = [value for value in allowed if known is not None and value not in known]
+                if unknown:
+                    raise ValueError(f"panel {self.name!r}: {control.name!r} is active_when "
+                                     f"{name!r} is {unknown!r}, not among its values {known!r}")
+
     def defaults(self) -> dict:
         return {control.name: control.value for control in self.controls}
+
+    def active(self, values: Mapping) -> dict:
+        """{control name: whether it applies} at these control values (missing ones: defaults)."""
+        values = {**self.defaults(), **values}
+        return {control.name: control.is_active(values) for control in self.controls}
 
     def test_grid(self, max_cases: int = 200):
         """Value combinations for tests: every control's test values against every other's
@@ -135,7 +170,9 @@ class Panel:
         """The interactive panel: controls above, the figure below, drawn once right away.
 
         Returns an ipywidgets.VBox; its ``.controls`` maps names to control widgets and
-        its ``.output`` is the Output widget that holds the figure.
+        its ``.output`` is the Output widget that holds the figure. A control that does not
+        apply at the current values (``Control.active_when``) is disabled (greyed out) until it
+        does.
         """
         import ipywidgets as widgets
         from IPython.display import Image, display
@@ -146,6 +183,8 @@ class Panel:
 
         def redraw(change=None):
             values = {name: w.value for name, w in control_widgets.items()}
+            for name, applies in self.active(values).items():
+                control_widgets[name].disabled = not applies  # ipywidgets 7.7 and 8 alike
             try:
                 frame = view.frame(values)
             except Exception as error:  # a learner sees a message, never a traceback

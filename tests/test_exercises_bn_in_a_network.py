@@ -148,3 +148,21 @@ def test_the_notebooks_solution_at_learning_rate_100_holds():
 def test_the_prediction_checker_rejects_malformed_predictions():
     assert "two keys" in str(check_outcome_prediction({"plain": "trains"}, lr=1.0))
     assert "use one of" in str(check_outcome_prediction({"no BN": "explodes", "BN": "trains"}, lr=1.0))
+
+
+def test_a_correct_layer_in_float32_is_told_so_with_the_tolerance():
+    def float32_layer(h, weight, gamma, beta, eps=1e-5):
+        return reference_layer(h.float(), weight.float(), gamma.float(), beta.float(), eps)
+
+    feedback = check_bn_sigmoid_layer(float32_layer)
+    assert not feedback.passed
+    assert "computes in float32" in feedback.messages[0] and "1e-09" in feedback.messages[0]
+
+
+def test_a_float32_layer_with_a_real_mistake_gets_the_mistake_named():
+    def float32_without_sigmoid(h, weight, gamma, beta, eps=1e-5):
+        z = h.float() @ weight.float().T
+        return gamma.float() * (z - z.mean(dim=0)) / torch.sqrt(z.var(dim=0, unbiased=False) + eps) + beta.float()
+
+    feedback = check_bn_sigmoid_layer(float32_without_sigmoid)
+    assert "The sigmoid is missing" in feedback.messages[0], feedback.messages

@@ -184,3 +184,53 @@ def test_group_checker_not_attempted():
         raise NotImplementedError
 
     assert not check_group_norm(stub).attempted
+
+
+# -- float32 answers and any wrong choice of axes, named -----------------------------------------
+
+
+def float32_spatial(x, gamma, beta, eps=1e-5):
+    return reference_spatial(x.astype(np.float32), gamma.astype(np.float32), beta.astype(np.float32), eps)
+
+
+def test_a_correct_answer_in_float32_is_told_so_with_the_tolerance():
+    for feedback in (check_spatial_batchnorm_forward(float32_spatial),
+                     check_group_norm(lambda x, g, eps=1e-5: reference_group(x.astype(np.float32), g, eps))):
+        assert not feedback.passed
+        assert "computes in float32" in feedback.messages[0] and "1e-08" in feedback.messages[0]
+
+
+def test_a_float32_answer_with_a_real_mistake_gets_the_mistake_named():
+    feedback = check_spatial_batchnorm_forward(
+        lambda x, gamma, beta, eps=1e-5: unbiased(x.astype(np.float32), gamma.astype(np.float32),
+                                                  beta.astype(np.float32), eps))
+    assert "unbiased" in feedback.messages[0], feedback.messages
+
+
+def test_any_wrong_group_axes_are_named():
+    answers = {"batch": (0, 2, 3), "layer": (1, 2, 3), "instance": (2, 3), "group": (1, 2)}
+    feedback = check_normalization_axes(lambda: answers)
+    assert feedback.messages[-1] == (
+        "group: (1, 2) averages over G, C/G (axes 1, 2): one mean and variance per (N, H, W); "
+        "group norm averages over C/G, H, W (axes 2, 3, 4): one mean and variance per (N, G).")
+
+
+def test_a_group_norm_over_other_axes_of_the_grouped_array_is_named():
+    def over_groups_and_positions(x, num_groups, eps=1e-5):
+        n, c, h, w = x.shape
+        return normalize(x.reshape(n, num_groups, c // num_groups, h, w), (1, 3, 4), eps).reshape(x.shape)
+
+    feedback = check_group_norm(over_groups_and_positions)
+    assert not feedback.passed
+    assert ("your normalization averages over G, H, W (axes 1, 3, 4): one mean and variance per "
+            "(N, C/G). Group norm averages over C/G, H, W (axes 2, 3, 4)") in feedback.messages[0]
+
+
+def test_a_spatial_forward_over_other_axes_is_named():
+    def over_n_c_w(x, gamma, beta, eps=1e-5):
+        return gamma[:, None, None] * normalize(x, (0, 1, 3), eps) + beta[:, None, None]
+
+    feedback = check_spatial_batchnorm_forward(over_n_c_w)
+    assert feedback.messages == ["Your normalization averages over N, C, W (axes 0, 1, 3): one mean "
+                                 "and variance per H. Batch norm averages over N, H, W (axes 0, 2, 3): "
+                                 "one mean and variance per C."]

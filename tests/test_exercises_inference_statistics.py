@@ -188,3 +188,41 @@ def test_fold_not_attempted_is_a_friendly_note():
     feedback = check_fold_batchnorm(not_attempted)
     assert not feedback.attempted
     assert "not attempted" in str(feedback)
+
+
+# -- answers computed in float32 ---------------------------------------------------------------
+
+
+def float32_update(running_mean, running_var, x, momentum, biased=False):
+    x = x.astype(np.float32)
+    variance = x.var(axis=0, ddof=0 if biased else 1)
+    return ((1 - momentum) * running_mean.astype(np.float32) + momentum * x.mean(axis=0),
+            (1 - momentum) * running_var.astype(np.float32) + momentum * variance)
+
+
+def float32_fold(weight, bias, gamma, beta, running_mean, running_var, eps=1e-5):
+    weight, gamma, beta, running_mean, running_var = (
+        a.astype(np.float32) for a in (weight, gamma, beta, running_mean, running_var))
+    scale = gamma / np.sqrt(running_var + eps)
+    bias = np.zeros(len(gamma), np.float32) if bias is None else bias.astype(np.float32)
+    return weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1)), beta + scale * (bias - running_mean)
+
+
+def test_a_correct_answer_in_float32_is_told_so_with_the_tolerance():
+    for feedback in (check_running_stats_update(float32_update), check_fold_batchnorm(float32_fold)):
+        assert not feedback.passed
+        assert "computes in float32" in feedback.messages[0] and "1e-09" in feedback.messages[0]
+
+
+def test_a_float32_answer_with_a_real_mistake_gets_the_mistake_named():
+    feedback = check_running_stats_update(lambda *args: float32_update(*args, biased=True))
+    assert any("biased batch variance" in message for message in feedback.messages), feedback.messages
+    assert not any("float32" in message for message in feedback.messages)
+
+
+def test_float32_rounding_inside_a_float64_answer_is_recognised():
+    def rounded_inside(running_mean, running_var, x, momentum):
+        return tuple(np.asarray(a, dtype=np.float64) for a in float32_update(running_mean, running_var, x, momentum))
+
+    feedback = check_running_stats_update(rounded_inside)
+    assert "about as well as a float32 computation would" in feedback.messages[0]

@@ -174,3 +174,26 @@ def test_prediction_explains_wrong_answers(answer, words):
 def test_prediction_not_attempted():
     assert not check_small_batch_prediction(None).attempted
     assert not check_small_batch_prediction(set()).attempted
+
+
+def test_correct_answers_in_float32_are_told_so_with_the_tolerance():
+    def float32_statistics(x, num_groups):
+        grouped = np.asarray(x, dtype=np.float32).reshape(x.shape[0], num_groups, -1)
+        return grouped.mean(axis=2), grouped.var(axis=2)
+
+    def float32_walk(loss_and_gradient, w, step_sizes):
+        losses, changes = reference_walk(loss_and_gradient, w, step_sizes)
+        return np.float32(losses), np.float32(changes)
+
+    for feedback in (check_group_statistics(float32_statistics), check_gradient_walk(float32_walk)):
+        assert not feedback.passed
+        assert "computes in float32" in feedback.messages[0] and "1e-09" in feedback.messages[0]
+
+
+def test_a_float32_walk_with_a_real_mistake_gets_the_mistake_named():
+    def float32_uphill(loss_and_gradient, w, step_sizes):
+        losses, changes = _walk(direction=1.0)(loss_and_gradient, w, step_sizes)
+        return np.float32(losses), np.float32(changes)
+
+    feedback = check_gradient_walk(float32_uphill)
+    assert "uphill" in feedback.messages[0], feedback.messages

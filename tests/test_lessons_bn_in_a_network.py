@@ -176,3 +176,97 @@ def test_stuck_units_counts_units_that_answer_the_same_for_every_image():
         model.linears[-1].bias[:50] = 50.0
     assert 0.5 <= stuck_units(pinned, images) <= 0.52
     assert 0.5 <= saturated_fraction(pinned, images) <= 0.55  # pinned in the upper tail
+
+
+# --- the recorded FULL_RUN (data/bn_in_a_network_full_run.json) -------------------------------
+
+#: Recomputing a recorded run's first records fresh must give the recorded numbers. On the
+#: machine that recorded them they come out identical (the accuracies bit for bit, the
+#: percentiles to their 4 recorded decimals); another CPU may round float32 sums differently
+#: over hundreds of steps, so the test allows a few test images and a little more than the rounding.
+ACCURACY_TOLERANCE = 3e-4      # 3 of the 10,000 (or 6 of the 2,000) test images
+PERCENTILE_TOLERANCE = 2e-4    # the record keeps 4 decimals (an error of at most 5e-5)
+LOSS_TOLERANCE = 1e-4          # relative
+
+
+@pytest.fixture(scope="module")
+def record():
+    return experiments.load_full_run()
+
+
+def test_the_record_is_the_one_whose_checksum_the_course_knows(record):
+    from helpers.data import sha256_of
+
+    assert sha256_of(record.path) == experiments.FULL_RUN_SHA256
+    assert record.path.name == experiments.FULL_RUN_FILENAME
+
+
+def test_the_record_holds_the_runs_the_plan_and_section_6_describe(record):
+    plan = experiments.full_run_plan(record.best_plain_lr)
+    assert list(record.figure1) == list(plan)
+    for label, run in record.figure1.items():
+        expected = experiments._settings(**{**dict(
+            batchnorm=False, bn_position="before", seed=0, dropout=0.0, train_size=None,
+            eval_size=None, tracked_units=experiments.LAST_LAYER_UNITS), **plan[label]})
+        assert run.settings == expected, label
+        assert run.history.steps.tolist() == list(range(0, experiments.FULL_STEPS + 1,
+                                                         experiments.FULL_RECORD_EVERY))
+        assert run.history.percentiles.shape == (len(run.history.steps), 10, 3)
+        assert not run.history.diverged
+    assert sorted(record.regularization) == sorted(experiments.REG_VARIANTS)
+    for name, runs in record.regularization.items():
+        assert [run.settings for run in runs] == [
+            experiments._settings(**{**dict(bn_position="before", dropout=0.0, batchnorm=False),
+                                     **experiments.regularization_settings(
+                                         name, seed, experiments.REG_FULL_STEPS)})
+            for seed in experiments.REG_FULL_SEEDS]
+
+
+def test_the_best_plain_rate_is_the_one_the_sweep_finds(record):
+    sweep = learning_rate_sweep(experiments.LEARNING_RATES, progress=False)
+    assert experiments.best_learning_rate(sweep, "plain") == record.best_plain_lr
+
+
+def arguments_of(run) -> dict:
+    """run_figure1's keyword arguments for a recorded run (the plain network stores no placement)."""
+    return {**run.settings, "bn_position": run.settings["bn_position"] or "before"}
+
+
+def assert_same_records(recorded: History, fresh: History, label: str):
+    common = [step for step in fresh.steps if step in recorded.steps]
+    assert len(common) >= 2, label
+    for step in common:
+        i, j = list(recorded.steps).index(step), list(fresh.steps).index(step)
+        assert abs(recorded.test_accuracy[i] - fresh.test_accuracy[j]) <= ACCURACY_TOLERANCE, (label, step)
+        np.testing.assert_allclose(recorded.percentiles[i], fresh.percentiles[j], rtol=0,
+                                   atol=PERCENTILE_TOLERANCE, err_msg=f"{label}, step {step}")
+        if step:
+            assert recorded.train_loss[i] == pytest.approx(fresh.train_loss[j], rel=LOSS_TOLERANCE)
+
+
+@pytest.mark.parametrize("label", ["no BN", "BN"])
+def test_the_first_records_of_figure1_s_runs_recompute_fresh(record, label):
+    recorded = record.figure1[label]
+    settings = {**arguments_of(recorded), "steps": 2 * experiments.FULL_RECORD_EVERY}  # 1,000 of 50,000
+    fresh = run_figure1(progress=False, **settings)
+    assert_same_records(recorded.history, fresh.history, label)
+    assert fresh.history.steps.tolist() == [0, 500, 1000]
+
+
+def test_the_first_records_of_a_regularization_run_recompute_fresh(record):
+    recorded = record.regularization["dropout"][1]   # dropout draws random numbers too
+    settings = {**arguments_of(recorded), "steps": 2 * recorded.settings["record_every"]}
+    fresh = run_figure1(progress=False, **settings)
+    assert_same_records(recorded.history, fresh.history, "dropout, seed 1")
+
+
+def test_a_damaged_record_is_refused(record, tmp_path):
+    from helpers.data import DataFileError
+
+    damaged = tmp_path / experiments.FULL_RUN_FILENAME
+    damaged.write_text(record.path.read_text(encoding="utf-8").replace('"steps"', ' "steps"', 1),
+                       encoding="utf-8")
+    with pytest.raises(DataFileError, match="not the recorded FULL_RUN of notebook 06: its sha256"):
+        experiments.load_full_run(damaged)
+    with pytest.raises(DataFileError, match="does not exist"):
+        experiments.load_full_run(tmp_path / "missing.json")

@@ -7,10 +7,16 @@ Panels are found automatically (helpers.panels.all_panels()). For each one:
    learning rate...);
 2. compute is called over Panel.test_grid(): it returns a result or a Notice, never raises, and
    draw(result) returns a matplotlib Figure;
-3. the widget is built on a real kernel (Panel.widget(), answered by nbclient like a front end,
+3. every enabled control changes the figure and every disabled one does not: at the defaults,
+   and with each choice or toggle control at each of its test values, every other control is
+   moved through its test values and the figure, drawn from scratch, compared with the one
+   before the move. A control that applies only for some values of another says so
+   (``Control.active_when``) and the widget disables it elsewhere;
+4. the widget is built on a real kernel (Panel.widget(), answered by nbclient like a front end,
    so the Output widget really fills in): it draws its default figure at once; each control is
    moved through its test values (the others at their defaults), which redraws it (what the
-   Output widget shows changes) and never into a "could not be drawn" notice.
+   Output widget shows changes) and never into a "could not be drawn" notice, and after every
+   move exactly the controls that do not apply are disabled.
 
 Colab ships ipywidgets 7.7.1 (with numpy 2.1 and matplotlib 3.10); requirements.txt installs
 ipywidgets 8. One test runs this file again in a small Colab-like environment
@@ -18,6 +24,7 @@ ipywidgets 8. One test runs this file again in a small Colab-like environment
 """
 
 import inspect
+import io
 import os
 import subprocess
 import sys
@@ -152,7 +159,73 @@ def test_compute_and_draw_work_over_the_whole_test_grid(panel, record_timing):
                   time.perf_counter() - started)
 
 
-# --- 3. the widget on a real kernel -----------------------------------------------------------
+# --- 3. every enabled control changes the figure, no disabled one does -----------------------
+
+
+def shown(panel, values: dict):
+    """What the panel shows at these values, drawn from scratch: ("notice", its text) or
+    ("figure", the PNG's bytes)."""
+    result = panel.compute(**values)
+    if isinstance(result, Notice):
+        return ("notice", result.text)
+    figure = panel.draw(result)
+    try:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return ("figure", buffer.getvalue())
+    finally:
+        plt.close(figure)
+
+
+def contexts(panel):
+    """(the control set away from its default or None, the values): the defaults, then each
+    choice or toggle control at each of its other test values, the rest at their defaults."""
+    defaults = panel.defaults()
+    yield None, defaults
+    for control in panel.controls:
+        if control.kind in ("choice", "toggle"):
+            for value in control.values_to_test():
+                if value != control.value:
+                    yield control.name, {**defaults, control.name: value}
+
+
+def control_effect_failures(panel) -> list[str]:
+    """Every move that changes the figure although its control is disabled, or leaves it
+    unchanged although its control is enabled, one sentence each. Settings that show a Notice
+    are not a starting point (the Notice asks for another value of one control); a move into a
+    Notice counts as a change."""
+    failures = []
+    for switched, values in contexts(panel):
+        active = panel.active(values)
+        moves = [(control, value) for control in panel.controls if control.name != switched
+                 for value in control.values_to_test() if value != values[control.name]]
+        if not moves:
+            continue
+        before = shown(panel, values)
+        if before[0] == "notice":
+            continue
+        for control, value in moves:
+            changed = shown(panel, {**values, control.name: value}) != before
+            if active[control.name] and not changed:
+                failures.append(f"at {settings(values)}: moving {control.name} to {value!r} leaves the "
+                                "figure unchanged; if it does not apply there, declare it "
+                                "(Control.active_when) so that the widget disables it")
+            elif not active[control.name] and changed:
+                failures.append(f"at {settings(values)}: {control.name} is disabled (active_when "
+                                f"{dict(control.active_when)}), yet moving it to {value!r} changes the figure")
+    return failures
+
+
+@pytest.mark.parametrize("panel", PANELS, ids=panel_id)
+def test_every_enabled_control_changes_the_figure_and_no_disabled_one_does(panel, record_timing):
+    started = time.perf_counter()
+    failures = control_effect_failures(panel)
+    record_timing("panel: every enabled control changes the figure", panel_id(panel),
+                  time.perf_counter() - started)
+    assert not failures, f"{label(panel)}:\n  " + "\n  ".join(failures)
+
+
+# --- 4. the widget on a real kernel -----------------------------------------------------------
 
 KERNEL_PRELUDE = f"""\
 %matplotlib inline
@@ -165,6 +238,9 @@ _PANELS = all_panels()
 
 def _shown(box):
     return [dict(output) for output in box.output.outputs]
+
+def _disabled(box):
+    return {{name: bool(control.disabled) for name, control in box.controls.items()}}
 """
 
 
@@ -180,8 +256,19 @@ def widget_failures(kernel, expression: str, panel) -> list[str]:
     """Build ``expression``'s widget in the kernel and move every control through its test values.
 
     Returns what went wrong, each naming the control values; [] when the widget drew its
-    default figure, every move redrew it, and nothing failed to draw."""
+    default figure, every move redrew it, nothing failed to draw, and after every move the
+    controls that do not apply (``panel.active``) were disabled and the others enabled."""
     failures = []
+
+    def check_disabled(values):
+        disabled = kernel.value("_disabled(_box)", "reading which controls are disabled")
+        expected = {name: not applies for name, applies in panel.active(values).items()}
+        for name in expected:
+            if disabled.get(name) != expected[name]:
+                state = "disabled" if disabled.get(name) else "enabled"
+                failures.append(f"at {settings(values)}: {name} is {state} in the widget, but it "
+                                f"{'does not apply' if expected[name] else 'applies'} there")
+
     kernel.run(f"_box = {expression}.widget()\n_box", f"building the widget of {label(panel)}")
     names = kernel.value("list(_box.controls)", "listing the widget's controls")
     expected = [control.name for control in panel.controls]
@@ -193,6 +280,7 @@ def widget_failures(kernel, expression: str, panel) -> list[str]:
     if not has_figure(shown):
         failures.append(f"it does not draw a figure at its defaults ({settings(defaults)}) before "
                         f"any interaction; it shows {[list(out.get('data', out)) for out in shown]}")
+    check_disabled(defaults)
     moves_made, changed = [], False
     for control in panel.controls:
         moves = [value for value in control.values_to_test() if value != control.value]
@@ -205,6 +293,7 @@ def widget_failures(kernel, expression: str, panel) -> list[str]:
             failures += [f"at {settings(values)}: {problem}" for problem in widget_problems(now)]
             if len(now) != 1:
                 failures.append(f"at {settings(values)}: the widget shows {len(now)} outputs, not 1")
+            check_disabled(values)
             changed = changed or now != shown
             shown = now
     # Some controls only matter together with others (groups, when the choice is GroupNorm), so
@@ -270,6 +359,7 @@ def test_fixture_good_panel_passes_every_check(kernel):
     panel = fixture_panels.GOOD
     assert control_problems(panel) == []
     assert compute_failures(panel) == []
+    assert control_effect_failures(panel) == []
     assert widget_failures(kernel, "fixture_panels.GOOD", panel) == []
 
 
@@ -284,6 +374,48 @@ def test_fixture_a_compute_that_raises_at_an_extreme_fails_naming_the_values(ker
     failures = widget_failures(kernel, "fixture_panels.RAISES_AT_BATCH_OF_ONE", panel)
     assert any("at slope=1.0, batch_size=1: a panel could not draw" in f and "ZeroDivisionError" in f
                for f in failures), failures
+
+
+def test_fixture_a_control_that_applies_to_one_choice_only_is_disabled_for_the_others(kernel):
+    panel = fixture_panels.SWITCH
+    assert panel.active({"shape": "flat"}) == {"slope": False, "batch_size": True, "shape": True}
+    assert control_effect_failures(panel) == []
+    assert widget_failures(kernel, "fixture_panels.SWITCH", panel) == []
+
+
+def test_fixture_a_control_that_does_nothing_and_is_not_disabled_fails(kernel):
+    assert control_effect_failures(fixture_panels.SWITCH_UNDECLARED) == [
+        f"at slope=1.0, batch_size=16, shape='flat': moving slope to {value!r} leaves the figure "
+        "unchanged; if it does not apply there, declare it (Control.active_when) so that the "
+        "widget disables it" for value in (0.0, 3.0)]
+    assert control_effect_failures(fixture_panels.IGNORES_A_CONTROL) == [
+        f"at slope=1.0, batch_size=16: moving batch_size to {value!r} leaves the figure unchanged; "
+        "if it does not apply there, declare it (Control.active_when) so that the widget disables "
+        "it" for value in (1, 64)]
+    # the widget of SWITCH disables the slope for "flat"; a panel that says it applies there fails
+    failures = widget_failures(kernel, "fixture_panels.SWITCH", fixture_panels.SWITCH_UNDECLARED)
+    assert failures == ["at slope=1.0, batch_size=16, shape='flat': slope is disabled in the widget, "
+                        "but it applies there"], failures
+
+
+def test_fixture_a_control_disabled_where_it_still_matters_fails():
+    assert control_effect_failures(fixture_panels.WRONGLY_DISABLED) == [
+        f"at slope=1.0, batch_size=16, shape='flat': batch_size is disabled (active_when "
+        f"{{'shape': ('line',)}}), yet moving it to {value!r} changes the figure" for value in (1, 64)]
+
+
+def test_a_declaration_that_names_no_control_or_no_option_is_refused():
+    from helpers.panel import Control, Panel
+
+    with pytest.raises(ValueError, match="'kind', which is not another control"):
+        Panel("p", fixture_panels.compute_line, fixture_panels.draw_line, [
+            Control("slope", "float", 1.0, low=0.0, high=3.0, active_when={"kind": ("group",)}),
+            Control("batch_size", "int", 16, low=1, high=64)])
+    with pytest.raises(ValueError, match=r"is \['circle'\], not among its values"):
+        Panel("p", fixture_panels.compute_shape, fixture_panels.draw_line, [
+            Control("slope", "float", 1.0, low=0.0, high=3.0, active_when={"shape": ("circle",)}),
+            Control("batch_size", "int", 16, low=1, high=64),
+            Control("shape", "choice", "line", options=fixture_panels.SHAPE_OPTIONS)])
 
 
 def test_fixture_a_draw_without_a_figure_fails():

@@ -10,7 +10,9 @@
 Each checker runs hidden cases, compares with the references in ``helpers.bn`` and
 ``helpers.norms``, and recognises the usual mistakes by computing them too: a reshape
 without the transpose, statistics per (c, h, w) or per sample, the wrong output layout, the
-unbiased variance, a missing eps...
+unbiased variance, a missing eps... Any other choice of axes is named: which axes the answer
+averages over and what it keeps one statistic per. An answer computed in float32 is told so,
+with the checker's tolerance (1e-8, in float64).
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 from helpers.bn import batchnorm_forward, spatial_batchnorm_forward
-from helpers.feedback import Feedback, NotAttempted, call_reader_function
+from helpers.feedback import (
+    LOW_PRECISION,
+    Feedback,
+    NotAttempted,
+    call_reader_function,
+    low_precision_message,
+    precision_of,
+)
 from helpers.norms import group_normalize, normalize
 
 __all__ = ["check_group_norm", "check_normalization_axes", "check_spatial_batchnorm_forward"]
@@ -45,9 +54,61 @@ def _first_output(result):
     return np.asarray(result, dtype=np.float64) if result is not None else None
 
 
-def _close(a, b) -> bool:
-    return a is not None and a.shape == b.shape and bool(np.allclose(a, b, rtol=TOLERANCE,
-                                                                      atol=TOLERANCE))
+def _close(a, b, tolerance=TOLERANCE) -> bool:
+    """Equal to the checker's tolerance, or (a looser one, for an answer in float32) to
+    ``tolerance`` relative to the largest value."""
+    if a is None or a.shape != b.shape:
+        return False
+    if tolerance == TOLERANCE:
+        return bool(np.allclose(a, b, rtol=TOLERANCE, atol=TOLERANCE))
+    return bool(np.abs(a - b).max() <= tolerance * np.abs(b).max())
+
+
+def _rounding_tolerance(precision) -> float:
+    """How close a correct answer computed in ``precision`` comes to the float64 reference
+    (a thousand machine epsilons, relative to the largest value), or TOLERANCE for float64."""
+    return TOLERANCE if precision is None else 1e3 * LOW_PRECISION[precision]
+
+
+def _precision_note(precision, got, expected) -> str | None:
+    """The float32 message for an answer that differs from ``expected``; None if the difference
+    is not a matter of precision (the answer is wrong for another reason)."""
+    error = float(np.abs(got - expected).max() / np.abs(expected).max())  # relative to the largest value
+    if precision is not None and error > _rounding_tolerance(precision):
+        return None
+    return low_precision_message(precision, error, TOLERANCE)
+
+
+#: Names of the axes of (N, C, H, W) and of group norm's (N, G, C // G, H, W).
+AXIS_NAMES = {4: ("N", "C", "H", "W"), 5: ("N", "G", "C/G", "H", "W")}
+
+
+def describe_axes(axes, ndim: int) -> str:
+    """What averaging over ``axes`` of an (N, C, H, W) (ndim 4) or (N, G, C/G, H, W) (ndim 5)
+    array does, in words: "averages over N, H (axes 0, 2): one mean and variance per (C, W)"."""
+    names = AXIS_NAMES[ndim]
+    axes = tuple(sorted(axes))
+    kept = [names[a] for a in range(ndim) if a not in axes]
+    over = ", ".join(names[a] for a in axes) or "nothing"
+    per = ("one mean and variance in all" if not kept else
+           f"one mean and variance per {kept[0]}" if len(kept) == 1 else
+           f"one mean and variance per ({', '.join(kept)})")
+    return f"averages over {over} (axes {', '.join(map(str, axes))}): {per}"
+
+
+def _statistics_of(got, x, ndim, eps, affine=None):
+    """The axes of x (ndim 4) or of its grouped view (ndim 5, ``x`` already grouped) over which
+    normalizing gives ``got`` (after ``affine``, if given), or None."""
+    from itertools import combinations
+
+    for size in range(1, ndim + 1):
+        for axes in combinations(range(ndim), size):
+            candidate = normalize(x, axes, eps)
+            if affine is not None:
+                candidate = affine(candidate)
+            if _close(got, candidate.reshape(got.shape)):
+                return axes
+    return None
 
 
 def _not_attempted(name: str) -> Feedback:
@@ -123,8 +184,8 @@ def check_spatial_batchnorm_forward(spatial_forward) -> Feedback:
         eps = 1e-5
         expected = spatial_batchnorm_forward(x, gamma, beta, eps)[0]
         try:
-            got = _first_output(call_reader_function(spatial_forward, x.copy(), gamma.copy(),
-                                                     beta.copy(), eps))
+            raw = call_reader_function(spatial_forward, x.copy(), gamma.copy(), beta.copy(), eps)
+            got = _first_output(raw)
         except NotAttempted:
             return _not_attempted(feedback.exercise)
         except Exception as error:  # the reader's code failed: say how, don't crash
@@ -147,10 +208,25 @@ def check_spatial_batchnorm_forward(spatial_forward) -> Feedback:
             return feedback
         if _close(got, expected):
             continue
+        precision = precision_of(raw)
+        note = _precision_note(precision, got, expected)
+        if note and precision is not None:   # a float64 answer: the usual mistakes first
+            feedback.add(note + f" (x of shape {shape})")
+            return feedback
+        loose = _rounding_tolerance(precision)
         for candidate, message in _spatial_mistakes(x, gamma, beta, eps):
-            if _close(got, candidate):
+            if _close(got, candidate, loose):
                 feedback.add(message)
                 return feedback
+        axes = _statistics_of(got, x, 4, eps, lambda x_hat, g=gamma, b=beta: g[None, :, None, None] * x_hat
+                              + b[None, :, None, None])
+        if axes is not None:
+            feedback.add(f"Your normalization {describe_axes(axes, 4)}. Batch norm "
+                         f"{describe_axes(CORRECT_AXES['batch'], 4)}.")
+            return feedback
+        if note:
+            feedback.add(note + f" (x of shape {shape})")
+            return feedback
         error = float(np.abs(got - expected).max())
         feedback.add(f"For x of shape {shape} your output differs from the reference by up "
                      f"to {error:.3g}. Check the per-channel statistics over axes (0, 2, 3), "
@@ -257,8 +333,10 @@ def check_normalization_axes(answer_function) -> Feedback:
         elif axes == correct:
             feedback.add(f"{kind}: {axes} is right.")
         else:
-            hint = _AXIS_HINTS[kind].get(axes, "not the axes this normalization averages over.")
-            feedback.add(f"{kind}: {axes} is not right: {hint}")
+            hint = _AXIS_HINTS[kind].get(axes)
+            named = f"{axes} {describe_axes(axes, ndim)}; {kind} norm {describe_axes(correct, ndim)}."
+            feedback.add(f"{kind}: {axes} is not right: {hint} Your {named}" if hint
+                         else f"{kind}: {named}")
             all_right = False
     feedback.passed = all_right
     return feedback
@@ -313,7 +391,8 @@ def check_group_norm(group_norm) -> Feedback:
         x = _feature_map_case(rng, shape)
         expected = group_normalize(x, num_groups)
         try:
-            got = _first_output(call_reader_function(group_norm, x.copy(), num_groups, 1e-5))
+            raw = call_reader_function(group_norm, x.copy(), num_groups, 1e-5)
+            got = _first_output(raw)
         except NotAttempted:
             return _not_attempted(feedback.exercise)
         except Exception as error:
@@ -329,10 +408,26 @@ def check_group_norm(group_norm) -> Feedback:
             return feedback
         if _close(got, expected):
             continue
+        precision = precision_of(raw)
+        note = _precision_note(precision, got, expected)
+        if note and precision is not None:   # a float64 answer: the usual mistakes first
+            feedback.add(note + f" (x of shape {shape}, G = {num_groups})")
+            return feedback
+        loose = _rounding_tolerance(precision)
         for candidate, message in _group_mistakes(x, num_groups, 1e-5):
-            if _close(got, candidate):
+            if _close(got, candidate, loose):
                 feedback.add(message + f" (x of shape {shape}, G = {num_groups})")
                 return feedback
+        n, c, h, w = shape
+        axes = _statistics_of(got, x.reshape(n, num_groups, c // num_groups, h, w), 5, 1e-5)
+        if axes is not None:
+            feedback.add(f"Reshaped to (N, G, C/G, H, W), your normalization {describe_axes(axes, 5)}. "
+                         f"Group norm {describe_axes(CORRECT_AXES['group'], 5)} (x of shape {shape}, "
+                         f"G = {num_groups}).")
+            return feedback
+        if note:
+            feedback.add(note + f" (x of shape {shape}, G = {num_groups})")
+            return feedback
         error = float(np.abs(got - expected).max())
         feedback.add(f"For x of shape {shape} and G = {num_groups} your output differs from "
                      f"the reference by up to {error:.3g}.")

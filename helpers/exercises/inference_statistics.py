@@ -5,7 +5,9 @@
 - ``check_fold_batchnorm``: fold an eval-mode BN into the Linear or Conv layer before it.
 
 Each runs the reader's function on hidden cases, compares with ``helpers.bn`` and, when the
-answer is wrong, tries the usual mistakes one by one to say which one it is.
+answer is wrong, tries the usual mistakes one by one to say which one it is. An answer computed in
+float32 (returned as float32, or rounded to float32 inside) is told so, with the tolerance the
+checker uses (relative 1e-9, in float64), instead of "wrong".
 """
 
 from __future__ import annotations
@@ -13,16 +15,47 @@ from __future__ import annotations
 import numpy as np
 
 from helpers.bn import fold_batchnorm, update_running_stats
-from helpers.feedback import Feedback, NotAttempted, call_reader_function
+from helpers.feedback import (
+    LOW_PRECISION,
+    Feedback,
+    NotAttempted,
+    call_reader_function,
+    low_precision_message,
+    precision_of,
+)
 
 __all__ = ["check_fold_batchnorm", "check_running_stats_update"]
 
 RTOL, ATOL = 1e-9, 1e-12
 
 
-def _close(a, b) -> bool:
+def _close(a, b, rtol=RTOL) -> bool:
+    """Equal to the checker's tolerance, or (a looser ``rtol``, for an answer in float32) to
+    ``rtol`` relative to the largest value."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return a.shape == b.shape and np.allclose(a, b, rtol=RTOL, atol=ATOL)
+    if a.shape != b.shape:
+        return False
+    if rtol == RTOL:
+        return bool(np.allclose(a, b, rtol=RTOL, atol=ATOL))
+    return bool(np.abs(a - b).max() <= rtol * np.abs(b).max())
+
+
+def _rounding_tolerance(precision) -> float:
+    """How close a correct answer computed in ``precision`` comes to the float64 reference
+    (a thousand machine epsilons), or RTOL for float64."""
+    return RTOL if precision is None else 1e3 * LOW_PRECISION[precision]
+
+
+def _precision_note(precision, pairs) -> str | None:
+    """The float32 message for an answer whose (got, expected) pairs differ; None if the
+    difference is not a matter of precision (then the answer is wrong for another reason).
+    Asked before the usual mistakes for an answer in float32, after them for one in float64
+    (whose small difference may be a mistake such as a missing eps, or float32 inside)."""
+    error = max(float(np.abs(np.asarray(got, dtype=np.float64) - expected).max() / np.abs(expected).max())
+                for got, expected in pairs)   # relative to the largest value
+    if precision is not None and error > _rounding_tolerance(precision):
+        return None
+    return low_precision_message(precision, error, RTOL)
 
 
 def _as_pair(result, shapes, what: str):
@@ -134,13 +167,21 @@ def check_running_stats_update(function) -> Feedback:
             running_mean, running_var, x.mean(axis=0), x.var(axis=0), x.shape[0], momentum)
         if _close(new_mean, expected_mean) and _close(new_var, expected_var):
             continue
+        precision = precision_of(result)
+        note = _precision_note(precision, [(new_mean, expected_mean), (new_var, expected_var)])
+        if note and precision is not None:
+            found.append(note)
+            break
+        loose = _rounding_tolerance(precision)
         for flags, message in _RUNNING_MISTAKES:
             mistake_mean, mistake_var = _running_reference(running_mean, running_var, x, momentum, **flags)
-            if _close(new_mean, mistake_mean) and _close(new_var, mistake_var):
+            if _close(new_mean, mistake_mean, loose) and _close(new_var, mistake_var, loose):
                 found.append(message)
                 break
         else:
-            if _close(new_mean, expected_mean):
+            if note:
+                found.append(note)
+            elif _close(new_mean, expected_mean):
                 found.append(
                     f"the running mean is right but the running variance is not (expected "
                     f"{np.round(expected_var, 4)}, got {np.round(new_var, 4)} for a batch of "
@@ -267,13 +308,22 @@ def check_fold_batchnorm(function) -> Feedback:
         expected = fold_batchnorm(weight, bias, gamma, beta, mean, var, eps)
         if _close(folded_weight, expected[0]) and _close(folded_bias, expected[1]):
             continue
+        precision = precision_of(result)
+        note = _precision_note(precision, [(folded_weight, expected[0]), (folded_bias, expected[1])])
+        if note and precision is not None:
+            found.append(note + f" ({where})")
+            break
+        loose = _rounding_tolerance(precision)
         for flags, message in _FOLD_MISTAKES:
             mistake = _fold_variant(weight, bias, gamma, beta, mean, var, eps, **flags)
-            if mistake is not None and _close(folded_weight, mistake[0]) and _close(folded_bias, mistake[1]):
+            if mistake is not None and _close(folded_weight, mistake[0], loose) and \
+                    _close(folded_bias, mistake[1], loose):
                 found.append(message)
                 break
         else:
-            if _close(folded_weight, expected[0]):
+            if note:
+                found.append(note + f" ({where})")
+            elif _close(folded_weight, expected[0]):
                 found.append(f"the folded weight is right, the folded bias is not ({where}): "
                              "it should be beta + scale * (b - running_mean).")
             elif _close(folded_bias, expected[1]):

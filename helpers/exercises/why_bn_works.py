@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.feedback import Feedback, NotAttempted, call_reader_function
+from helpers.feedback import (
+    LOW_PRECISION,
+    Feedback,
+    NotAttempted,
+    call_reader_function,
+    low_precision_message,
+    precision_of,
+)
 from helpers.lessons.why_bn_works import group_statistics, probe_along_gradient
 
 __all__ = ["check_gradient_walk", "check_group_statistics", "check_small_batch_prediction"]
@@ -26,6 +33,32 @@ def _as_array(value):
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu().numpy()
     return np.asarray(value, dtype=np.float64)
+
+
+#: The checkers compare in float64 to this relative tolerance.
+RTOL, ATOL = 1e-9, 1e-12
+
+
+def _precision_verdict(result, pairs):
+    """(message or None, tolerance for matching mistakes): the float32 message for an answer
+    whose (got, expected) arrays differ by about what its precision allows (None if they differ
+    by more: the answer is wrong for another reason), and how closely a mistake computed in
+    float64 must match it."""
+    precision = precision_of(result)
+    error = max(float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-300))
+                for got, expected in pairs)   # relative to the largest value
+    loose = RTOL if precision is None else 1e3 * LOW_PRECISION[precision]
+    if precision is not None and error > loose:
+        return None, loose
+    return low_precision_message(precision, error, RTOL), loose
+
+
+def _close(a, b, tolerance=RTOL) -> bool:
+    """Equal to the checker's tolerance, or (a looser one, for an answer in float32) to
+    ``tolerance`` relative to the largest value."""
+    if tolerance == RTOL:
+        return bool(np.allclose(a, b, rtol=RTOL, atol=ATOL))
+    return bool(np.shape(a) == np.shape(b) and np.abs(a - b).max() <= tolerance * np.abs(b).max())
 
 
 def _pair(result, what: str, feedback: Feedback):
@@ -144,17 +177,22 @@ def check_group_statistics(reader_function) -> Feedback:
                              + _shape_hint(value.shape, n, c, g))
                 return feedback
         expected_mean, expected_var = group_statistics(x, g)
-        if np.allclose(mean, expected_mean, rtol=1e-9, atol=1e-12) and \
-                np.allclose(var, expected_var, rtol=1e-9, atol=1e-12):
+        if _close(mean, expected_mean) and _close(var, expected_var):
             continue
+        note, loose = _precision_verdict(result, [(mean, expected_mean), (var, expected_var)])
+        if note and precision_of(result) is not None:   # a float64 answer: the usual mistakes first
+            feedback.add(f"On {description}: {note}")
+            return feedback
         for mistake, explanation in _GROUP_MISTAKES:
             candidate_mean, candidate_var = mistake(x, g)
-            if np.allclose(mean, candidate_mean, rtol=1e-9, atol=1e-12) and \
-                    np.allclose(var, candidate_var, rtol=1e-9, atol=1e-12):
+            if _close(mean, candidate_mean, loose) and _close(var, candidate_var, loose):
                 feedback.add(f"On {description}: {explanation}")
                 return feedback
-        which = [name for name, ok in (("mean", np.allclose(mean, expected_mean)),
-                                        ("var", np.allclose(var, expected_var))) if not ok]
+        if note:
+            feedback.add(f"On {description}: {note}")
+            return feedback
+        which = [name for name, ok in (("mean", _close(mean, expected_mean)),
+                                        ("var", _close(var, expected_var))) if not ok]
         feedback.add(f"On {description}, your {' and '.join(which)} differ from the reference "
                      f"(largest difference {max(np.abs(mean - expected_mean).max(), np.abs(var - expected_var).max()):.3g}).")
         return feedback
@@ -261,20 +299,27 @@ def check_gradient_walk(reader_function) -> Feedback:
                          f"shapes {step_sizes.shape}; yours are {losses.shape} and {changes.shape}.")
             return feedback
         reference = probe_along_gradient(loss_and_gradient, w, step_sizes)
-        if np.allclose(losses, reference.losses, rtol=1e-9, atol=1e-12) and \
-                np.allclose(changes, reference.grad_changes, rtol=1e-9, atol=1e-12):
+        if _close(losses, reference.losses) and _close(changes, reference.grad_changes):
             continue
+        note, loose = _precision_verdict(result, [(losses, reference.losses),
+                                                  (changes, reference.grad_changes)])
+        if note and precision_of(result) is not None:   # a float64 answer: the usual mistakes first
+            feedback.add(f"On {description}: {note}")
+            return feedback
         for mistake, explanation in _WALK_MISTAKES:
             candidate_losses, candidate_changes = mistake(loss_and_gradient, w, step_sizes)
-            loss_ok = np.allclose(losses, candidate_losses, rtol=1e-9, atol=1e-12)
-            change_ok = np.allclose(changes, candidate_changes, rtol=1e-9, atol=1e-12)
+            loss_ok = _close(losses, candidate_losses, loose)
+            change_ok = _close(changes, candidate_changes, loose)
             if loss_ok and change_ok:
                 feedback.add(f"On {description}: {explanation}")
                 return feedback
-            right_losses = np.allclose(losses, reference.losses, rtol=1e-9, atol=1e-12)
+            right_losses = _close(losses, reference.losses, loose)
             if right_losses and change_ok:  # losses right, only the gradient change is off
                 feedback.add(f"On {description}: your losses are right. {explanation}")
                 return feedback
+        if note:
+            feedback.add(f"On {description}: {note}")
+            return feedback
         parts = []
         if not np.allclose(losses, reference.losses, rtol=1e-9, atol=1e-12):
             parts.append(f"losses {np.round(losses, 5)} (expected {np.round(reference.losses, 5)})")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,16 +40,32 @@ __all__ = [
     "SWEEP_EVAL_SIZE",
     "SWEEP_RECORD_EVERY",
     "SWEEP_STEPS",
+    "FULL_RECORD_EVERY",
+    "FULL_RUN_FILENAME",
+    "FULL_RUN_SHA256",
+    "FULL_STEPS",
+    "REG_EVAL_SIZE",
+    "REG_FULL_SEEDS",
+    "REG_FULL_STEPS",
+    "REG_IMAGES",
+    "REG_STEPS",
+    "REG_VARIANTS",
+    "FullRunRecord",
     "Run",
     "accuracy_table",
+    "best_learning_rate",
     "cached_run",
     "clear_cache",
     "describe",
     "init_scale_sweep",
     "learning_rate_sweep",
     "distribution_shift",
+    "full_run_plan",
+    "load_full_run",
     "mnist",
     "outcome",
+    "record_full_run",
+    "regularization_settings",
     "run_figure1",
     "saturated_fraction",
     "stuck_units",
@@ -335,3 +352,248 @@ def accuracy_table(runs: dict, steps) -> str:
             cells.append(f"{'-' if math.isnan(accuracy) else format(accuracy, '.1%'):>14}")
         lines.append(f"{label:<{label_width}}" + "".join(cells))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The FULL_RUN record: the paper-length runs, trained once by a maintainer and shipped in data/
+# ---------------------------------------------------------------------------------------------
+
+#: The paper's run length, and how often the full runs are evaluated on the 10,000 test images.
+FULL_STEPS = 50_000
+FULL_RECORD_EVERY = 500
+#: Section 6 (regularization): the small training set, its evaluation set, quick and full lengths.
+REG_IMAGES = 400
+REG_EVAL_SIZE = 2_000
+REG_STEPS = 800
+REG_FULL_STEPS = 5_000
+REG_FULL_SEEDS = (0, 1, 2)
+REG_DROPOUT = 0.2
+REG_VARIANTS = {"no BN": dict(batchnorm=False), "BN": dict(batchnorm=True),
+                "dropout": dict(batchnorm=False, dropout=REG_DROPOUT)}
+
+#: The recorded result of FULL_RUN, made by ``python -m tools.record_full_run``.
+FULL_RUN_FILENAME = "bn_in_a_network_full_run.json"
+#: Its sha256; ``load_full_run`` refuses a file with any other.
+FULL_RUN_SHA256 = "932b3832e0cee070a43d552422bd1c45115ffef5723e97be3055cd43f915c8a6"
+
+
+def best_learning_rate(sweep: dict, key: str) -> float:
+    """The learning rate of a ``learning_rate_sweep`` at which ``key`` ("plain" or "bn") has the
+    highest final test accuracy (the smaller rate on a tie)."""
+    return max(sweep, key=lambda lr: (sweep[lr][key].test_accuracy, -lr))
+
+
+def full_run_plan(best_plain_lr: float) -> dict:
+    """The Figure 1 runs of the record: {label: keyword arguments of ``run_figure1``}.
+
+    Figure 1's three networks at its learning rate (``BASE_LR``) and initial scale
+    (``BASE_INIT_STD``), and the plain network where the notebook's own sweeps serve it better:
+    at ``best_plain_lr`` (the best rate of the learning-rate sweep) and at an initial scale of
+    0.3 (the best of the initial-scale sweep); the BN network at ``best_plain_lr`` too, so that
+    the two can be compared at the same rate.
+    """
+    common = dict(steps=FULL_STEPS, record_every=FULL_RECORD_EVERY, seed=0)
+    return {
+        "no BN": dict(batchnorm=False, lr=BASE_LR, init_std=BASE_INIT_STD, **common),
+        "BN": dict(batchnorm=True, lr=BASE_LR, init_std=BASE_INIT_STD, **common),
+        "BN after": dict(batchnorm=True, bn_position="after", lr=BASE_LR, init_std=BASE_INIT_STD,
+                         **common),
+        f"no BN, lr {best_plain_lr:g}": dict(batchnorm=False, lr=best_plain_lr,
+                                             init_std=BASE_INIT_STD, **common),
+        f"BN, lr {best_plain_lr:g}": dict(batchnorm=True, lr=best_plain_lr,
+                                          init_std=BASE_INIT_STD, **common),
+        "no BN, init 0.3": dict(batchnorm=False, lr=BASE_LR, init_std=0.3, **common),
+    }
+
+
+def regularization_settings(name: str, seed: int, steps: int = REG_STEPS) -> dict:
+    """Keyword arguments of ``run_figure1`` for one run of section 6 (400 training images)."""
+    return dict(steps=steps, lr=BASE_LR, init_std=BASE_INIT_STD, seed=seed, train_size=REG_IMAGES,
+                eval_size=REG_EVAL_SIZE, record_every=steps // 5, tracked_units=(),
+                **REG_VARIANTS[name])
+
+
+#: The record keeps the tracked units' percentiles to this many decimals.
+PERCENTILE_DECIMALS = 4
+
+
+def _float32_list(values) -> list:
+    """Values as the shortest decimals that give back the same float32 (NaN as None)."""
+    array = np.asarray(values, dtype=np.float32)
+    flat = [None if math.isnan(v) else float(str(v)) for v in array.ravel()]
+    return np.array(flat, dtype=object).reshape(array.shape).tolist()
+
+
+def _history_record(run: Run) -> dict:
+    history = run.history
+    return {
+        "steps": [int(s) for s in history.steps],
+        "test_accuracy": _float32_list(history.test_accuracy),
+        "train_loss": _float32_list(history.train_loss),
+        # rounded to 1e-4 (in units of the sigmoid's input: far below what a plot shows)
+        "percentiles": np.round(history.percentiles.astype(np.float64), PERCENTILE_DECIMALS).tolist(),
+        "tracked_units": [list(unit) for unit in history.tracked_units],
+        "quantiles": list(history.quantiles),
+        "diverged": bool(history.diverged),
+        "train_accuracy": float(run.train_accuracy),
+    }
+
+
+def _train_and_record(settings: dict) -> dict:
+    """One run of the record (a worker function: picklable, importable by spawn)."""
+    return _history_record(run_figure1(progress=False, **settings))
+
+
+def record_full_run(path=None, jobs: int = 1) -> tuple[Path, str]:
+    """Train every run of the FULL_RUN record and write it as JSON (maintainers only: an hour
+    or more of CPU time).
+
+    Args:
+        path: where to write (default: the course's data/ folder, ``FULL_RUN_FILENAME``)
+        jobs: how many runs train at once, each in its own process on one torch thread
+              (the results do not depend on it)
+    Returns:
+        (path, sha256 of the file written)
+    """
+    import platform
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from helpers.data import sha256_of
+
+    sweep = learning_rate_sweep(LEARNING_RATES, init_std=BASE_INIT_STD, progress=False)
+    best_plain_lr = best_learning_rate(sweep, "plain")
+    figure1 = full_run_plan(best_plain_lr)
+    regularization = {(name, seed): regularization_settings(name, seed, REG_FULL_STEPS)
+                      for name in REG_VARIANTS for seed in REG_FULL_SEEDS}
+    tasks = list(figure1.values()) + list(regularization.values())
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(_train_and_record, tasks))
+    else:
+        results = [_train_and_record(settings) for settings in tasks]
+    figure1_results = dict(zip(figure1, results[:len(figure1)]))
+    regularization_results = results[len(figure1):]
+
+    record = {
+        "what": "notebook 06's FULL_RUN: the paper-length runs of Figure 1 (section 2) and the "
+                "longer regularization runs (section 6), trained once and recorded",
+        "command": "python -m tools.record_full_run",
+        "versions": {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
+                     "numpy": np.__version__},
+        "best_plain_lr": best_plain_lr,
+        "sweep_settings": dict(learning_rates=list(LEARNING_RATES), steps=SWEEP_STEPS,
+                               init_std=BASE_INIT_STD, eval_size=SWEEP_EVAL_SIZE),
+        "figure1": {label: {"settings": _json_settings(figure1[label]),
+                            "history": figure1_results[label]} for label in figure1},
+        "regularization": [{"variant": name, "settings": _json_settings(settings), "history": result}
+                           for ((name, _), settings), result
+                           in zip(regularization.items(), regularization_results)],
+    }
+    if path is None:
+        from helpers.data import DataFileError, find_data_file
+        try:
+            path = find_data_file("mnist.npz").parent / FULL_RUN_FILENAME
+        except DataFileError:
+            path = Path(FULL_RUN_FILENAME)
+    path = Path(path)
+    path.write_text(_json_text(record) + "\n", encoding="utf-8")
+    return path, sha256_of(path)
+
+
+def _json_text(value, depth: int = 0) -> str:
+    """JSON with one line per key down to the histories' fields, each list on one line."""
+    import json
+
+    if isinstance(value, dict) and depth < 4:
+        inner = "  " * (depth + 1)
+        items = [f"{inner}{json.dumps(key)}: {_json_text(item, depth + 1)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        inner = "  " * (depth + 1)
+        return ("[\n" + ",\n".join(inner + _json_text(item, depth + 1) for item in value)
+                + "\n" + "  " * depth + "]")
+    return json.dumps(value, allow_nan=False, separators=(", ", ": "))
+
+
+def _json_settings(settings: dict) -> dict:
+    """``run_figure1`` keyword arguments with tuples as lists (as JSON stores them)."""
+    return {key: [list(unit) for unit in value] if key == "tracked_units" else value
+            for key, value in settings.items()}
+
+
+@dataclass(frozen=True)
+class FullRunRecord:
+    """The recorded FULL_RUN (``load_full_run``).
+
+    Attributes:
+        figure1:        {label: Run} the 50,000-step runs of ``full_run_plan`` (the runs have no
+                        model; their train accuracy is the recorded one)
+        regularization: {"no BN" | "BN" | "dropout": [Run per seed]} section 6's longer runs
+        best_plain_lr:  the best rate of the plain network in the learning-rate sweep, as the
+                        recording found it (the notebook checks its own sweep agrees)
+        versions:       python, torch and numpy of the recording
+        path:           the file read
+    """
+
+    figure1: dict
+    regularization: dict
+    best_plain_lr: float
+    versions: dict
+    path: Path
+
+
+def _run_from_record(settings: dict, record: dict) -> Run:
+    defaults = dict(batchnorm=False, bn_position="before", seed=0, dropout=0.0, train_size=None,
+                    eval_size=None, tracked_units=LAST_LAYER_UNITS)
+    arguments = {**defaults, **settings}
+    normalized = _settings(**{name: arguments[name] for name in (
+        "batchnorm", "steps", "lr", "init_std", "seed", "bn_position", "dropout", "train_size",
+        "eval_size", "record_every", "tracked_units")})
+    steps = np.array(record["steps"])
+    units = tuple(tuple(unit) for unit in record["tracked_units"])
+    history = History(
+        steps=steps,
+        test_accuracy=np.array(record["test_accuracy"], dtype=np.float64),
+        train_loss=np.array([np.nan if v is None else v for v in record["train_loss"]]),
+        percentiles=np.array(record["percentiles"], dtype=np.float64).reshape(
+            len(steps), len(units), len(record["quantiles"])),
+        tracked_units=units, quantiles=tuple(record["quantiles"]), diverged=record["diverged"],
+        settings=dict(steps=normalized["steps"], batch_size=60, lr=normalized["lr"],
+                      record_every=normalized["record_every"], seed=normalized["seed"]))
+    return Run(history=history, settings=normalized, model=None,
+               _train_accuracy=float(record["train_accuracy"]))
+
+
+def load_full_run(path=None, verify: bool = True) -> FullRunRecord:
+    """Read the recorded FULL_RUN (``data/bn_in_a_network_full_run.json``), after checking
+    its sha256 against ``FULL_RUN_SHA256``.
+
+    Raises:
+        helpers.data.DataFileError: the file is missing or is not the recorded one.
+    """
+    import json
+
+    from helpers.data import DataFileError, find_data_file, sha256_of
+
+    path = find_data_file(FULL_RUN_FILENAME) if path is None else Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path} does not exist; it ships with the course in data/.")
+    if verify:
+        actual = sha256_of(path)
+        if actual != FULL_RUN_SHA256:
+            raise DataFileError(
+                f"{path} is not the recorded FULL_RUN of notebook 06: its sha256 is {actual}, "
+                f"expected {FULL_RUN_SHA256}. Get a fresh copy of the course's data/ folder, or "
+                "(maintainers) re-record it with `python -m tools.record_full_run` and update "
+                "FULL_RUN_SHA256.")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    figure1 = {label: _run_from_record(entry["settings"], entry["history"])
+               for label, entry in record["figure1"].items()}
+    regularization: dict = {}
+    for entry in record["regularization"]:
+        regularization.setdefault(entry["variant"], []).append(
+            _run_from_record(entry["settings"], entry["history"]))
+    return FullRunRecord(figure1=figure1, regularization=regularization,
+                         best_plain_lr=float(record["best_plain_lr"]),
+                         versions=dict(record["versions"]), path=path)

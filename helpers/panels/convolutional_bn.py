@@ -442,7 +442,7 @@ def make_normalization_panel(feature_maps=None, digits=None) -> Panel:
     return Panel("which values share one mean and variance", compute, draw_shared_statistics, [
         Control("kind", "choice", "batch", options=NORMALIZATIONS, description="normalization"),
         Control("groups", "int", 4, low=1, high=channels, description="groups G (group norm)",
-                test_values=(1, 3, 4, channels)),
+                test_values=(1, 3, 4, channels), active_when={"kind": ("group",)}),
         Control("batch_size", "int", total, low=1, high=total, description="batch size N"),
         Control("sample", "int", 0, low=0, high=total - 1, description="sample"),
         Control("channel", "int", 0, low=0, high=channels - 1, description="channel"),

@@ -236,7 +236,8 @@ PANELS = [
         draw_running_estimates,
         [
             Control("momentum", "log", 0.1, low=0.001, high=1.0, step=0.1,
-                    description="momentum (torch)"),
+                    description="momentum (torch)",
+                    active_when={"average": (AVERAGES[0],)}),  # the cumulative average has none
             Control("batch_size", "int", 60, low=1, high=256, description="batch size",
                     test_values=(1, 2, 60, 256)),
             Control("order", "choice", ORDERS[0], options=ORDERS, description="batch order"),

@@ -335,7 +335,9 @@ PANELS = [
         update=update_gd_two_features,
         controls=[
             Control("scale_ratio", "log", 10.0, low=1.0, high=100.0, step=0.1,
-                    description="feature-scale ratio", test_values=(1.0, 10.0, 100.0)),
+                    description="feature-scale ratio", test_values=(1.0, 10.0, 100.0),
+                    # z-scoring and whitening remove the scales: the ratio no longer matters
+                    active_when={"features": ("raw",)}),
             Control("learning_rate", "log", 10**-1.8, low=1e-4, high=3.0, step=0.1,
                     description="learning rate", test_values=(1e-4, 10**-1.8, 3.0)),
             Control("correlation", "float", 0.0, low=0.0, high=0.95, step=0.05,
