@@ -329,18 +329,20 @@ def accuracy(model: nn.Module, x, y) -> float:
 # 1. Fine-tuning
 # ----------------------------------------------------------------------------------------
 
-PRETRAIN = dict(steps=600, batch_size=64, lr=0.05, momentum=0.9)
+#: Pretraining uses the first PRETRAIN["images"] images of the subset; fine-tuning and recalibration
+#: draw from the others, so that the network has never seen them.
+PRETRAIN = dict(images=6000, steps=600, batch_size=64, lr=0.05, momentum=0.9)
 FINE_TUNE = dict(examples=256, steps=300, lr=0.05, unlabeled=2000)
 BN_MODES = ("train", "frozen", "recalibrated")
 
 
 def pretrained_mlp(seed: int = 0) -> nn.Sequential:
-    """``bn_mlp("batch")`` trained on the MNIST subset (PRETRAIN settings); a fresh copy each
-    call (trained once per process), in eval mode."""
+    """``bn_mlp("batch")`` trained on the first 6,000 images of the MNIST subset (PRETRAIN
+    settings); a fresh copy each call (trained once per process), in eval mode."""
     def make():
         data = mnist_subset()
         model = bn_mlp("batch", seed=seed)
-        batches = random_batches(len(data.x_train), PRETRAIN["batch_size"], PRETRAIN["steps"], seed)
+        batches = random_batches(PRETRAIN["images"], PRETRAIN["batch_size"], PRETRAIN["steps"], seed)
         train(model, data.x_train, data.y_train, batches, PRETRAIN["lr"], PRETRAIN["momentum"],
               seed=seed, description="pretraining")
         return model.eval()
@@ -384,16 +386,16 @@ def domain_data(domain: str, seed: int = 0) -> dict:
 
     Returns dict: x, y (256 labelled training images of the domain, chosen by ``seed``),
     unlabeled (2,000 other training images of the domain, for recalibration), x_test, y_test
-    (the 2,000 test images of the domain).
+    (the 2,000 test images of the domain). None of them was used in pretraining.
     """
     if domain not in ("clean", "faded"):
         raise ValueError(f"domain must be 'clean' or 'faded', got {domain!r}")
 
     def make():
         data = mnist_subset()
-        start = 6000 + 1000 * seed  # labelled target images, apart from the unlabeled ones
+        start = 8000 + 1000 * seed  # labelled images, none seen in pretraining or recalibration
         x, y = data.x_train[start:start + FINE_TUNE["examples"]], data.y_train[start:start + FINE_TUNE["examples"]]
-        unlabeled = data.x_train[4000:4000 + FINE_TUNE["unlabeled"]]
+        unlabeled = data.x_train[6000:6000 + FINE_TUNE["unlabeled"]]
         x_test = data.x_test
         if domain == "faded":
             x, unlabeled, x_test = faded(x, 3 + seed), faded(unlabeled, 2), faded(x_test, 1)
