@@ -164,3 +164,7 @@ def test_padded_batch_pads_after_each_length():
     assert np.all(x[~mask] == -7.0) and np.all(x[mask] != -7.0)
     with pytest.raises(ValueError, match="lengths"):
         lesson.padded_batch(lengths=(0, 2))
+
+
+def test_with_progress_yields_every_item_in_order():
+    assert list(lesson.with_progress(iter([3, 1, 2]), "items", progress=False)) == [3, 1, 2]

@@ -62,6 +62,7 @@ __all__ = [
     "stream_variances",
     "train",
     "variance_shift",
+    "with_progress",
 ]
 
 #: Training and test subsets of MNIST (flattened images in [0, 1]).
@@ -89,6 +90,16 @@ def _progress(total: int, description: str, progress):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=description, disable=not show_progress(progress), leave=False)
+
+
+def with_progress(items, description: str, progress=None):
+    """Iterate over the items under a progress bar (shown when someone is watching, see
+    ``helpers.training.show_progress``): for the notebook's loops over training runs."""
+    items = list(items)
+    with _progress(len(items), description, progress) as bar:
+        for item in items:
+            yield item
+            bar.update(1)
 
 
 # ----------------------------------------------------------------------------------------
