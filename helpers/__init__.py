@@ -5,6 +5,9 @@ The library, one job per module:
 - ``helpers.bn``         the numpy reference implementation (forward, backward, running stats, folding, layer)
 - ``helpers.gradcheck``  centered-difference gradient checks
 - ``helpers.norms``      batch, layer, instance and group normalization: which values share statistics
+- ``helpers.renorm``     Batch Renormalization (Ioffe 2017) in numpy: forward, backward, running statistics
+- ``helpers.welford``    mean and variance in low precision: Welford's update, two passes, the one-pass formula
+- ``helpers.frozen``     BN at fine-tuning time: FrozenBatchNorm1d/2d, freezing, recalibrating (torch)
 - ``helpers.data``       MNIST loading with checksum verification, and seeded toy data
 - ``helpers.models``     torch models used in the notebooks (the paper's MLP, a small CNN)
 - ``helpers.training``   a seeded training loop that records what the plots need

@@ -4,7 +4,7 @@ A panel's figure has a still layer (axes, ticks, titles, legends: the same for e
 and a moving layer (lines, images, numbers). ``overlay_axes`` gives the moving artists a
 see-through axes of their own over a still one; ``Backdrop`` draws the still layer once per
 canvas and pastes its pixels back on later draws, since rendering text is most of the time
-matplotlib spends on a redraw. Used by the panels of notebooks 01 to 07.
+matplotlib spends on a redraw. Used by the panels of notebooks 01 to 08.
 """
 
 from __future__ import annotations

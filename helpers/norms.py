@@ -17,6 +17,10 @@ Every one of them averages over all of H and W, so which values share statistics
 by the (sample, channel) pair alone: ``statistics_labels`` returns an (N, C) array of group
 ids, which is what the course's cube figure draws.
 
+For sequences (N, T, D), notebook 08: ``layer_norm`` normalizes each token over its last axes
+with a learnable scale and shift, ``torch.nn.functional.layer_norm``'s convention, and
+``masked_batch_norm`` computes batch statistics over the real tokens of a padded batch only.
+
 numpy only (torch is the judge in the tests). Statistics are accumulated in float64 in two
 passes (mean first), like ``helpers.bn``; the output keeps the floating dtype of x.
 """
@@ -28,6 +32,8 @@ import numpy as np
 __all__ = [
     "NORMALIZATIONS",
     "group_normalize",
+    "layer_norm",
+    "masked_batch_norm",
     "normalization_axes",
     "normalize",
     "normalize_feature_map",
@@ -244,3 +250,82 @@ def values_per_statistic(kind: str, shape, num_groups: int | None = None) -> int
         return h * w
     return (c // _check_groups(num_groups, c)) * h * w
 
+
+
+def layer_norm(x, normalized_ndim: int = 1, gamma=None, beta=None, eps=1e-5) -> np.ndarray:
+    """Layer normalization as ``torch.nn.functional.layer_norm(x, x.shape[-k:], gamma, beta, eps)``.
+
+    Each slice over the last ``normalized_ndim`` = k axes (one token's D features for a sequence
+    (N, T, D); one example's (C, H, W) for a feature map with k = 3) gets its own mean and
+    biased variance, so an example's output never depends on the other examples in the batch,
+    nor on padding.
+
+    Args:
+        x:               array with at least ``normalized_ndim`` dimensions
+        normalized_ndim: k >= 1, how many trailing axes share one mean and variance
+        gamma, beta:     None (1 and 0) or arrays of shape x.shape[-k:], applied elementwise
+        eps:             small positive number added to the variance
+
+    Returns:
+        array of x's shape and floating dtype
+    """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    if int(normalized_ndim) != normalized_ndim or not 1 <= normalized_ndim <= x.ndim:
+        raise ValueError(f"normalized_ndim must be an integer from 1 to x.ndim = {x.ndim}, "
+                         f"got {normalized_ndim!r}")
+    k = int(normalized_ndim)
+    axes = tuple(range(x.ndim - k, x.ndim))
+    out = normalize(x, axes, eps)
+    trailing = x.shape[x.ndim - k:]
+    for name, value in (("gamma", gamma), ("beta", beta)):
+        if value is not None and np.shape(value) != trailing:
+            raise ValueError(f"{name} must have shape {trailing} (the normalized axes), "
+                             f"got {np.shape(value)}")
+    if gamma is not None:
+        out = out * np.asarray(gamma)
+    if beta is not None:
+        out = out + np.asarray(beta)
+    return out.astype(x.dtype, copy=False)
+
+
+def masked_batch_norm(x, mask, eps=1e-5):
+    """Batch normalization of a padded batch of sequences, statistics over the real tokens only.
+
+    For x (N, T, D), batch normalization treats every (example, position) as a sample and
+    computes one mean and variance per feature over all N * T of them; with padding, the pad
+    tokens enter those statistics. Here only the positions where ``mask`` is True count:
+
+        mean = sum(mask * x) / sum(mask),   var = sum(mask * (x - mean)^2) / sum(mask)
+
+    (two passes, biased variance; Keras's ``BatchNormalization(mask=...)`` computes the same).
+
+    Args:
+        x:    (N, T, D) a padded batch
+        mask: (N, T) bool, True at real tokens; at least 2 of them
+        eps:  small positive number added to the variance
+
+    Returns:
+        (out, mean, var): out (N, T, D) normalized (pad positions are normalized too, with the
+        same statistics: mask them out downstream), mean and var (D,)
+    """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    mask = np.asarray(mask)
+    if x.ndim != 3:
+        raise ValueError(f"x must be a padded batch (N, T, D), got shape {x.shape}")
+    if mask.shape != x.shape[:2] or mask.dtype != bool:
+        raise ValueError(f"mask must be a bool array of shape {x.shape[:2]} (N, T), got "
+                         f"{mask.dtype} of shape {mask.shape}")
+    eps = _check_eps(eps)
+    count = int(mask.sum())
+    if count < 2:
+        raise ValueError(f"the mask selects {count} token(s); a variance needs at least 2")
+    real = x[mask]  # (count, D), the real tokens
+    mean = real.mean(axis=0, dtype=np.float64)
+    centred = real - mean
+    var = np.mean(centred * centred, axis=0)
+    out = (x - mean) / np.sqrt(var + eps)
+    return out.astype(x.dtype, copy=False), mean, var

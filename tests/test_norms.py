@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from helpers.norms import (
     group_normalize,
+    layer_norm,
+    masked_batch_norm,
     normalization_axes,
     normalize,
     normalize_feature_map,
@@ -118,3 +120,49 @@ def test_values_per_statistic():
 def test_bad_input_raises_a_clear_value_error(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+# --- sequences: layer norm and masked batch statistics (notebook 08) ---------------------
+
+
+@pytest.mark.parametrize("shape, k", [((4, 7, 5), 1), ((3, 4, 5, 6), 3), ((2, 6, 3), 2), ((9, 4), 1)])
+@pytest.mark.parametrize("affine", [False, True])
+def test_layer_norm_matches_torch(rng, shape, k, affine):
+    x = feature_map(rng, shape)
+    trailing = shape[-k:]
+    gamma, beta = (rng.normal(size=trailing), rng.normal(size=trailing)) if affine else (None, None)
+    expected = torch.nn.functional.layer_norm(
+        torch.from_numpy(x), trailing, None if gamma is None else torch.from_numpy(gamma),
+        None if beta is None else torch.from_numpy(beta), eps=1e-5).numpy()
+    np.testing.assert_allclose(layer_norm(x, k, gamma, beta), expected, rtol=0, atol=TOL)
+
+
+def test_layer_norm_of_a_token_does_not_depend_on_its_batch(rng):
+    x = feature_map(rng, (3, 4, 6))
+    np.testing.assert_allclose(layer_norm(x)[1:2], layer_norm(x[1:2]), rtol=0, atol=0)
+
+
+def test_masked_batch_norm_uses_the_real_tokens_only(rng):
+    x = feature_map(rng, (3, 5, 2))
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=bool)
+    padded = np.where(mask[..., None], x, 0.0)
+    out, mean, var = masked_batch_norm(padded, mask)
+    real = x[mask]  # (9, 2)
+    expected = torch.nn.functional.batch_norm(torch.from_numpy(real), None, None, training=True).numpy()
+    np.testing.assert_allclose(out[mask], expected, rtol=0, atol=TOL)
+    np.testing.assert_allclose(mean, real.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(var, real.var(axis=0), rtol=1e-12)
+
+
+def test_bad_sequence_input_is_refused(rng):
+    x = feature_map(rng, (2, 3, 4))
+    with pytest.raises(ValueError, match="normalized_ndim"):
+        layer_norm(x, 4)
+    with pytest.raises(ValueError, match="gamma must have shape"):
+        layer_norm(x, 1, gamma=np.ones(3))
+    with pytest.raises(ValueError, match="bool array"):
+        masked_batch_norm(x, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="at least 2"):
+        masked_batch_norm(x, np.eye(2, 3, dtype=bool) & np.array([[True], [False]]))
+    with pytest.raises(ValueError, match=r"\(N, T, D\)"):
+        masked_batch_norm(x[0], np.ones((3, 4), dtype=bool))

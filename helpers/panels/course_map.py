@@ -34,6 +34,7 @@ NOTEBOOKS = {
     5: ("05_convolutional_bn.ipynb", "Convolutional BN"),
     6: ("06_bn_in_a_network.ipynb", "BN in a real network"),
     7: ("07_why_bn_works.ipynb", "Why does it work?"),
+    8: ("08_bn_in_practice.ipynb", "BN in practice"),
 }
 
 
@@ -163,6 +164,33 @@ GLOSSARY = [
          "anything that reduces overfitting; BN's mini-batch noise acts as a mild regularizer; not 归一化 "
          "(normalization), which some study notes confuse with it",
          (6, 7)),
+    Term("fine-tuning", "微调",
+         "adapting a pretrained network to new data with a few training steps; BN's statistics then need care",
+         (8,)),
+    Term("frozen batch normalization", "冻结的批归一化",
+         "BN with fixed statistics and γ, β: the inference transform in every mode (torchvision's FrozenBatchNorm2d)",
+         (8,)),
+    Term("residual connection", "残差连接",
+         "a block's input added to its output, h + F(h): variances add up along the stream",
+         (8,)),
+    Term("zero-initialized γ", "零初始化 γ",
+         "the last BN of each residual branch starts with γ = 0, so every block starts as the identity",
+         (8,)),
+    Term("variance shift", "方差偏移",
+         "dropout before BN: the variance BN learns in training is larger than the one it meets at inference",
+         (8,)),
+    Term("Batch Renormalization", "批重归一化",
+         "BN whose batch statistics are corrected towards the running ones by clipped factors r and d (Ioffe 2017)",
+         (8,)),
+    Term("half precision / mixed precision", "半精度 / 混合精度",
+         "16-bit floats (float16, bfloat16) for speed and memory, with sensitive sums such as BN's statistics kept in float32",
+         (8,)),
+    Term("Welford's algorithm", "Welford 算法",
+         "a one-pass mean and variance that updates a running mean and sum of squared deviations, never squaring raw values",
+         (8,)),
+    Term("padding and mask", "填充与掩码",
+         "filler positions that make variable-length sequences one array, and the flags saying which positions are real",
+         (8,)),
 ]
 
 TERMS = tuple(term.english for term in GLOSSARY)
@@ -654,6 +682,107 @@ def _regularization():
     ], "legend": True, "ylim": (-2, 2)}]
 
 
+def _fine_tuning():
+    rng = _rng()
+    source, target = rng.normal(0.0, 1.0, 500), rng.normal(1.5, 0.6, 500)
+    return [{"title": "pretrained on one distribution, fine-tuned on another", "xlabel": "a unit's input",
+             "items": [("hist", source, dict(bins=30, alpha=0.5, density=True, label="pretraining data")),
+                       ("hist", target, dict(bins=30, alpha=0.5, density=True, label="fine-tuning data")),
+                       ("vline", 0.0, dict(color="tab:blue", ls="--", label="BN's stored mean"))],
+             "legend": True}]
+
+
+def _frozen_bn():
+    x = np.linspace(-3, 3, 50)
+    scale, shift = 1.5, 0.5
+    return [{"title": "frozen BN: one fixed line, in train and eval mode", "xlabel": "x", "ylabel": "output",
+             "items": [("line", x, scale * x + shift, dict(lw=2, label="y = scale·x + shift")),
+                       ("scatter", x[::5], scale * x[::5] + shift, dict(s=14, color="tab:orange",
+                                                                         label="model.train(): the same"))],
+             "legend": True}]
+
+
+def _residual_connection():
+    blocks = np.arange(17)
+    return [{"title": "variance of the stream h + F(h), block by block", "xlabel": "block", "yscale": "log",
+             "items": [("line", blocks, 2.0 ** blocks, dict(marker=".", label="no BN: doubles")),
+                       ("line", blocks, 1.0 + blocks, dict(marker=".", label="BN in F: +1 per block"))],
+             "legend": True}]
+
+
+def _zero_init():
+    blocks = np.arange(17)
+    return [{"title": "last γ of each branch = 0: every block starts as the identity", "xlabel": "block",
+             "items": [("line", blocks, 1.0 + blocks, dict(marker=".", label="γ = 1")),
+                       ("line", blocks, np.ones(17), dict(marker=".", label="γ = 0"))],
+             "legend": True, "ylim": (0, 18)}]
+
+
+def _variance_shift():
+    p = np.linspace(0, 0.9, 50)
+    return [{"title": "dropout right before BN: eval output variance", "xlabel": "dropout rate p",
+             "items": [("line", p, 1 - p, dict(lw=2, label="1 − p (zero-mean input)")),
+                       ("hline", 1.0, dict(color="black", ls=":", label="what BN promises"))],
+             "legend": True, "ylim": (0, 1.1)}]
+
+
+def _batch_renorm():
+    ratio = np.linspace(0.1, 5, 200)
+    return [{"title": "r = clip(σ_B / σ, 1/r_max, r_max)", "xlabel": "σ_B / σ", "ylabel": "r",
+             "items": [("line", ratio, np.clip(ratio, 1 / 3, 3), dict(lw=2, label="r_max = 3")),
+                       ("line", ratio, np.ones_like(ratio), dict(ls="--", label="r_max = 1: plain BN"))],
+             "legend": True}]
+
+
+def _half_precision():
+    means = np.array([1, 3, 10, 30, 100, 300, 1000])
+    rng = _rng()
+    naive, two = [], []
+    for m in means:
+        x = (m + rng.normal(size=(256, 8))).astype(np.float16)
+        exact = x.astype(np.float64).var(axis=0)
+        with np.errstate(all="ignore"):
+            n = np.float16(256)
+            v1 = (np.sum(x * x, axis=0, dtype=np.float16) / n - (np.sum(x, axis=0, dtype=np.float16) / n) ** 2)
+            d = x - x[0]
+            c = d - np.sum(d, axis=0, dtype=np.float16) / n
+            v2 = np.sum(c * c, axis=0, dtype=np.float16) / n
+        naive.append(np.median(np.abs(v1.astype(float) / exact - 1)))
+        two.append(np.median(np.abs(v2.astype(float) / exact - 1)))
+    naive = np.where(np.isfinite(naive), naive, 1e2)
+    return [{"title": "variance in float16 (inf drawn at the top)", "xlabel": "mean of the activations",
+             "xscale": "log", "yscale": "log",
+             "items": [("line", means, naive, dict(marker="o", label="E[x²] − E[x]²")),
+                       ("line", means, np.array(two), dict(marker="s", label="two passes"))],
+             "legend": True, "ylim": (1e-4, 3e2)}]
+
+
+def _welford():
+    values = _rng().normal(5.0, 2.0, 60)
+    steps = np.arange(1, 61)
+    mean, m2, means, variances = 0.0, 0.0, [], []
+    for k, v in enumerate(values, 1):
+        delta = v - mean
+        mean += delta / k
+        m2 += delta * (v - mean)
+        means.append(mean)
+        variances.append(m2 / k)
+    return [{"title": "Welford: running mean and variance, one value at a time", "xlabel": "values seen",
+             "items": [("line", steps, np.array(means), dict(label="mean")),
+                       ("line", steps, np.array(variances), dict(label="variance = M2 / k")),
+                       ("hline", values.mean(), dict(color="tab:blue", ls=":", label="np.mean of all 60")),
+                       ("hline", values.var(), dict(color="tab:orange", ls=":", label="np.var of all 60"))],
+             "legend": True}]
+
+
+def _padding_mask():
+    lengths = np.array([6, 2, 4, 3])
+    mask = (np.arange(6)[None, :] < lengths[:, None]).astype(float)
+    return [{"title": "a padded batch: real tokens (dark) and padding", "xlabel": "position",
+             "items": [("image", mask, dict(cmap="Blues", vmin=-0.3, vmax=1.2, aspect="auto"))],
+             "yticks": ["seq 1", "seq 2", "seq 3", "seq 4"]}]
+
+
 _PICTURES = {
     "batch normalization": _batch_normalization,
     "internal covariate shift": _internal_covariate_shift,
@@ -690,6 +819,15 @@ _PICTURES = {
     "condition number": _condition_number,
     "Hessian": _hessian,
     "regularization": _regularization,
+    "fine-tuning": _fine_tuning,
+    "frozen batch normalization": _frozen_bn,
+    "residual connection": _residual_connection,
+    "zero-initialized γ": _zero_init,
+    "variance shift": _variance_shift,
+    "Batch Renormalization": _batch_renorm,
+    "half precision / mixed precision": _half_precision,
+    "Welford's algorithm": _welford,
+    "padding and mask": _padding_mask,
 }
 
 
