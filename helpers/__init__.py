@@ -5,6 +5,7 @@ The library, one job per module:
 - ``helpers.bn``         the numpy reference implementation (forward, backward, running stats, folding, layer)
 - ``helpers.gradcheck``  centered-difference gradient checks
 - ``helpers.norms``      batch, layer, instance and group normalization: which values share statistics
+- ``helpers.parallel_variance``  mean and variance of data held in parts: the merge of (count, mean, M2)
 - ``helpers.data``       MNIST loading with checksum verification, and seeded toy data
 - ``helpers.models``     torch models used in the notebooks (the paper's MLP, a small CNN)
 - ``helpers.training``   a seeded training loop that records what the plots need
