@@ -24,6 +24,8 @@ NOTEBOOK_SLUGS = (
     "convolutional_bn",
     "bn_in_a_network",
     "why_bn_works",
+    "bn_in_practice",
+    "bn_across_processes",
 )
 
 
