@@ -283,7 +283,9 @@ def test_the_quoted_torch_lines_exist_in_the_installed_torch():
     from torch.nn.modules import _functions
 
     quotes = [(_functions.SyncBatchNorm.forward, "if size == 1 and world_size < 2", "Expected more than 1 value", 1),
-              (nn.SyncBatchNorm.forward, "Don't sync batchnorm stats", "is_initialized()", 1)]
+              (nn.SyncBatchNorm.forward, "Don't sync batchnorm stats", "is_initialized()", 1),
+              (nn.parallel.DistributedDataParallel._sync_buffers, "The process with rank 0",
+               "authoritative_rank = 0", 0)]
     for quote in quotes:
         where = lesson.quote_source(*quote)
         assert where is not None, quote
@@ -303,7 +305,8 @@ def test_a_shard_of_one_and_an_empty_shard_on_three_processes():
 
 
 def test_data_parallel_sgd_with_sync_bn_equals_one_process_on_the_whole_batch():
-    measured = lesson.run_processes(lesson.costs_worker, 2, ([1, 4097], 3), timeout=120)
+    measured = lesson.run_processes(lesson.experiments_worker, 2, ([], [1, 4097], 3), timeout=120)
+    assert measured[0]["equivalence"] == []
     judge = lesson.reference_training(2)
     for kind, close in (("sync", True), ("local", False)):
         for result in measured:

@@ -17,8 +17,10 @@ shard. This module holds:
    the per-channel sums of dy and dy * x_hat) and the module ``SyncBatchNorm``.
 5. **Worker functions**, module-level so that spawned processes can import them:
    ``first_steps_worker``, ``equivalence_worker``, ``training_worker``,
-   ``allreduce_timing_worker``, ``costs_worker``, ``cuda_comparison_worker``; and their single-process judges ``reference_run`` and
-   ``reference_training`` (torch's own BN on the concatenated batch).
+   ``allreduce_timing_worker``, ``experiments_worker`` (the last three in one group),
+   ``cuda_comparison_worker``; and their single-process judges ``reference_run`` and
+   ``reference_training`` (torch's own BN on the concatenated batch), with
+   ``compare_with_reference``; ``quote_source`` prints lines of torch's own source.
 6. **Costs**: ``bn_widths``, the ResNet-50 layout (``resnet50_bn_widths``,
    ``resnet50_parameter_count``), ``sync_numbers`` and ``ring_bytes_sent``.
 
@@ -62,10 +64,10 @@ __all__ = [
     "bn_widths",
     "compare_with_reference",
     "convert_to_sync",
-    "costs_worker",
     "cuda_comparison_worker",
     "equivalence_case",
     "equivalence_worker",
+    "experiments_worker",
     "free_port",
     "first_steps_worker",
     "make_batches",
@@ -761,10 +763,12 @@ def first_steps_worker(rank, world_size, late_by=2.5, patience=1.0):
             "late": late}
 
 
-def costs_worker(rank, world_size, sizes, repeats=20, per_process=8, steps=4):
-    """``training_worker`` and ``allreduce_timing_worker`` in one process group (one start-up
-    for both): {"training": ..., "allreduce": ...}."""
-    return {"training": training_worker(rank, world_size, per_process, steps),
+def experiments_worker(rank, world_size, cases, sizes, repeats=20, per_process=8, steps=4):
+    """Everything notebook 09 measures in one process group (one start-up for all of it):
+    {"equivalence": equivalence_worker(cases), "training": training_worker(per_process, steps),
+    "allreduce": allreduce_timing_worker(sizes, repeats)}."""
+    return {"equivalence": equivalence_worker(rank, world_size, cases),
+            "training": training_worker(rank, world_size, per_process, steps),
             "allreduce": allreduce_timing_worker(rank, world_size, sizes, repeats)}
 
 
