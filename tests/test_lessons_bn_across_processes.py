@@ -291,6 +291,9 @@ def test_the_quoted_torch_lines_exist_in_the_installed_torch():
         assert where is not None, quote
         assert quote[1] in where[2] and quote[2] in where[2]
     assert lesson.quote_source(nn.SyncBatchNorm.forward, "no such line", "x") is None
+    assert "has no lines from 'no such line'" in lesson.show_source(nn.SyncBatchNorm.forward, "no such line", "x")
+    shown = lesson.show_source(*quotes[0])
+    assert shown.startswith("torch/nn/modules/_functions.py, from line ") and torch.__version__ in shown
 
 
 def test_a_shard_of_one_and_an_empty_shard_on_three_processes():

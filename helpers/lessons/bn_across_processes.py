@@ -82,6 +82,7 @@ __all__ = [
     "ring_bytes_sent",
     "run_processes",
     "shard_outputs",
+    "show_source",
     "split_sizes",
     "sync_numbers",
     "torch_sync_batchnorm_refusal",
@@ -770,6 +771,17 @@ def experiments_worker(rank, world_size, cases, sizes, repeats=20, per_process=8
     return {"equivalence": equivalence_worker(rank, world_size, cases),
             "training": training_worker(rank, world_size, per_process, steps),
             "allreduce": allreduce_timing_worker(rank, world_size, sizes, repeats)}
+
+
+def show_source(function, start, stop, extra=0) -> str:
+    """``quote_source`` as text to print: "file, from line n (torch version):" and the lines,
+    or a sentence saying that this torch has no such lines."""
+    where = quote_source(function, start, stop, extra)
+    if where is None:
+        return (f"(torch {torch.__version__} has no lines from {start!r} to {stop!r} in "
+                f"{function.__qualname__}: its source differs from torch 2.13's)")
+    name, line, text = where
+    return f"{name}, from line {line} (torch {torch.__version__}):\n{text}"
 
 
 def quote_source(function, start, stop, extra=0):
