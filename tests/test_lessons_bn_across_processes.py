@@ -47,13 +47,6 @@ def no_children_left():
 # --- 1. per-process BN is BN on a smaller batch -------------------------------------------------
 
 
-def test_split_sizes_are_as_even_as_possible():
-    assert lesson.split_sizes(10, 3) == [4, 3, 3]
-    assert lesson.split_sizes(2, 4) == [1, 1, 0, 0]
-    with pytest.raises(ValueError):
-        lesson.split_sizes(5, 0)
-
-
 def test_shard_outputs_normalize_each_shard_on_its_own(rng):
     x = rng.normal(3.0, 2.0, size=(12, 4))
     out = lesson.shard_outputs(x, [5, 7])

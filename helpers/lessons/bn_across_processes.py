@@ -3,8 +3,8 @@
 When a mini-batch is split over k processes (data parallelism), each process sees only its
 shard. This module holds:
 
-1. **Per-process BN is BN on a smaller batch** (numpy): ``split_sizes``, ``shard_outputs``,
-   ``per_process_gap`` and its first-order prediction ``predicted_gap``.
+1. **Per-process BN is BN on a smaller batch** (numpy): ``shard_outputs``, ``per_process_gap``
+   and its first-order prediction ``predicted_gap``.
 2. **The one-pass shortcut** ``one_pass_moments`` (count, sum, sum of squares), the merge's
    bad twin; the merge itself is the library's ``helpers.parallel_variance``.
 3. **Processes**: ``run_processes`` starts k CPU processes (``torch.multiprocessing``,
@@ -83,7 +83,6 @@ __all__ = [
     "run_processes",
     "shard_outputs",
     "show_source",
-    "split_sizes",
     "sync_numbers",
     "torch_sync_batchnorm_refusal",
     "training_worker",
@@ -92,14 +91,6 @@ __all__ = [
 # ----------------------------------------------------------------------------------------
 # 1. Per-process BN is BN on a smaller batch (numpy)
 # ----------------------------------------------------------------------------------------
-
-
-def split_sizes(total: int, parts: int) -> list[int]:
-    """``total`` examples split over ``parts`` processes as evenly as possible
-    (the first ``total % parts`` get one more), as a DistributedSampler would."""
-    if parts < 1 or total < 0:
-        raise ValueError(f"need parts >= 1 and total >= 0, got parts={parts}, total={total}")
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
 def shard_outputs(x, sizes, eps=1e-5):
