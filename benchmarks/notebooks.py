@@ -10,8 +10,8 @@ from pathlib import Path
 from benchmarks.common import Result, at_most
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Notebooks with training experiments get a longer budget (06, 07 and 08 within 60 s).
-LONG_NOTEBOOKS = ("06_", "07_", "08_")
+#: Notebooks with training experiments (06, 07, 08) or worker processes (09) get a longer budget: 60 s.
+LONG_NOTEBOOKS = ("06_", "07_", "08_", "09_")
 # The kernel's own high-water mark of resident memory (VmHWM, Linux). Not getrusage's
 # ru_maxrss: Linux carries that over from the process that started the kernel, so it is only
 # the fallback where /proc is missing (macOS reports it in bytes, Linux in KiB).

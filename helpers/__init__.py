@@ -8,6 +8,7 @@ The library, one job per module:
 - ``helpers.renorm``     Batch Renormalization (Ioffe 2017) in numpy: forward, backward, running statistics
 - ``helpers.welford``    mean and variance in low precision: Welford's update, two passes, the one-pass formula
 - ``helpers.frozen``     BN at fine-tuning time: FrozenBatchNorm1d/2d, freezing, recalibrating (torch)
+- ``helpers.parallel_variance``  mean and variance of data held in parts: the merge of (count, mean, M2)
 - ``helpers.data``       MNIST loading with checksum verification, and seeded toy data
 - ``helpers.models``     torch models used in the notebooks (the paper's MLP, a small CNN)
 - ``helpers.training``   a seeded training loop that records what the plots need

@@ -25,6 +25,7 @@ NOTEBOOK_SLUGS = (
     "bn_in_a_network",
     "why_bn_works",
     "bn_in_practice",
+    "bn_across_processes",
 )
 
 

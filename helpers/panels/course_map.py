@@ -35,6 +35,7 @@ NOTEBOOKS = {
     6: ("06_bn_in_a_network.ipynb", "BN in a real network"),
     7: ("07_why_bn_works.ipynb", "Why does it work?"),
     8: ("08_bn_in_practice.ipynb", "BN in practice"),
+    9: ("09_bn_across_processes.ipynb", "BN across processes"),
 }
 
 
@@ -191,6 +192,21 @@ GLOSSARY = [
     Term("padding and mask", "填充与掩码",
          "filler positions that make variable-length sequences one array, and the flags saying which positions are real",
          (8,)),
+    Term("data parallelism", "数据并行",
+         "k processes each hold a copy of the model and take a shard of the mini-batch; their gradients are summed so that all take the same step",
+         (9,)),
+    Term("process group", "进程组",
+         "the processes that take part in collective operations, each with a rank 0 … k − 1 (torch.distributed.init_process_group)",
+         (9,)),
+    Term("all-reduce", "全归约",
+         "a collective operation: every process contributes a tensor and every process receives their sum",
+         (9,)),
+    Term("all-gather", "全收集",
+         "a collective operation: every process contributes a tensor and every process receives all of them",
+         (9,)),
+    Term("synchronized batch normalization", "同步批归一化",
+         "BN whose batch statistics come from the shards of all processes, so that it equals BN on the whole batch",
+         (9,)),
 ]
 
 TERMS = tuple(term.english for term in GLOSSARY)
@@ -783,6 +799,85 @@ def _padding_mask():
              "yticks": ["seq 1", "seq 2", "seq 3", "seq 4"]}]
 
 
+def _process_boxes(processes=4):
+    """The boxes of ``processes`` processes in a row, as plot elements, and their x centres."""
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    items, centres = [], []
+    for p in range(processes):
+        items.append(("rect", p * 2.2, 0.2, 1.8, 1.1, dict(fc=colors[p], alpha=0.25, ec=colors[p])))
+        items.append(("text", p * 2.2 + 0.9, 0.75, f"process {p}\nmodel copy", dict(ha="center", va="center", fontsize=8)))
+        centres.append(p * 2.2 + 0.9)
+    return items, centres, colors
+
+
+def _data_parallelism():
+    items, centres, colors = _process_boxes()
+    for i in range(16):
+        items.append(("rect", 0.9 + i * 0.45, 2.3, 0.4, 0.4, dict(fc=colors[i // 4], ec="0.3")))
+        if i % 4 == 1:
+            items.append(("arrow", 0.9 + i * 0.45 + 0.4, 2.3, centres[i // 4], 1.3, dict(color="0.4")))
+    items.append(("text", 4.3, -0.25, "gradients summed (all-reduce): every copy takes the same step",
+                  dict(ha="center", fontsize=8)))
+    return [{"title": "a mini-batch of 16 split over 4 processes", "items": items, "xlim": (-0.2, 8.8),
+             "ylim": (-0.5, 2.9), "axis_off": True}]
+
+
+def _process_group():
+    angles = np.pi / 2 - np.arange(4) * np.pi / 2
+    xs, ys = np.cos(angles), np.sin(angles)
+    items = [("line", [xs[a], xs[b]], [ys[a], ys[b]], dict(color="0.6", lw=1))
+             for a in range(4) for b in range(a + 1, 4)]
+    for rank in range(4):
+        items.append(("text", xs[rank], ys[rank], f"rank {rank}", dict(
+            ha="center", va="center", fontsize=9, bbox=dict(boxstyle="round", fc="white", ec="0.4"))))
+    items.append(("text", 0, -1.45, "meeting at tcp://127.0.0.1:<port>", dict(ha="center", va="center",
+                                                                             fontsize=7, color="0.3")))
+    return [{"title": "a process group of 4: every rank reaches every other", "items": items,
+             "xlim": (-1.6, 1.6), "ylim": (-1.6, 1.35), "axis_off": True, "aspect": "equal"}]
+
+
+def _bars(values, colors, title, stacked=False):
+    items = []
+    for p, value in enumerate(values):
+        if stacked:  # a list of (height, color) blocks
+            bottom = 0.0
+            for height, color in value:
+                items.append(("rect", p - 0.35, bottom, 0.7, height, dict(fc=color, ec="white")))
+                bottom += height
+        else:
+            items.append(("rect", p - 0.35, 0, 0.7, value, dict(fc=colors[p], ec="white")))
+    return {"title": title, "xlabel": "process", "items": items, "xlim": (-0.6, 3.6), "ylim": (0, 11)}
+
+
+def _all_reduce():
+    _, _, colors = _process_boxes()
+    values = [1.0, 3.0, 2.0, 4.0]
+    return [_bars(values, colors, "before: one value per process"),
+            _bars([sum(values)] * 4, ["0.5"] * 4, "after all-reduce: every process has the sum")]
+
+
+def _all_gather():
+    _, _, colors = _process_boxes()
+    values = [1.0, 3.0, 2.0, 4.0]
+    everyone = [list(zip(values, colors))] * 4
+    return [_bars(values, colors, "before: one tensor per process"),
+            _bars(everyone, colors, "after all-gather: every process has all four", stacked=True)]
+
+
+def _synchronized_bn():
+    rng = _rng()
+    shards = rng.normal(0, 1, (4, 8)) + np.array([[-0.8], [0.5], [0.1], [1.0]])
+    whole = shards.mean()
+    panels = []
+    for title, means in (("per-process BN: four different means", shards.mean(axis=1)),
+                         ("synchronized BN: the whole batch's mean", np.full(4, whole))):
+        items = [("scatter", np.repeat(np.arange(4), 8), shards.ravel(), dict(s=8, color="0.6")),
+                 ("scatter", np.arange(4), means, dict(s=40, color="tab:red", label="mean used")),
+                 ("hline", whole, dict(color="black", lw=1, ls=":", label="whole batch"))]
+        panels.append({"title": title, "xlabel": "process", "items": items, "legend": True, "ylim": (-3, 3.5)})
+    return panels
+
+
 _PICTURES = {
     "batch normalization": _batch_normalization,
     "internal covariate shift": _internal_covariate_shift,
@@ -828,6 +923,11 @@ _PICTURES = {
     "half precision / mixed precision": _half_precision,
     "Welford's algorithm": _welford,
     "padding and mask": _padding_mask,
+    "data parallelism": _data_parallelism,
+    "process group": _process_group,
+    "all-reduce": _all_reduce,
+    "all-gather": _all_gather,
+    "synchronized batch normalization": _synchronized_bn,
 }
 
 
