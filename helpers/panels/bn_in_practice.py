@@ -21,6 +21,7 @@ from functools import lru_cache
 import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
+from helpers.data import DataFileError
 from helpers.lessons import bn_in_practice as lesson
 from helpers.panel import Control, Notice, Panel
 from helpers.welford import one_pass_moments, two_pass_moments, welford_moments
@@ -83,8 +84,11 @@ def compute_residual_stream(depth=16, gain=1.0, zero_init=False):
         return Notice(f"Choose a gain from {GAINS[0]} to {GAINS[-1]} (got {gain}).")
     depth = int(depth)
     gain = float(min(GAINS, key=lambda g: abs(g - gain)))
-    none = _stream(False, False, gain)[:depth + 1]
-    batch = _stream(True, bool(zero_init), gain)[:depth + 1]
+    try:
+        none = _stream(False, False, gain)[:depth + 1]
+        batch = _stream(True, bool(zero_init), gain)[:depth + 1]
+    except DataFileError as error:
+        return Notice(f"The MNIST file could not be read, so the stream cannot be measured: {error}")
     return dict(depth=depth, gain=gain, zero_init=bool(zero_init), blocks=np.arange(depth + 1),
                 none=none, batch=batch)
 
