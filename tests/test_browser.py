@@ -206,6 +206,14 @@ def readme_lab(lab):
         yield readme, page, command
 
 
+def course_map_open(readme, page) -> None:
+    """The README's printed address open in ``page`` with the course map showing (each test
+    that needs it calls this, so no test relies on another having run before it)."""
+    if not page.evaluate(NOTEBOOK_OPEN, COURSE_MAP):
+        page.goto(readme.printed_url)
+    page.wait_for_function(NOTEBOOK_OPEN, arg=COURSE_MAP, timeout=120_000, polling=250)
+
+
 def test_readme_open_command_prints_the_address_of_the_course_map(readme_lab):
     readme, page, command = readme_lab
     assert readme.printed_url, f"{' '.join(command)} printed no address:\n{readme.log_tail()}"
@@ -238,7 +246,7 @@ def cjk_fonts() -> set[str]:
 def test_chinese_terms_of_the_course_map_show_as_characters_not_boxes(readme_lab):
     families = cjk_fonts()
     readme, page, _ = readme_lab
-    page.wait_for_function(NOTEBOOK_OPEN, arg=COURSE_MAP, timeout=120_000, polling=250)
+    course_map_open(readme, page)
     page.wait_for_function(
         "(term) => [...document.querySelectorAll('.jp-RenderedMarkdown')].some((m) => m.innerText.includes(term))",
         arg=CJK_TERM, timeout=60_000, polling=250)
@@ -249,8 +257,8 @@ def test_chinese_terms_of_the_course_map_show_as_characters_not_boxes(readme_lab
 
 def test_fixture_boxes_fail_the_chinese_characters_check(readme_lab):
     families = cjk_fonts()
-    _, page, _ = readme_lab
-    page.wait_for_function(NOTEBOOK_OPEN, arg=COURSE_MAP, timeout=120_000, polling=250)
+    readme, page, _ = readme_lab
+    course_map_open(readme, page)
     mark_probe(page, BOXES)
     problems = cjk_problems(page, BOXES, families)
     assert len(problems) == 2, problems
