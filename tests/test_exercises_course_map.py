@@ -45,3 +45,14 @@ def test_quiz_counts_unanswered_questions_and_unknown_keys():
     assert not feedback.passed
     assert "Unknown question key(s) ['varience']" in str(feedback)
     assert "variance: not answered yet" in str(feedback)
+
+
+def test_the_notebook_question_gives_the_course_range():
+    """The range in the question follows helpers.course.NOTEBOOK_SLUGS (00-09 today), so that
+    adding a notebook cannot leave it stale; the answer is the inference-statistics notebook."""
+    from helpers.course import NOTEBOOK_SLUGS, notebook_number
+
+    question, answer, _, _ = WARM_UP["notebook"]
+    assert f"(a number, 0-{len(NOTEBOOK_SLUGS) - 1})" in question
+    assert "0-9" in question  # ten notebooks, 00-09
+    assert answer == notebook_number("inference_statistics")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from helpers.course import NOTEBOOK_SLUGS
 from helpers.feedback import Feedback
 
 __all__ = ["WARM_UP", "QuizFeedback", "check_warm_up"]
@@ -67,7 +68,8 @@ WARM_UP = {
         "01",
     ),
     "notebook": (
-        "Which notebook (a number, 0-7) explains the running statistics BN uses at inference?",
+        f"Which notebook (a number, 0-{len(NOTEBOOK_SLUGS) - 1}) explains the running statistics BN "
+        "uses at inference?",
         4,
         {2: "02 builds the training-time forward pass (batch statistics); the running statistics "
             "used at inference are notebook 04's subject.",
