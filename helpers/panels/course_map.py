@@ -147,7 +147,7 @@ GLOSSARY = [
          (5,)),
     Term("layer / group / instance normalization", "层 / 组 / 实例归一化",
          "normalize over other axes: per example over all channels (layer), over groups of channels (group), per example and channel (instance)",
-         (5, 7)),
+         (5, 7, 8)),
     Term("learning rate", "学习率",
          "the step size η in w ← w − η·∇L; on a quadratic, gradient descent diverges above 2/λ_max",
          (1, 6)),
@@ -156,7 +156,8 @@ GLOSSARY = [
          (1, 6)),
     Term("condition number", "条件数",
          "κ = λ_max / λ_min of the Hessian: how elongated the loss bowl is; plain gradient descent at learning "
-         "rate 1/λ_max needs about κ/2 · ln(1/tol) steps, proportional to κ",
+         "rate 1/λ_max needs about κ/2 · ln(1/tol) steps to bring the excess loss down to tol times its "
+         "start, proportional to κ",
          (1,)),
     Term("Hessian", "黑塞矩阵 (海森矩阵)",
          "the matrix of second derivatives of the loss; its eigenvalues are the curvatures of the bowl",
