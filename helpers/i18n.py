@@ -17,8 +17,9 @@ when it shows it. Text that modules translate at import time follows the languag
 import: the setup cell sets it first.
 
 ``set_language("zh")`` also makes matplotlib draw Chinese: it registers the Noto Sans CJK SC subset
-shipped in ``helpers/fonts/`` (works offline and in Colab) and puts it first in the sans-serif list,
-with matplotlib's own fonts as fallback. ``set_language("en")`` undoes that.
+shipped in ``helpers/fonts/`` (works offline and in Colab) and adds it to ``font.family`` after
+matplotlib's own font, which hands it every character it lacks (matplotlib >= 3.6 falls back glyph
+by glyph along ``font.family``; the sans-serif list alone does not). ``set_language("en")`` undoes that.
 """
 
 from __future__ import annotations
@@ -74,11 +75,13 @@ def _use_font(chinese: bool) -> None:
 
     if chinese:
         if _state["rc"] is None:
-            _state["rc"] = {key: matplotlib.rcParams[key] for key in ("font.sans-serif", "axes.unicode_minus")}
+            _state["rc"] = {"font.family": list(matplotlib.rcParams["font.family"])}
         font_manager.fontManager.addfont(str(FONT))
         family = font_manager.FontProperties(fname=str(FONT)).get_name()
-        others = [f for f in _state["rc"]["font.sans-serif"] if f != family]
-        matplotlib.rcParams["font.sans-serif"] = [family, *others]
+        # matplotlib's own font draws what it has (Latin, Greek, math signs: the figures look as in
+        # English) and hands every character it lacks (the Chinese) to the next family
+        others = [f for f in _state["rc"]["font.family"] if f != family]
+        matplotlib.rcParams["font.family"] = [*others, family]
     elif _state["rc"] is not None:
         matplotlib.rcParams.update(_state["rc"])
         _state["rc"] = None

@@ -67,6 +67,30 @@ TEMPLATES = ROOT / "locales" / "templates"
 HELPERS = ROOT / "helpers"
 HELPERS_PO = HELPERS / "locale" / "zh" / "LC_MESSAGES" / "helpers.po"
 HELPERS_MO = HELPERS_PO.with_suffix(".mo")
+HELPER_PLACES = ("lessons", "panels", "exercises")
+
+
+def helper_catalog(relative: str) -> Path:
+    """The catalog of a message found in ``relative`` (a path under helpers/): the library's own
+    in helpers.po, a notebook's modules' in helpers.<slug>.po (so that the translators of
+    different notebooks never edit the same file); all are compiled into one helpers.mo."""
+    parts = Path(relative).parts
+    if len(parts) == 3 and parts[1] in HELPER_PLACES:
+        return HELPERS_PO.with_name(f"helpers.{Path(parts[2]).stem}.po")
+    return HELPERS_PO
+
+
+def helper_catalogs() -> list[Path]:
+    return [HELPERS_PO, *sorted(p for p in HELPERS_PO.parent.glob("helpers.*.po"))]
+
+
+def helper_translations() -> dict[str, str]:
+    """{English: Chinese} of every helpers catalog together (what helpers.mo holds)."""
+    table = {}
+    for path in helper_catalogs():
+        for english, chinese in translations(path).items():
+            table.setdefault(english, chinese)
+    return table
 FONT = HELPERS / "fonts" / "NotoSansSC-course-subset.otf"
 SYSTEM_FONTS = [Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
                 Path("/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf")]
@@ -546,7 +570,9 @@ def template_for(entries: list[Entry]):
 def catalog_sources() -> dict[Path, list[Entry]]:
     """{catalog path: the entries its template holds}."""
     sources = {CATALOGS / f"{path.stem}.po": notebook_entries(path) for path in nbtool.notebook_paths()}
-    sources[HELPERS_PO] = helper_entries()
+    for entry in helper_entries():
+        sources.setdefault(helper_catalog(entry.location.split(":")[0]), []).append(entry)
+    sources.setdefault(HELPERS_PO, [])
     return sources
 
 
@@ -660,11 +686,11 @@ MO_HEADER = ("Content-Type: text/plain; charset=UTF-8\nContent-Transfer-Encoding
 
 
 def mo_bytes() -> bytes:
-    """helpers.mo: the translated, non-fuzzy entries of helpers.po in GNU's .mo format (what
+    """helpers.mo: the translated, non-fuzzy entries of the helpers catalogs in GNU's .mo format (what
     msgfmt writes; made here so that it depends on nothing but the catalog's entries)."""
     import struct
 
-    table = {"": MO_HEADER, **translations(HELPERS_PO)}
+    table = {"": MO_HEADER, **helper_translations()}
     keys = sorted(table, key=lambda key: key.encode("utf-8"))
     ids = [key.encode("utf-8") for key in keys]
     strs = [table[key].encode("utf-8") for key in keys]
@@ -702,7 +728,7 @@ FONT_RANGES = [(0x20, 0x24F), (0x370, 0x3FF), (0x2000, 0x2BFF), (0x3000, 0x303F)
 
 def catalog_characters() -> set[str]:
     text = GENERATED_ZH_TEXT
-    for path in [*sorted(CATALOGS.glob("*.po")), HELPERS_PO]:
+    for path in [*sorted(CATALOGS.glob("*.po")), *helper_catalogs()]:
         if path.exists():
             text += "".join(m.string for m in read_catalog(path) if m.id and m.string)
     return {c for c in text if ord(c) >= 0x80 and not c.isspace()}
@@ -908,7 +934,8 @@ def check(names: list[str] | None = None, verbose: bool = True) -> int:
     terms = glossary_terms()
     failed = False
     for path, entries in catalog_sources().items():
-        if names and path.stem not in names and path.name not in names:
+        wanted = {*names, *(f"helpers.{re.sub(r'^[0-9]{2}_', '', n)}" for n in names)} if names else None
+        if wanted and path.stem not in wanted:
             continue
         report = catalog_report(path, entries, terms)
         counts = {k: len(report[k]) for k in ("missing", "fuzzy", "obsolete", "invalid", "terms")}
@@ -922,8 +949,8 @@ def check(names: list[str] | None = None, verbose: bool = True) -> int:
                 for item in report[kind][:30]:
                     label = {"terms": "glossary term not rendered"}.get(kind, kind)
                     print(f"    {label}: {item if kind in ('invalid', 'terms') else short(item)}")
-    stale = stale_outputs() if not names else [s for s in stale_outputs()
-                                                if any(n in s for n in names) or "helpers" in s or "font" in s.lower()]
+    stale = [line for line in stale_outputs() if not names or any(n in line for n in names)
+             or "helpers.mo" in line or FONT.name in line]
     for line in stale:
         print(line)
     return 1 if failed or stale else 0

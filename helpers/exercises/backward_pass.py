@@ -384,7 +384,7 @@ _QUANTITIES = {
 
 def weight_scaling_answers() -> dict:
     """The answers: quantity -> the factor (for a = SCALE), up to eps."""
-    return {key: factor for key, (_, factor) in _QUANTITIES.items()}
+    return {key: factor for key, (_name, factor) in _QUANTITIES.items()}
 
 
 _WHY = {

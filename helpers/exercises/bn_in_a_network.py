@@ -56,7 +56,7 @@ def _layer_cases():
 def _reference_layer(h, weight, gamma, beta, eps):
     """sigmoid(BN(h W^T)) with helpers.bn's forward pass (numpy, float64)."""
     z = h.numpy() @ weight.numpy().T
-    y, _ = batchnorm_forward(z, gamma.numpy(), beta.numpy(), eps)
+    y, _cache = batchnorm_forward(z, gamma.numpy(), beta.numpy(), eps)
     return 1.0 / (1.0 + np.exp(-y))
 
 

@@ -55,7 +55,7 @@ def _freeze_case():
         x = torch.randn(8, 1, 5, 5)
         model.train()
         with torch.no_grad():  # give the BN layers statistics of their own
-            for _ in range(3):
+            for _step in range(3):
                 model(x * 2 + 1)
     return model, x
 

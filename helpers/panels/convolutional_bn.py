@@ -352,7 +352,7 @@ def _lay_out(artists, result, pad=2):
     grid of maps with a row per image and a column per channel."""
     from matplotlib.collections import PolyCollection
 
-    rows, (_, c, h, w) = len(result["row_labels"]), result["normalized"].shape
+    rows, (_n, c, h, w) = len(result["row_labels"]), result["normalized"].shape
     height = _cube_height(c)
     cube_frame, cube = artists["cube_frame"], artists["cube"]
     _draw_width_and_height_arrows(cube_frame, c, height)
@@ -393,7 +393,7 @@ def update_shared_statistics(figure, result, pad=2):
     """Show another result in a figure made by ``draw_shared_statistics`` (the panel's
     ``update``): the cube's columns, the maps, the titles."""
     artists = figure._panel_artists
-    rows, (n, c, h, _) = len(result["row_labels"]), result["normalized"].shape
+    rows, (n, c, h, _w) = len(result["row_labels"]), result["normalized"].shape
     selected = (result["sample"], result["channel"])
     cube = artists["cube"]
     if artists["depth"] != n:  # a new batch size: a deeper or shallower cube

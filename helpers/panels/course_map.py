@@ -287,7 +287,7 @@ def tiny_network_run(steps=ICS_STEPS, seed=_RNG_SEED):
         if step == max(steps):
             break
         batch = rng.integers(0, len(x), 32)
-        h1, _, h2, p = forward(x[batch])
+        h1, _a1, h2, p = forward(x[batch])
         d3 = ((p - y[batch]) / len(batch))[:, None]  # cross-entropy through the output sigmoid
         d2 = (d3 @ weights[2].T) * h2 * (1 - h2)
         d1 = (d2 @ weights[1].T) * h1 * (1 - h1)
@@ -667,7 +667,7 @@ def _convergence():
 def _condition_number():
     panels = []
     for h in ((1.0, 1.0), (1.0, 10.0)):
-        w, _, _, loss = _quadratic_grid(h)
+        w, _b, _curvature, loss = _quadratic_grid(h)
         panels.append({"title": f"κ = {h[1] / h[0]:.0f}", "items": [("contour", w, w, loss, dict(levels=8, colors="0.4"))],
                        "aspect": "equal"})
     return panels
@@ -851,7 +851,7 @@ def _bars(values, colors, title, stacked=False):
 
 
 def _all_reduce():
-    _, _, colors = _process_boxes()
+    _boxes, _labels, colors = _process_boxes()
     values = [1.0, 3.0, 2.0, 4.0]
     return [_bars(values, colors, "before: one value per process"),
             _bars([sum(values)] * 4, ["0.5"] * 4, "after all-reduce: every process has the sum")]

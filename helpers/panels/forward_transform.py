@@ -226,7 +226,7 @@ def _build_forward_figure(result):
         # 2. x_hat: centred and scaled, but exactly as skewed as the input
         a.hat_bars, a.hat_rug = _histogram(a.moving_hat, "#a1d99b")
         a.moving_hat.axvline(0, color="#d62728", lw=1.6)
-        a.bounds = [a.moving_hat.axvline(0, color="#777", ls=":", lw=1.2) for _ in range(2)]
+        a.bounds = [a.moving_hat.axvline(0, color="#777", ls=":", lw=1.2) for _line in range(2)]
         a.bound_text = a.moving_hat.text(0, 0.92, " |x̂| ≤ √(m−1)", fontsize=7.5, color="#555",
                                          transform=a.moving_hat.get_xaxis_transform())
         ax_hat.set_yticks([])
@@ -234,7 +234,7 @@ def _build_forward_figure(result):
         # 3. the output: the x_hat histogram, stretched by gamma and moved by beta
         a.beta = a.moving_out.axvline(0, color="#d62728", lw=1.6)
         a.out_bars, a.out_rug = _histogram(a.moving_out, "#fdae6b")
-        a.spread = [a.moving_out.axvline(0, color="#d62728", ls=":", lw=1.2) for _ in range(2)]
+        a.spread = [a.moving_out.axvline(0, color="#d62728", ls=":", lw=1.2) for _line in range(2)]
         a.spread_key = Line2D([], [], color="#d62728", ls=":", lw=1.2)
         a.forgotten = a.moving_out.text(0.02, 0.8, _("the input is forgotten:\nno information, and no gradient to x"),
                                         transform=a.moving_out.transAxes, fontsize=8, color="#555")
@@ -427,7 +427,7 @@ def update_sigmoid_regime(figure, result):
     r, a = result, figure.artists_to_update
     z = r["z"]
     with plt.rc_context(STYLE):
-        counts, _ = np.histogram(np.clip(z, -10, 10), bins=Z_EDGES)
+        counts, _edges = np.histogram(np.clip(z, -10, 10), bins=Z_EDGES)
         a.z_bars.set_data(counts)
         a.ax_hist.set_ylim(0, 1.05 * counts.max())
         low, high = np.percentile(z, [1, 99])
@@ -438,7 +438,7 @@ def update_sigmoid_regime(figure, result):
         _title(a.moving_curve, f"σ(z) over the inputs (γ = {r['gamma']:.2f}, β = {r['beta']:.2f})")
 
         slopes = sigmoid(z) * (1 - sigmoid(z))
-        counts, _ = np.histogram(slopes, bins=SLOPE_EDGES)
+        counts, _edges = np.histogram(slopes, bins=SLOPE_EDGES)
         a.slope_bars.set_data(counts)
         a.mean_slope.set_xdata([r["mean_slope"]] * 2)
         mean_text, saturated_text = a.slope_legend.get_texts()

@@ -122,7 +122,7 @@ def _gd_figure(count: int, curve: bool, width: float):
         bowls.append(SimpleNamespace(
             ax=ax,
             moving=moving,
-            ellipses=[moving.plot([], [], color="0.75", lw=0.8)[0] for _ in _LEVELS],
+            ellipses=[moving.plot([], [], color="0.75", lw=0.8)[0] for _level in _LEVELS],
             path=moving.plot([], [], "-", color=color, lw=1.2)[0],
             dots=moving.plot([], [], ".", color=color, ms=4)[0],
             start=moving.plot([], [], "o", color="black", ms=5)[0],
