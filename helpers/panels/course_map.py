@@ -136,7 +136,7 @@ GLOSSARY = [
     Term("inference", "推理",
          "using the trained network on new data; BN then normalizes with fixed running statistics, not the batch's",
          (4,)),
-    Term("running statistics", "滑动均值与滑动方差 (滑动平均统计量)",
+    Term("running statistics", "滑动统计量 (即滑动均值与滑动方差; 滑动平均统计量)",
          "the mean and variance BN accumulates during training (running_mean, running_var) for use at inference; "
          "运行统计量, a word-for-word 'running', is not the standard term",
          (4,)),
