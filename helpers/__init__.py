@@ -16,6 +16,7 @@ The library, one job per module:
 - ``helpers.backdrop``   drawing a panel's still layer once and pasting it back on later redraws
 - ``helpers.feedback``   what every exercise checker is made of (Feedback, NotAttempted)
 - ``helpers.course``     the notebooks' slugs, in order
+- ``helpers.i18n``       English or Chinese: ``set_language``, ``_()`` (gettext) and the CJK font for figures
 
 And per notebook, under the notebook's slug (``helpers.course``): ``helpers.lessons.<slug>``
 (its computations), ``helpers.panels.<slug>`` (its widgets), ``helpers.exercises.<slug>``
@@ -25,3 +26,7 @@ Importing any of them changes no global state (no seeds, styles or rcParams are 
 """
 
 __version__ = "0.1.0"
+
+from helpers.i18n import set_language  # noqa: E402
+
+__all__ = ["set_language"]

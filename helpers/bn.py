@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from helpers.i18n import _
+
 __all__ = [
     "BatchNorm",
     "BatchNormCache",
@@ -82,14 +84,14 @@ def _check_eps(eps) -> float:
     expected = "a positive number (the default is 1e-5)"
     eps = _check_number(eps, "eps", expected)
     if not np.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps must be {expected}, got {eps!r}")
+        raise ValueError(_("eps must be {expected}, got {eps!r}").format(expected=expected, eps=eps))
     return eps
 
 
 def _check_momentum(momentum, expected: str) -> float:
     momentum = _check_number(momentum, "momentum", expected)
     if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"momentum must be {expected}, got {momentum!r}")
+        raise ValueError(_("momentum must be {expected}, got {momentum!r}").format(expected=expected, momentum=momentum))
     return momentum
 
 
@@ -98,13 +100,13 @@ def _check_num_features(num_features) -> int:
     if not _is_real_number(num_features):
         raise TypeError(f"num_features must be {expected}, got {num_features!r}")
     if not np.isfinite(num_features) or int(num_features) != num_features or num_features < 1:
-        raise ValueError(f"num_features must be {expected}, got {num_features!r}")
+        raise ValueError(_("num_features must be {expected}, got {num_features!r}").format(expected=expected, num_features=num_features))
     return int(num_features)
 
 
 def _check_ndim(x: np.ndarray, ndim: int, layout: str) -> None:
     if x.ndim != ndim:
-        raise ValueError(f"x must have {ndim} dimensions {layout}, got shape {x.shape}")
+        raise ValueError(_("x must have {ndim} dimensions {layout}, got shape {shape}").format(ndim=ndim, layout=layout, shape=x.shape))
 
 
 def _features(indices) -> str:
@@ -131,10 +133,10 @@ def _check_finite_batch(x: np.ndarray) -> None:
     """ValueError, with counts and features, if the (N, D) training batch holds NaN or inf."""
     if not np.isfinite(x).all():
         raise ValueError(
-            f"x has {_non_finite_summary(x)}: a training batch must be finite. One NaN or inf "
-            f"makes its feature's batch mean and variance NaN, so every output of that feature "
-            f"and a layer's running statistics would be NaN (for good). Find where they come "
-            f"from: np.isfinite(x).all(axis=0) is False for exactly those features."
+            _("x has {value}: a training batch must be finite. One NaN or inf "
+            "makes its feature's batch mean and variance NaN, so every output of that feature "
+            "and a layer's running statistics would be NaN (for good). Find where they come "
+            "from: np.isfinite(x).all(axis=0) is False for exactly those features.").format(value=_non_finite_summary(x))
         )
 
 
@@ -149,14 +151,14 @@ def _check_per_feature(array, num_features: int, name: str, dtype) -> np.ndarray
     array = np.asarray(array)
     if array.shape != (num_features,):
         raise ValueError(
-            f"{name} must have shape ({num_features},), one value per feature, "
-            f"got shape {array.shape}"
+            _("{name} must have shape ({num_features},), one value per feature, "
+            "got shape {shape}").format(name=name, num_features=num_features, shape=array.shape)
         )
     array = array.astype(dtype, copy=False)
     if not np.isfinite(array).all():
         raise ValueError(
-            f"{name} must be finite (one value per feature), but it has "
-            f"{_non_finite_summary(array)}{_POISONED.get(name, '')}"
+            _("{name} must be finite (one value per feature), but it has "
+            "{value}{value2}").format(name=name, value=_non_finite_summary(array), value2=_POISONED.get(name, ''))
         )
     return array
 
@@ -164,17 +166,17 @@ def _check_per_feature(array, num_features: int, name: str, dtype) -> np.ndarray
 def _check_non_negative(array: np.ndarray, name: str) -> None:
     if np.any(array < 0):
         raise ValueError(
-            f"{name} must be non-negative (it is a variance), but it is negative in "
-            f"{_features(np.flatnonzero(array < 0))}"
+            _("{name} must be non-negative (it is a variance), but it is negative in "
+            "{value}").format(name=name, value=_features(np.flatnonzero(array < 0)))
         )
 
 
 def _check_batch_of_more_than_one(values_per_feature: int, what: str) -> None:
     if values_per_feature < 2:
         raise ValueError(
-            f"batch normalization in training needs more than one value per feature to "
-            f"compute a variance; got {what} = {values_per_feature}. Use a batch of at "
-            f"least 2 (or batchnorm_inference / eval mode for a single example)."
+            _("batch normalization in training needs more than one value per feature to "
+            "compute a variance; got {what} = {values_per_feature}. Use a batch of at "
+            "least 2 (or batchnorm_inference / eval mode for a single example).").format(what=what, values_per_feature=values_per_feature)
         )
 
 
@@ -294,9 +296,9 @@ def _statistics_of_huge_values(x: np.ndarray, eps: float):
         var = y_var * scale * scale  # (D,) inf where it does not fit
     if not np.isfinite(xc).all():
         raise ValueError(
-            f"x spans more than the largest {x.dtype} number in "
-            f"{_features(np.flatnonzero(~np.isfinite(xc).all(axis=0)))}: x - mean overflows. "
-            f"Rescale x (BN does not depend on its scale)."
+            _("x spans more than the largest {dtype} number in "
+            "{value}: x - mean overflows. "
+            "Rescale x (BN does not depend on its scale).").format(dtype=x.dtype, value=_features(np.flatnonzero(~np.isfinite(xc).all(axis=0))))
         )
     std = np.sqrt(y_var + eps / scale / scale) * scale  # (D,)
     return y_mean * scale, xc, var, std
@@ -386,7 +388,7 @@ def batchnorm_backward_compact(dout, cache: BatchNormCache):
 def _check_upstream(dout, shape) -> np.ndarray:
     dout = _as_float_array(dout, "dout")
     if dout.shape != shape:
-        raise ValueError(f"dout must have the shape of the forward output {shape}, got {dout.shape}")
+        raise ValueError(_("dout must have the shape of the forward output {shape}, got {shape2}").format(shape=shape, shape2=dout.shape))
     return dout
 
 
@@ -420,11 +422,11 @@ def _check_variance_fits(cache: BatchNormCache) -> None:
     """The node-by-node backward works with var itself: it must be a finite number."""
     if not np.isfinite(cache.var).all():
         raise ValueError(
-            f"the batch variance of {_features(np.flatnonzero(~np.isfinite(cache.var)))} "
-            f"overflows {cache.var.dtype} (the values are too large to square): the node-by-node "
-            f"backward needs var, std**2 and 1 / std**3, which do not fit. "
-            f"batchnorm_backward_compact works from x_hat and 1 / std alone and gives the gradient; "
-            f"or rescale x."
+            _("the batch variance of {value} "
+            "overflows {dtype} (the values are too large to square): the node-by-node "
+            "backward needs var, std**2 and 1 / std**3, which do not fit. "
+            "batchnorm_backward_compact works from x_hat and 1 / std alone and gives the gradient; "
+            "or rescale x.").format(value=_features(np.flatnonzero(~np.isfinite(cache.var))), dtype=cache.var.dtype)
         )
 
 
@@ -447,7 +449,7 @@ def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
     """
     x = _as_float_array(x, "x")
     if x.ndim not in (2, 4):
-        raise ValueError(f"x must have shape (N, D) or (N, C, H, W), got shape {x.shape}")
+        raise ValueError(_("x must have shape (N, D) or (N, C, H, W), got shape {shape}").format(shape=x.shape))
     eps = _check_eps(eps)
     c = x.shape[1]
     gamma = _check_per_feature(gamma, c, "gamma", np.float64)
@@ -462,8 +464,8 @@ def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
         shift = beta - scale * running_mean  # (C,)
     if not np.isfinite(scale).all():
         raise ValueError(
-            f"gamma / sqrt(running_var + eps) overflows float64 in "
-            f"{_features(np.flatnonzero(~np.isfinite(scale)))}: gamma is too large"
+            _("gamma / sqrt(running_var + eps) overflows float64 in "
+            "{value}: gamma is too large").format(value=_features(np.flatnonzero(~np.isfinite(scale))))
         )
     if not np.isfinite(shift).all():
         # scale * running_mean overflowed (a huge running mean): the longer form
@@ -504,7 +506,7 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, n, mo
     running_mean = np.asarray(running_mean, dtype=np.float64)
     d = running_mean.shape[0] if running_mean.ndim == 1 else None
     if d is None:
-        raise ValueError(f"running_mean must have shape (D,), got shape {running_mean.shape}")
+        raise ValueError(_("running_mean must have shape (D,), got shape {shape}").format(shape=running_mean.shape))
     running_mean = _check_per_feature(running_mean, d, "running_mean", np.float64)
     running_var = _check_per_feature(running_var, d, "running_var", np.float64)
     batch_mean = _check_per_feature(batch_mean, d, "batch_mean", np.float64)
@@ -515,13 +517,13 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, n, mo
     n_value = _check_number(n, "n, the number of values per feature in the batch,", expected_n)
     if not np.isfinite(n_value) or int(n_value) != n_value or n_value < 2:
         raise ValueError(
-            f"n, the number of values per feature in the batch, must be {expected_n}; got {n!r}"
+            _("n, the number of values per feature in the batch, must be {expected_n}; got {n!r}").format(expected_n=expected_n, n=n)
         )
     expected_momentum = "a number in [0, 1] (torch's default is 0.1)"
     if momentum is None:
         raise ValueError(
-            f"momentum must be {expected_momentum}, got None (for torch's momentum=None, "
-            f"the cumulative average, pass momentum = 1 / t for the t-th batch)"
+            _("momentum must be {expected_momentum}, got None (for torch's momentum=None, "
+            "the cumulative average, pass momentum = 1 / t for the t-th batch)").format(expected_momentum=expected_momentum)
         )
     momentum = _check_momentum(momentum, expected_momentum)
     unbiased_var = batch_var * n / (n - 1)
@@ -529,8 +531,8 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, n, mo
     new_var = (1.0 - momentum) * running_var + momentum * unbiased_var
     if not np.isfinite(new_var).all():
         raise ValueError(
-            f"the new running_var overflows float64 in "
-            f"{_features(np.flatnonzero(~np.isfinite(new_var)))}: the batch variance is too large"
+            _("the new running_var overflows float64 in "
+            "{value}: the batch variance is too large").format(value=_features(np.flatnonzero(~np.isfinite(new_var))))
         )
     return new_mean, new_var
 
@@ -627,8 +629,8 @@ def fold_batchnorm(weight, bias, gamma, beta, running_mean, running_var, eps=1e-
     weight = _as_float_array(weight, "weight")
     if weight.ndim < 2:
         raise ValueError(
-            f"weight must be (out, in) or (out, in, kh, kw) with the output features on "
-            f"axis 0, got shape {weight.shape}"
+            _("weight must be (out, in) or (out, in, kh, kw) with the output features on "
+            "axis 0, got shape {shape}").format(shape=weight.shape)
         )
     eps = _check_eps(eps)
     out_features = weight.shape[0]
@@ -738,12 +740,12 @@ class BatchNorm:
         x = _as_float_array(x, "x")
         if x.ndim not in (2, 3, 4):
             raise ValueError(
-                f"x must have shape (N, C), (N, C, L) or (N, C, H, W), got shape {x.shape}"
+                _("x must have shape (N, C), (N, C, L) or (N, C, H, W), got shape {shape}").format(shape=x.shape)
             )
         if x.shape[1] != self.num_features:
             raise ValueError(
-                f"x must have {self.num_features} features on axis 1 (this layer's "
-                f"num_features), got shape {x.shape}"
+                _("x must have {num_features} features on axis 1 (this layer's "
+                "num_features), got shape {shape}").format(num_features=self.num_features, shape=x.shape)
             )
         if x.size == 0:
             out = self._forward_empty(x)
@@ -786,8 +788,8 @@ class BatchNorm:
     def _update_running_stats(self, cache_2d, values_per_feature):
         if not np.isfinite(cache_2d.var).all():
             raise ValueError(
-                "the batch variance overflows (the values are too large to square), so "
-                "running_var cannot hold it: rescale x. The running statistics are unchanged."
+                _("the batch variance overflows (the values are too large to square), so "
+                "running_var cannot hold it: rescale x. The running statistics are unchanged.")
             )
         if self.momentum is None:  # cumulative average: the t-th batch gets weight 1 / t
             factor = 1.0 / (self.num_batches_tracked + 1)

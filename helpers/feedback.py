@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from helpers.i18n import N_, _
+
 __all__ = ["LOW_PRECISION", "Feedback", "NotAttempted", "call_reader_function", "low_precision_message",
            "precision_of"]
 
@@ -30,19 +32,21 @@ class Feedback:
     attempted: bool = True
     messages: list = field(default_factory=list)
     #: what the reader fills in ("the answers" for a question) and what passing means
-    to_fill: str = "the function"
-    when_correct: str = "all hidden cases pass"
+    to_fill: str = N_("the function")
+    when_correct: str = N_("all hidden cases pass")
 
     def add(self, message: str) -> None:
         self.messages.append(message)
 
     def __str__(self) -> str:
         if not self.attempted:
-            head = f"[not attempted] {self.exercise}: fill in {self.to_fill} above and run this cell again."
+            head = _("[not attempted] {exercise}: fill in {to_fill} above and run this cell again.").format(
+                exercise=_(self.exercise), to_fill=_(self.to_fill))
         elif self.passed:
-            head = f"[correct] {self.exercise}: {self.when_correct}."
+            head = _("[correct] {exercise}: {when_correct}.").format(exercise=_(self.exercise),
+                                                                     when_correct=_(self.when_correct))
         else:
-            head = f"[not yet] {self.exercise}:"
+            head = _("[not yet] {exercise}:").format(exercise=_(self.exercise))
         return "\n".join([head, *(f"  - {message}" for message in self.messages)])
 
     __repr__ = __str__
@@ -83,21 +87,23 @@ def low_precision_message(precision: str | None, error: float, tolerance: float)
     rounding gives (then probably computed in float32 somewhere inside). None otherwise."""
     if precision is not None and error > 1e3 * LOW_PRECISION[precision]:
         digits = round(-np.log10(LOW_PRECISION[precision]))
-        return (f"Your function computes in {precision}, which keeps only about {digits} significant "
-                f"digits: on this case the answer depends on digits beyond them, and yours is off by "
-                f"{error:.1e} (relative; the checker allows {tolerance:.0e}, in float64). Compute in "
-                f"float64 (numpy's default; torch.float64, e.g. torch.from_numpy(x), rather than "
-                f"torch.tensor(x, dtype=torch.float32)) and run the check again.")
+        return _("Your function computes in {precision}, which keeps only about {digits} significant "
+                 "digits: on this case the answer depends on digits beyond them, and yours is off by "
+                 "{error:.1e} (relative; the checker allows {tolerance:.0e}, in float64). Compute in "
+                 "float64 (numpy's default; torch.float64, e.g. torch.from_numpy(x), rather than "
+                 "torch.tensor(x, dtype=torch.float32)) and run the check again.").format(
+                     precision=precision, digits=digits, error=error, tolerance=tolerance)
     if precision is not None:
-        return (f"Your function computes in {precision}: it agrees with the reference to {error:.1e} "
-                f"(relative), about what {precision} can hold (machine epsilon "
-                f"{LOW_PRECISION[precision]:.1e}), but the checker compares in float64, to a "
-                f"relative {tolerance:.0e}. Your formula may well be right: compute in float64 "
-                f"(numpy's default; torch.float64, e.g. torch.from_numpy(x), rather than "
-                f"torch.tensor(x, dtype=torch.float32)) and run the check again.")
+        return _("Your function computes in {precision}: it agrees with the reference to {error:.1e} "
+                 "(relative), about what {precision} can hold (machine epsilon "
+                 "{epsilon:.1e}), but the checker compares in float64, to a "
+                 "relative {tolerance:.0e}. Your formula may well be right: compute in float64 "
+                 "(numpy's default; torch.float64, e.g. torch.from_numpy(x), rather than "
+                 "torch.tensor(x, dtype=torch.float32)) and run the check again.").format(
+                     precision=precision, error=error, epsilon=LOW_PRECISION[precision], tolerance=tolerance)
     if tolerance < error < 1e3 * LOW_PRECISION["float32"]:
-        return (f"Your result agrees with the reference to {error:.1e} (relative): not to the "
-                f"checker's float64 tolerance, {tolerance:.0e}, but about as well as a float32 "
-                f"computation would. Is part of your code in float32 (np.float32, torch's default "
-                f"dtype)? Compute in float64 throughout.")
+        return _("Your result agrees with the reference to {error:.1e} (relative): not to the "
+                 "checker's float64 tolerance, {tolerance:.0e}, but about as well as a float32 "
+                 "computation would. Is part of your code in float32 (np.float32, torch's default "
+                 "dtype)? Compute in float64 throughout.").format(error=error, tolerance=tolerance)
     return None

@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.i18n import _
+
 __all__ = ["Control", "Notice", "Panel", "PanelView"]
 
 
@@ -86,7 +88,7 @@ class Control:
     def widget(self):
         import ipywidgets as widgets
 
-        common = dict(value=self.value, description=self.description or self.name,
+        common = dict(value=self.value, description=_(self.description) if self.description else self.name,
                       style={"description_width": "initial"},
                       layout=widgets.Layout(width="320px"))
         if self.kind == "int":
@@ -189,7 +191,7 @@ class Panel:
                 frame = view.frame(values)
             except Exception as error:  # a learner sees a message, never a traceback
                 view.close()
-                frame = Notice(f"These settings could not be drawn ({type(error).__name__}: {error}).")
+                frame = Notice(_("These settings could not be drawn") + f" ({type(error).__name__}: {error}).")
             with output:
                 output.clear_output(wait=True)
                 display(frame if isinstance(frame, Notice) else Image(data=frame, format="png"))

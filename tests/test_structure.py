@@ -149,7 +149,7 @@ def navigation_problems(folder: Path) -> list[str]:
             links = LINK.findall(text(cell))
             found = {"previous": None, "next": None, "map": None}
             for label, target in links:
-                if target.startswith("http"):
+                if target.startswith(("http", "zh/", "../")):  # the other edition: tests/test_translations.py
                     continue
                 if not (folder / target).is_file():
                     problems.append(f"{path.name} {where}: link to {target!r}, which does not exist")

@@ -175,7 +175,9 @@ def normalized(path: Path, previous, following) -> dict:
     ]
     nav = navigation(previous, path, following)
     badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(path.name)})"
-    header = make_cell("markdown", HEADER, f"{badge} &nbsp; {nav}")
+    twin = path.parent / "zh" / path.name  # the Chinese edition, built by tools/translate.py
+    chinese = f" · [简体中文版](zh/{path.name})" if twin.is_file() else ""
+    header = make_cell("markdown", HEADER, f"{badge} &nbsp; {nav}{chinese}")
     setup = make_cell("code", SETUP, setup_source(), SETUP_METADATA)
     footer = make_cell("markdown", FOOTER, f"---\n{nav}")
     cells = [header, *authored[:1], setup, *authored[1:], footer]

@@ -31,6 +31,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
+from helpers.i18n import _
 
 __all__ = ["MISTAKES", "RTOL", "SCALE", "check_linear_bn_backward", "check_mean_only_backward",
            "check_weight_scaling", "linear_bn_cases", "mean_only_cases", "reference_backward",
@@ -59,14 +60,14 @@ def _close(a, b, rtol=RTOL, scale=None) -> bool:
 def _as_array(value, name: str, shape, feedback: Feedback, hints=None):
     """``value`` as a float64 array of ``shape``, or None after saying what is wrong with it."""
     if value is None:
-        feedback.add(f"{name} is None: did you forget to return it?")
+        feedback.add(_("{name} is None: did you forget to return it?").format(name=name))
         return None
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu().numpy()
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        feedback.add(f"{name} is a {type(value).__name__}, not an array of numbers.")
+        feedback.add(_("{name} is a {value}, not an array of numbers.").format(name=name, value=type(value).__name__))
         return None
     if array.shape != shape:
         feedback.add((hints or {}).get(array.shape, f"{name} has shape {array.shape}; expected {shape}."))
@@ -81,7 +82,7 @@ def _call(fn, arguments, description, feedback):
     except NotAttempted:
         feedback.attempted = False
     except Exception as error:  # the reader sees what went wrong, not a traceback
-        feedback.add(f"On {description}: your function raised {type(error).__name__}: {error}.")
+        feedback.add(_("On {description}: your function raised {value}: {error}.").format(description=description, value=type(error).__name__, error=error))
     return None
 
 
@@ -207,16 +208,16 @@ def _mean_only_mistakes(dout, x, beta):
 
 def check_mean_only_backward(fn) -> Feedback:
     """Check ``fn(dout, x, beta) -> (dx, dbeta)`` for mean-only BN on hidden cases."""
-    feedback = Feedback("the backward pass of mean-only BN, my_mean_only_backward")
+    feedback = Feedback(_("the backward pass of mean-only BN, my_mean_only_backward"))
     for description, dout, x, beta in mean_only_cases():
         n, d = dout.shape
         result = _call(fn, (dout.copy(), x.copy(), beta.copy()), description, feedback)
         if result is None:
             if feedback.attempted and not feedback.messages:
-                feedback.add("Your function returned None: did you forget the `return`?")
+                feedback.add(_("Your function returned None: did you forget the `return`?"))
             return feedback
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
-            feedback.add("Return two arrays, in this order: dx, dbeta.")
+            feedback.add(_("Return two arrays, in this order: dx, dbeta."))
             return feedback
         precision = precision_of(result)
         dx = _as_array(result[0], "dx", (n, d), feedback)
@@ -239,7 +240,7 @@ def check_mean_only_backward(fn) -> Feedback:
             dx_matches = dx_right if wrong_dx is None else _close(dx, wrong_dx, rtol=1e-6)
             dbeta_matches = dbeta_right if wrong_dbeta is None else _close(dbeta, wrong_dbeta, rtol=1e-6)
             if dx_matches and dbeta_matches:
-                feedback.add(f"On {description}: {explanation}")
+                feedback.add(_("On {description}: {explanation}").format(description=description, explanation=explanation))
                 return feedback
         error = max(_relative_error(dx, right_dx), _relative_error(dbeta, right_dbeta))
         note = low_precision_message(precision, error, RTOL)
@@ -249,8 +250,8 @@ def check_mean_only_backward(fn) -> Feedback:
                                                       f"of §1 without the variance nodes."))
         return feedback
     feedback.passed = True
-    feedback.add("dx = dout - mean(dout) and dbeta = sum(dout) on every hidden case. Note what does "
-                 "not appear: x and beta. Every row of dx sums to 0 over the batch, as in full BN.")
+    feedback.add(_("dx = dout - mean(dout) and dbeta = sum(dout) on every hidden case. Note what does "
+                 "not appear: x and beta. Every row of dx sums to 0 over the batch, as in full BN."))
     return feedback
 
 
@@ -306,7 +307,7 @@ def _linear_bn_mistakes(dout, u, weight, bias, gamma, eps):
 
 def check_linear_bn_backward(fn) -> Feedback:
     """Check ``fn(dout, u, weight, bias, gamma, eps) -> (du, dweight, dbias)`` on hidden cases."""
-    feedback = Feedback("a linear layer with a bias, then BN: my_linear_bn_backward")
+    feedback = Feedback(_("a linear layer with a bias, then BN: my_linear_bn_backward"))
     for case in linear_bn_cases():
         description, dout, u, weight, bias, gamma, eps = case
         n, d_in = u.shape
@@ -315,10 +316,10 @@ def check_linear_bn_backward(fn) -> Feedback:
                        description, feedback)
         if result is None:
             if feedback.attempted and not feedback.messages:
-                feedback.add("Your function returned None: did you forget the `return`?")
+                feedback.add(_("Your function returned None: did you forget the `return`?"))
             return feedback
         if not (isinstance(result, (tuple, list)) and len(result) == 3):
-            feedback.add("Return three arrays, in this order: du, dweight, dbias.")
+            feedback.add(_("Return three arrays, in this order: du, dweight, dbias."))
             return feedback
         precision = precision_of(result)
         du = _as_array(result[0], "du", (n, d_in), feedback, hints={
@@ -343,12 +344,12 @@ def check_linear_bn_backward(fn) -> Feedback:
                 continue  # this mistake gives the right answer on this case (e.g. eps = 1e-5 hard-coded)
             if _close(du, wrong_du, rtol=1e-6) and _close(dweight, wrong_dweight, rtol=1e-6) and \
                     (wrong_dbias is None or _close(dbias, wrong_dbias, rtol=1e-6, scale=size)):
-                feedback.add(f"On {description}: {explanation}")
+                feedback.add(_("On {description}: {explanation}").format(description=description, explanation=explanation))
                 return feedback
         error = max(float(np.max(np.abs(a - r))) / size for a, r in zip(answer, right))
         note = low_precision_message(precision, error, RTOL)
         if note:
-            feedback.add(f"On {description}: {note}")
+            feedback.add(_("On {description}: {note}").format(description=description, note=note))
             return feedback
         wrong = [name for name, a, r in zip(("du", "dweight", "dbias"), answer, right)
                  if not _close(a, r, scale=size)]
@@ -356,12 +357,12 @@ def check_linear_bn_backward(fn) -> Feedback:
         if wrong == ["dbias"]:
             hint = (" du and dweight are right; what can the bias change, once BN has subtracted "
                     "the batch mean?")
-        feedback.add(f"On {description}: {', '.join(wrong)} differ from the reference (by up to "
-                     f"{error:.2g}, relative to the largest gradient).{hint}")
+        feedback.add(_("On {description}: {value} differ from the reference (by up to "
+                     "{error:.2g}, relative to the largest gradient).{hint}").format(description=description, value=', '.join(wrong), error=error, hint=hint))
         return feedback
     feedback.passed = True
-    feedback.add("du, dweight and dbias agree with the reference on every hidden case, and your "
-                 "dbias is 0 up to rounding: a bias in front of BN gets no gradient at all.")
+    feedback.add(_("du, dweight and dbias agree with the reference on every hidden case, and your "
+                 "dbias is 0 up to rounding: a bias in front of BN gets no gradient at all."))
     return feedback
 
 
@@ -383,7 +384,7 @@ _QUANTITIES = {
 
 def weight_scaling_answers() -> dict:
     """The answers: quantity -> the factor (for a = SCALE), up to eps."""
-    return {key: factor for key, (_, factor) in _QUANTITIES.items()}
+    return {key: factor for key, (_name, factor) in _QUANTITIES.items()}
 
 
 _WHY = {
@@ -403,11 +404,11 @@ _WHY = {
 def check_weight_scaling(answers) -> Feedback:
     """Check a dict {quantity: factor} for the weights in front of BN multiplied by SCALE (10):
     "output", "grad_input", "grad_weight", "relative_update"."""
-    feedback = Feedback(f"the weights in front of BN multiplied by {SCALE:g}", to_fill="the answers",
-                        when_correct="all four factors are right")
+    feedback = Feedback(_("the weights in front of BN multiplied by {SCALE:g}").format(SCALE=SCALE), to_fill=_("the answers"),
+                        when_correct=_("all four factors are right"))
     if not isinstance(answers, dict):
-        feedback.add("Give a dict, {'output': ..., 'grad_input': ..., 'grad_weight': ..., "
-                     "'relative_update': ...}, with one number each.")
+        feedback.add(_("Give a dict, {'output': ..., 'grad_input': ..., 'grad_weight': ..., "
+                     "'relative_update': ...}, with one number each."))
         return feedback
     missing = [key for key in _QUANTITIES if answers.get(key) is None]
     if len(missing) == len(_QUANTITIES):
@@ -415,22 +416,22 @@ def check_weight_scaling(answers) -> Feedback:
         return feedback
     unknown = sorted(set(answers) - set(_QUANTITIES))
     if unknown:
-        feedback.add(f"Unknown keys {unknown}; the four are {list(_QUANTITIES)}.")
+        feedback.add(_("Unknown keys {unknown}; the four are {value}.").format(unknown=unknown, value=list(_QUANTITIES)))
     wrong = 0
     for key, (what, factor) in _QUANTITIES.items():
         value = answers.get(key)
         if value is None:
-            feedback.add(f"{key}: no answer yet ({what}).")
+            feedback.add(_("{key}: no answer yet ({what}).").format(key=key, what=what))
             wrong += 1
             continue
         try:
             value = float(value)
         except (TypeError, ValueError):
-            feedback.add(f"{key}: give a number (the factor), not {value!r}.")
+            feedback.add(_("{key}: give a number (the factor), not {value!r}.").format(key=key, value=value))
             wrong += 1
             continue
         if math.isclose(value, factor, rel_tol=1e-2):
-            feedback.add(f"{key} = {value:g}: right. {_WHY[key]}")
+            feedback.add(_("{key} = {value:g}: right. {value2}").format(key=key, value=value, value2=_WHY[key]))
             continue
         wrong += 1
         if math.isclose(value, 1.0 / factor, rel_tol=1e-2) and factor != 1.0:
@@ -443,6 +444,6 @@ def check_weight_scaling(answers) -> Feedback:
             slip = "1/a² is the relative update; the gradient itself shrinks by 1/a. "
         else:
             slip = ""
-        feedback.add(f"{key} = {value:g} is not the factor for {what}: {slip}{_WHY[key]}")
+        feedback.add(_("{key} = {value:g} is not the factor for {what}: {slip}{value2}").format(key=key, value=value, what=what, slip=slip, value2=_WHY[key]))
     feedback.passed = wrong == 0 and not unknown
     return feedback

@@ -16,6 +16,7 @@ import numpy as np
 
 from helpers.bn import batchnorm_backward_compact, batchnorm_forward
 from helpers.feedback import Feedback, NotAttempted, call_reader_function
+from helpers.i18n import _
 from helpers.parallel_variance import Moments, merge, moments
 
 __all__ = ["check_merge", "check_shard_backward"]
@@ -118,7 +119,7 @@ def _as_moments(result, shape):
 def check_merge(function) -> Feedback:
     """Check ``function(a, b) -> (count, mean, m2)``, a and b each a (count, mean, m2) tuple
     of one part (count a number, mean and m2 arrays (D,))."""
-    feedback = Feedback("merging (count, mean, M2) of two parts")
+    feedback = Feedback(_("merging (count, mean, M2) of two parts"))
     found = []
     for label, a, b in _merge_cases():
         copies = [np.copy(a.mean), np.copy(a.m2), np.copy(b.mean), np.copy(b.m2)]
@@ -149,7 +150,7 @@ def check_merge(function) -> Feedback:
         if _close(merged.mean, expected.mean) and _close(merged.m2, expected.m2):
             continue
         for flags, message in _MERGE_MISTAKES:
-            _, mean, m2 = _merge_variant(a, b, **flags)
+            _count, mean, m2 = _merge_variant(a, b, **flags)
             if _close(merged.mean, mean) and _close(merged.m2, m2):
                 found.append(message)
                 break
@@ -226,7 +227,7 @@ def check_shard_backward(function) -> Feedback:
     dy and x_hat (n, C) this process's rows; gamma, invstd, sum_dy, sum_dy_x_hat (C,), the last
     two summed over every process; total_count the global N. The answer must equal the rows
     of the gradient of BN on the whole batch."""
-    feedback = Feedback("one process's input gradient in synchronized BN")
+    feedback = Feedback(_("one process's input gradient in synchronized BN"))
     found = []
     for label, x, dy, gamma, shards in _backward_cases():
         out, cache = batchnorm_forward(x, gamma, np.zeros_like(gamma))

@@ -26,6 +26,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
+from helpers.i18n import _
 
 __all__ = ["OUTCOMES", "check_bn_sigmoid_layer", "check_gradient_factor", "check_outcome_prediction"]
 
@@ -55,7 +56,7 @@ def _layer_cases():
 def _reference_layer(h, weight, gamma, beta, eps):
     """sigmoid(BN(h W^T)) with helpers.bn's forward pass (numpy, float64)."""
     z = h.numpy() @ weight.numpy().T
-    y, _ = batchnorm_forward(z, gamma.numpy(), beta.numpy(), eps)
+    y, _cache = batchnorm_forward(z, gamma.numpy(), beta.numpy(), eps)
     return 1.0 / (1.0 + np.exp(-y))
 
 
@@ -111,7 +112,7 @@ def check_bn_sigmoid_layer(reader_layer) -> Feedback:
     ``helpers.bn.batchnorm_forward`` in float64, and the gradient with respect to the weights
     with the reference's (autograd must be able to run through the reader's function).
     """
-    feedback = Feedback("one BN-sigmoid layer, my_bn_sigmoid_layer")
+    feedback = Feedback(_("one BN-sigmoid layer, my_bn_sigmoid_layer"))
     for description, h, weight, gamma, beta, eps in _layer_cases():
         weight_arg = weight.clone().requires_grad_(True)
         try:
@@ -120,17 +121,17 @@ def check_bn_sigmoid_layer(reader_layer) -> Feedback:
         except NotAttempted:
             return Feedback(feedback.exercise, passed=False, attempted=False)
         except Exception as error:  # the reader's bug, reported instead of raised
-            feedback.add(f"On {description}, your function raised {type(error).__name__}: {error}. "
-                         "Shapes: h (N, D_in), weight (D_out, D_in), so z = h @ weight.T is (N, D_out).")
+            feedback.add(_("On {description}, your function raised {value}: {error}. "
+                         "Shapes: h (N, D_in), weight (D_out, D_in), so z = h @ weight.T is (N, D_out).").format(description=description, value=type(error).__name__, error=error))
             return feedback
         if not isinstance(out, torch.Tensor):
-            feedback.add(f"Your function returned a {type(out).__name__}; return a torch tensor "
-                         "(compute with torch operations, so that autograd can differentiate it).")
+            feedback.add(_("Your function returned a {value}; return a torch tensor "
+                         "(compute with torch operations, so that autograd can differentiate it).").format(value=type(out).__name__))
             return feedback
         expected = _reference_layer(h, weight, gamma, beta, eps)
         if tuple(out.shape) != expected.shape:
-            feedback.add(f"On {description}: your output has shape {tuple(out.shape)}, expected "
-                         f"{expected.shape} (N examples, D_out units).")
+            feedback.add(_("On {description}: your output has shape {value}, expected "
+                         "{shape} (N examples, D_out units).").format(description=description, value=tuple(out.shape), shape=expected.shape))
             return feedback
         values = out.detach().double().numpy()
         if not np.allclose(values, expected, rtol=1e-9, atol=1e-12):
@@ -139,27 +140,27 @@ def check_bn_sigmoid_layer(reader_layer) -> Feedback:
             loose = 1e-9 if precision is None else 1e3 * LOW_PRECISION[precision]
             note = low_precision_message(precision, error, 1e-9) if error <= loose or precision is None else None
             if note and precision is not None:   # a float64 answer: the usual mistakes first
-                feedback.add(f"On {description}: {note}")
+                feedback.add(_("On {description}: {note}").format(description=description, note=note))
                 return feedback
             for candidate, explanation in _layer_mistakes(h, weight, gamma, beta, eps):
                 if candidate is None:
                     continue
                 if (np.allclose(values, candidate, rtol=1e-9, atol=1e-12) if precision is None
                         else np.abs(values - candidate).max() <= loose * np.abs(candidate).max()):
-                    feedback.add(f"On {description}: {explanation}")
+                    feedback.add(_("On {description}: {explanation}").format(description=description, explanation=explanation))
                     return feedback
             if note:
-                feedback.add(f"On {description}: {note}")
+                feedback.add(_("On {description}: {note}").format(description=description, note=note))
                 return feedback
             worst = float(np.abs(values - expected).max())
-            feedback.add(f"On {description}: your output differs from sigmoid(BN(h W^T)) by up to "
-                         f"{worst:.3g}. Compute z = h @ weight.T, then z_hat = (z - mean) / "
+            feedback.add(_("On {description}: your output differs from sigmoid(BN(h W^T)) by up to "
+                         "{worst:.3g}. Compute z = h @ weight.T, then z_hat = (z - mean) / "
                          "sqrt(var + eps) over the batch (dim=0, biased variance), then "
-                         "sigmoid(gamma * z_hat + beta).")
+                         "sigmoid(gamma * z_hat + beta).").format(description=description, worst=worst))
             return feedback
         if not out.requires_grad:
-            feedback.add("Your output is right but autograd cannot run through it (did you use "
-                         ".detach(), .numpy() or torch.no_grad()?). Keep to torch operations.")
+            feedback.add(_("Your output is right but autograd cannot run through it (did you use "
+                         ".detach(), .numpy() or torch.no_grad()?). Keep to torch operations."))
             return feedback
         upstream = torch.linspace(-1.0, 1.0, out.numel(), dtype=out.dtype).reshape(out.shape)
         (grad,) = torch.autograd.grad((out * upstream).sum(), weight_arg)
@@ -169,14 +170,14 @@ def check_bn_sigmoid_layer(reader_layer) -> Feedback:
         reference_out = torch.sigmoid(gamma * z_hat + beta)
         (reference_grad,) = torch.autograd.grad((reference_out * upstream).sum(), reference_weight)
         if not torch.allclose(grad.double(), reference_grad, rtol=1e-7, atol=1e-10):
-            feedback.add(f"On {description}: the output is right but its gradient with respect to "
+            feedback.add(_("On {description}: the output is right but its gradient with respect to "
                          "the weights is not. Did you treat the batch mean or variance as a "
                          "constant (e.g. .detach() on them)? The paper's Section 3 insists the "
-                         "gradient must flow through the statistics too.")
+                         "gradient must flow through the statistics too.").format(description=description))
             return feedback
     feedback.passed = True
-    feedback.add("Your layer matches sigmoid(BN(h W^T)) from helpers.bn, and autograd's gradient "
-                 "through it matches the reference: this is one hidden layer of Figure1MLP.")
+    feedback.add(_("Your layer matches sigmoid(BN(h W^T)) from helpers.bn, and autograd's gradient "
+                 "through it matches the reference: this is one hidden layer of Figure1MLP."))
     return feedback
 
 
@@ -211,7 +212,7 @@ def check_gradient_factor(reader_factor) -> Feedback:
     """Check ``reader_factor(a) -> float``: the factor by which the gradient with respect to a BN
     layer's incoming weights changes when the weights are multiplied by a > 0 (answer: 1/a, up
     to the tiny effect of eps). Compared with ``measured_gradient_factor`` at several a."""
-    feedback = Feedback("the gradient after scaling the weights, my_gradient_factor")
+    feedback = Feedback(_("the gradient after scaling the weights, my_gradient_factor"))
     scales = (0.1, 0.5, 2.0, 10.0)
     answers = []
     for a in scales:
@@ -220,12 +221,12 @@ def check_gradient_factor(reader_factor) -> Feedback:
         except NotAttempted:
             return Feedback(feedback.exercise, passed=False, attempted=False)
         except Exception as error:
-            feedback.add(f"For a = {a}, your function raised {type(error).__name__}: {error}.")
+            feedback.add(_("For a = {a}, your function raised {value}: {error}.").format(a=a, value=type(error).__name__, error=error))
             return feedback
         try:
             answers.append(float(answer))
         except (TypeError, ValueError):
-            feedback.add(f"For a = {a} your function returned {answer!r}; return a number.")
+            feedback.add(_("For a = {a} your function returned {answer!r}; return a number.").format(a=a, answer=answer))
             return feedback
     answers = np.array(answers)
     scales_array = np.array(scales)
@@ -303,16 +304,16 @@ def check_outcome_prediction(prediction: dict, lr: float, *, steps: int | None =
     """
     from helpers.lessons import bn_in_a_network as experiments
 
-    feedback = Feedback(f"predict the outcome at learning rate {lr:g}")
+    feedback = Feedback(_("predict the outcome at learning rate {lr:g}").format(lr=lr))
     if not isinstance(prediction, dict) or set(prediction) != {"no BN", "BN"}:
-        feedback.add('Write the prediction as a dict with two keys: {"no BN": ..., "BN": ...}.')
+        feedback.add(_('Write the prediction as a dict with two keys: {"no BN": ..., "BN": ...}.'))
         return feedback
     if all(value is None for value in prediction.values()):
         return Feedback(feedback.exercise, passed=False, attempted=False, messages=[
             f"Replace each None in the prediction with one of {', '.join(map(repr, OUTCOMES))}."])
     for name, value in prediction.items():
         if value not in OUTCOMES:
-            feedback.add(f"The prediction for {name!r} is {value!r}: use one of {OUTCOMES}.")
+            feedback.add(_("The prediction for {name!r} is {value!r}: use one of {OUTCOMES}.").format(name=name, value=value, OUTCOMES=OUTCOMES))
             return feedback
     steps = experiments.SWEEP_STEPS if steps is None else steps
     runs = experiments.learning_rate_sweep([lr], steps=steps, progress=False)[lr]
@@ -321,7 +322,7 @@ def check_outcome_prediction(prediction: dict, lr: float, *, steps: int | None =
         actual = experiments.outcome(runs[key])
         verdict = "right" if actual == prediction[name] else "not quite"
         right += actual == prediction[name]
-        feedback.add(f"{name}: you said {prediction[name]!r}, the run {experiments.describe(runs[key])} "
-                     f"-> {actual!r} ({verdict}). {_WHY[key, actual]}")
+        feedback.add(_("{name}: you said {value!r}, the run {value2} "
+                     "-> {actual!r} ({verdict}). {value3}").format(name=name, value=prediction[name], value2=experiments.describe(runs[key]), actual=actual, verdict=verdict, value3=_WHY[key, actual]))
     feedback.passed = right == 2
     return feedback

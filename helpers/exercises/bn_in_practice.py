@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from helpers.feedback import Feedback, NotAttempted, call_reader_function
+from helpers.i18n import _
 from helpers.renorm import batch_renorm_forward, renormalize
 from helpers.welford import welford_update
 
@@ -29,7 +30,7 @@ def _close(a, b) -> bool:
 
 
 def _raised(feedback: Feedback, error: Exception, where: str) -> Feedback:
-    feedback.add(f"your function raised {type(error).__name__}: {error} ({where}).")
+    feedback.add(_("your function raised {value}: {error} ({where}).").format(value=type(error).__name__, error=error, where=where))
     return feedback
 
 
@@ -54,7 +55,7 @@ def _freeze_case():
         x = torch.randn(8, 1, 5, 5)
         model.train()
         with torch.no_grad():  # give the BN layers statistics of their own
-            for _ in range(3):
+            for _step in range(3):
                 model(x * 2 + 1)
     return model, x
 
@@ -67,7 +68,7 @@ def check_freeze_batchnorm(function) -> Feedback:
     import torch
     from torch import nn
 
-    feedback = Feedback("freezing BN")
+    feedback = Feedback(_("freezing BN"))
     model, x = _freeze_case()
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     others = [m for m in model.modules() if m not in norms and m is not model]
@@ -79,40 +80,40 @@ def check_freeze_batchnorm(function) -> Feedback:
     except Exception as error:
         return _raised(feedback, error, "on a model with a BatchNorm2d and a BatchNorm1d")
     if returned is not None and returned is not model:
-        feedback.add("your function returned a different model: change the model it is given "
-                     "in place (and return it, or nothing), so that the caller's model is frozen.")
+        feedback.add(_("your function returned a different model: change the model it is given "
+                     "in place (and return it, or nothing), so that the caller's model is frozen."))
     if not any(m in norms for m in model.modules()):
         from helpers.frozen import FrozenBatchNorm1d, FrozenBatchNorm2d
 
         if all(isinstance(m, (FrozenBatchNorm1d, FrozenBatchNorm2d)) or not isinstance(
                 m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
             feedback.passed = True
-            feedback.add("you replaced the BN layers by frozen ones (convert_frozen_batchnorm): "
+            feedback.add(_("you replaced the BN layers by frozen ones (convert_frozen_batchnorm): "
                          "that works too, and model.train() cannot undo it. The exercise asked for "
-                         "the in-place version; try it as well.")
+                         "the in-place version; try it as well."))
             return feedback
     still_training = [type(m).__name__ for m in norms if m.training]
     if still_training:
-        feedback.add(f"{', '.join(still_training)} still in training mode: call `.eval()` on each "
+        feedback.add(_("{value} still in training mode: call `.eval()` on each "
                      "BN layer, or it normalizes with batch statistics and overwrites its running "
-                     "statistics at every step, whatever requires_grad says.")
+                     "statistics at every step, whatever requires_grad says.").format(value=', '.join(still_training)))
     trainable = [type(m).__name__ for m in norms if any(p.requires_grad for p in m.parameters())]
     if trainable:
-        feedback.add(f"the weight and bias of {', '.join(trainable)} still require gradients: "
+        feedback.add(_("the weight and bias of {value} still require gradients: "
                      "`layer.weight.requires_grad_(False)` (and the bias), or the optimizer keeps "
-                     "moving gamma and beta.")
+                     "moving gamma and beta.").format(value=', '.join(trainable)))
     if not model.training:
-        feedback.add("your function put the whole model in eval mode: only the BN layers should "
-                     "be, the rest keeps training (a Dropout there would stop dropping).")
+        feedback.add(_("your function put the whole model in eval mode: only the BN layers should "
+                     "be, the rest keeps training (a Dropout there would stop dropping)."))
     elif any(not m.training for m in others):
         names = sorted({type(m).__name__ for m in others if not m.training})
-        feedback.add(f"these layers are no longer in training mode: {', '.join(names)}. Change "
-                     "the BN layers only.")
+        feedback.add(_("these layers are no longer in training mode: {value}. Change "
+                     "the BN layers only.").format(value=', '.join(names)))
     frozen_others = sorted({type(m).__name__ for m in others
                             if any(not p.requires_grad for p in m.parameters(recurse=False))})
     if frozen_others:
-        feedback.add(f"the parameters of {', '.join(frozen_others)} no longer require gradients: "
-                     "only BN's gamma and beta should be frozen.")
+        feedback.add(_("the parameters of {value} no longer require gradients: "
+                     "only BN's gamma and beta should be frozen.").format(value=', '.join(frozen_others)))
     if not feedback.messages:
         before = [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
         with torch.no_grad():
@@ -120,11 +121,11 @@ def check_freeze_batchnorm(function) -> Feedback:
         moved = any(not (torch.equal(m.running_mean, a) and torch.equal(m.running_var, b))
                     for m, (a, b) in zip(norms, before))
         if moved:
-            feedback.add("a forward pass still changed the running statistics.")
+            feedback.add(_("a forward pass still changed the running statistics."))
     feedback.passed = not feedback.messages
     if feedback.passed:
-        feedback.add("remember that model.train() puts the BN layers back in training mode: "
-                     "call your function again after every model.train().")
+        feedback.add(_("remember that model.train() puts the BN layers back in training mode: "
+                     "call your function again after every model.train()."))
     return feedback
 
 
@@ -184,7 +185,7 @@ _RENORM_MISTAKES = [
 def check_batch_renorm(function) -> Feedback:
     """Check ``function(x, gamma, beta, running_mean, running_std, r_max, d_max, eps) -> out``:
     Batch Renormalization's training-mode output (N, D) for x (N, D)."""
-    feedback = Feedback("Batch Renormalization forward")
+    feedback = Feedback(_("Batch Renormalization forward"))
     eps = 1e-5
     found = []
     for case in _renorm_cases():
@@ -286,7 +287,7 @@ def check_welford_update(function) -> Feedback:
     hidden values through it (rows of 3 features, one with a large offset, and a stream of
     scalars near 1e6), each call getting the state the previous call returned, and comparing
     every state with ``helpers.welford`` and M2 / count at the end with numpy's variance."""
-    feedback = Feedback("Welford's update")
+    feedback = Feedback(_("Welford's update"))
     rng = np.random.default_rng(1962)
     streams = [rng.normal(loc=[3.0, -1.0, 1e4], scale=[1.0, 0.1, 2.0], size=(40, 3)),
                rng.normal(loc=1e6, scale=0.5, size=(25, 1))[:, 0]]

@@ -28,6 +28,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
+from helpers.i18n import _
 from helpers.norms import group_normalize, normalize
 
 __all__ = ["check_group_norm", "check_normalization_axes", "check_spatial_batchnorm_forward"]
@@ -173,7 +174,7 @@ def _spatial_mistakes(x, gamma, beta, eps):
 def check_spatial_batchnorm_forward(spatial_forward) -> Feedback:
     """Check ``spatial_forward(x, gamma, beta, eps=1e-5)`` -> (N, C, H, W) output
     (or (out, cache)) against ``helpers.bn.spatial_batchnorm_forward``."""
-    feedback = Feedback("spatial batch norm, forward")
+    feedback = Feedback(_("spatial batch norm, forward"))
     rng = np.random.default_rng(5)
     shapes = [(2, 3, 4, 5), (3, 4, 2, 3), (4, 2, 3, 3)]
     for shape in shapes:
@@ -189,22 +190,22 @@ def check_spatial_batchnorm_forward(spatial_forward) -> Feedback:
         except NotAttempted:
             return _not_attempted(feedback.exercise)
         except Exception as error:  # the reader's code failed: say how, don't crash
-            feedback.add(f"Your function raised {type(error).__name__}: {error} "
-                         f"(x of shape {shape}).")
+            feedback.add(_("Your function raised {value}: {error} "
+                         "(x of shape {shape}).").format(value=type(error).__name__, error=error, shape=shape))
             return feedback
         if got is None:
-            feedback.add("Your function returned None: return the output array.")
+            feedback.add(_("Your function returned None: return the output array."))
             return feedback
         if got.shape != expected.shape:
             if got.shape == (n, h, w, c):
-                feedback.add(f"Your output has shape (N, H, W, C) = {got.shape}: transpose it "
-                             f"back to (N, C, H, W) with .transpose(0, 3, 1, 2).")
+                feedback.add(_("Your output has shape (N, H, W, C) = {shape}: transpose it "
+                             "back to (N, C, H, W) with .transpose(0, 3, 1, 2).").format(shape=got.shape))
             elif got.shape == (n * h * w, c):
-                feedback.add(f"Your output has shape (N*H*W, C) = {got.shape}: reshape to "
-                             f"(N, H, W, C), then transpose back to (N, C, H, W).")
+                feedback.add(_("Your output has shape (N*H*W, C) = {shape}: reshape to "
+                             "(N, H, W, C), then transpose back to (N, C, H, W).").format(shape=got.shape))
             else:
-                feedback.add(f"Your output has shape {got.shape}; expected the input's shape "
-                             f"(N, C, H, W) = {expected.shape}.")
+                feedback.add(_("Your output has shape {shape}; expected the input's shape "
+                             "(N, C, H, W) = {shape2}.").format(shape=got.shape, shape2=expected.shape))
             return feedback
         if _close(got, expected):
             continue
@@ -221,20 +222,20 @@ def check_spatial_batchnorm_forward(spatial_forward) -> Feedback:
         axes = _statistics_of(got, x, 4, eps, lambda x_hat, g=gamma, b=beta: g[None, :, None, None] * x_hat
                               + b[None, :, None, None])
         if axes is not None:
-            feedback.add(f"Your normalization {describe_axes(axes, 4)}. Batch norm "
-                         f"{describe_axes(CORRECT_AXES['batch'], 4)}.")
+            feedback.add(_("Your normalization {value}. Batch norm "
+                         "{value2}.").format(value=describe_axes(axes, 4), value2=describe_axes(CORRECT_AXES['batch'], 4)))
             return feedback
         if note:
             feedback.add(note + f" (x of shape {shape})")
             return feedback
         error = float(np.abs(got - expected).max())
-        feedback.add(f"For x of shape {shape} your output differs from the reference by up "
-                     f"to {error:.3g}. Check the per-channel statistics over axes (0, 2, 3), "
-                     f"the biased variance, eps, and gamma * x_hat + beta.")
+        feedback.add(_("For x of shape {shape} your output differs from the reference by up "
+                     "to {error:.3g}. Check the per-channel statistics over axes (0, 2, 3), "
+                     "the biased variance, eps, and gamma * x_hat + beta.").format(shape=shape, error=error))
         return feedback
     feedback.passed = True
-    feedback.add(f"Agrees with helpers.bn.spatial_batchnorm_forward on {len(shapes)} hidden "
-                 f"cases (shapes {', '.join(map(str, shapes))}).")
+    feedback.add(_("Agrees with helpers.bn.spatial_batchnorm_forward on {n_shapes} hidden "
+                 "cases (shapes {value}).").format(n_shapes=len(shapes), value=', '.join(map(str, shapes))))
     return feedback
 
 
@@ -307,36 +308,36 @@ def check_normalization_axes(answer_function) -> Feedback:
     """Check ``answer_function()`` -> {"batch": axes, "layer": axes, "instance": axes,
     "group": axes}. batch / layer / instance: axes of an (N, C, H, W) array; group: axes
     of x.reshape(N, G, C // G, H, W). Order and negative indices do not matter."""
-    feedback = Feedback("which axes does each normalization average over?")
+    feedback = Feedback(_("which axes does each normalization average over?"))
     try:
         answers = call_reader_function(answer_function)
     except NotAttempted:
         return _not_attempted(feedback.exercise)
     except Exception as error:
-        feedback.add(f"Your function raised {type(error).__name__}: {error}.")
+        feedback.add(_("Your function raised {value}: {error}.").format(value=type(error).__name__, error=error))
         return feedback
     if not isinstance(answers, dict):
-        feedback.add("Return a dict such as {'batch': (0, 2, 3), 'layer': ..., "
-                     "'instance': ..., 'group': ...}.")
+        feedback.add(_("Return a dict such as {'batch': (0, 2, 3), 'layer': ..., "
+                     "'instance': ..., 'group': ...}."))
         return feedback
     all_right = True
     for kind, correct in CORRECT_AXES.items():
         if kind not in answers or answers[kind] is None or answers[kind] is Ellipsis:
-            feedback.add(f"{kind}: no answer yet.")
+            feedback.add(_("{kind}: no answer yet.").format(kind=kind))
             all_right = False
             continue
         ndim = 5 if kind == "group" else 4
         axes = _as_axes(answers[kind], ndim)
         if axes is None:
-            feedback.add(f"{kind}: {answers[kind]!r} is not a tuple of axes of a {ndim}-D array.")
+            feedback.add(_("{kind}: {value!r} is not a tuple of axes of a {ndim}-D array.").format(kind=kind, value=answers[kind], ndim=ndim))
             all_right = False
         elif axes == correct:
-            feedback.add(f"{kind}: {axes} is right.")
+            feedback.add(_("{kind}: {axes} is right.").format(kind=kind, axes=axes))
         else:
             hint = _AXIS_HINTS[kind].get(axes)
             named = f"{axes} {describe_axes(axes, ndim)}; {kind} norm {describe_axes(correct, ndim)}."
-            feedback.add(f"{kind}: {axes} is not right: {hint} Your {named}" if hint
-                         else f"{kind}: {named}")
+            feedback.add(_("{kind}: {axes} is not right: {hint} Your {named}").format(kind=kind, axes=axes, hint=hint, named=named) if hint
+                         else _("{kind}: {named}").format(kind=kind, named=named))
             all_right = False
     feedback.passed = all_right
     return feedback
@@ -384,7 +385,7 @@ def _group_mistakes(x, num_groups, eps):
 def check_group_norm(group_norm) -> Feedback:
     """Check ``group_norm(x, num_groups, eps=1e-5)`` -> (N, C, H, W) against
     ``helpers.norms.group_normalize`` (= torch.nn.GroupNorm(G, C, affine=False))."""
-    feedback = Feedback("group normalization")
+    feedback = Feedback(_("group normalization"))
     rng = np.random.default_rng(55)
     cases = [((2, 6, 3, 4), 3), ((3, 4, 2, 2), 2), ((2, 4, 3, 3), 1), ((2, 4, 2, 3), 4)]
     for shape, num_groups in cases:
@@ -396,15 +397,15 @@ def check_group_norm(group_norm) -> Feedback:
         except NotAttempted:
             return _not_attempted(feedback.exercise)
         except Exception as error:
-            feedback.add(f"Your function raised {type(error).__name__}: {error} "
-                         f"(x of shape {shape}, G = {num_groups}).")
+            feedback.add(_("Your function raised {value}: {error} "
+                         "(x of shape {shape}, G = {num_groups}).").format(value=type(error).__name__, error=error, shape=shape, num_groups=num_groups))
             return feedback
         if got is None:
-            feedback.add("Your function returned None: return the output array.")
+            feedback.add(_("Your function returned None: return the output array."))
             return feedback
         if got.shape != expected.shape:
-            feedback.add(f"Your output has shape {got.shape}; expected the input's shape "
-                         f"{expected.shape}: reshape back to (N, C, H, W).")
+            feedback.add(_("Your output has shape {shape}; expected the input's shape "
+                         "{shape2}: reshape back to (N, C, H, W).").format(shape=got.shape, shape2=expected.shape))
             return feedback
         if _close(got, expected):
             continue
@@ -421,19 +422,19 @@ def check_group_norm(group_norm) -> Feedback:
         n, c, h, w = shape
         axes = _statistics_of(got, x.reshape(n, num_groups, c // num_groups, h, w), 5, 1e-5)
         if axes is not None:
-            feedback.add(f"Reshaped to (N, G, C/G, H, W), your normalization {describe_axes(axes, 5)}. "
-                         f"Group norm {describe_axes(CORRECT_AXES['group'], 5)} (x of shape {shape}, "
-                         f"G = {num_groups}).")
+            feedback.add(_("Reshaped to (N, G, C/G, H, W), your normalization {value}. "
+                         "Group norm {value2} (x of shape {shape}, "
+                         "G = {num_groups}).").format(value=describe_axes(axes, 5), value2=describe_axes(CORRECT_AXES['group'], 5), shape=shape, num_groups=num_groups))
             return feedback
         if note:
             feedback.add(note + f" (x of shape {shape}, G = {num_groups})")
             return feedback
         error = float(np.abs(got - expected).max())
-        feedback.add(f"For x of shape {shape} and G = {num_groups} your output differs from "
-                     f"the reference by up to {error:.3g}.")
+        feedback.add(_("For x of shape {shape} and G = {num_groups} your output differs from "
+                     "the reference by up to {error:.3g}.").format(shape=shape, num_groups=num_groups, error=error))
         return feedback
     feedback.passed = True
-    feedback.add(f"Agrees with helpers.norms.group_normalize (torch's GroupNorm) on "
-                 f"{len(cases)} hidden cases, G = 1 (layer norm) and G = C (instance norm) "
-                 f"included.")
+    feedback.add(_("Agrees with helpers.norms.group_normalize (torch's GroupNorm) on "
+                 "{n_cases} hidden cases, G = 1 (layer norm) and G = C (instance norm) "
+                 "included.").format(n_cases=len(cases)))
     return feedback

@@ -12,6 +12,7 @@ import math
 
 from helpers.course import NOTEBOOK_SLUGS
 from helpers.feedback import Feedback
+from helpers.i18n import _
 
 __all__ = ["WARM_UP", "QuizFeedback", "check_warm_up"]
 
@@ -110,7 +111,7 @@ def check_warm_up(answers: dict) -> Feedback:
     feedback = QuizFeedback("warm-up quiz")
     unknown = sorted(set(answers) - set(WARM_UP))
     if unknown:
-        feedback.add(f"Unknown question key(s) {unknown}; the keys are {list(WARM_UP)}.")
+        feedback.add(_("Unknown question key(s) {unknown}; the keys are {value}.").format(unknown=unknown, value=list(WARM_UP)))
     given = {key: answers.get(key) for key in WARM_UP}
     if all(value is None for value in given.values()):
         feedback.attempted = False
@@ -119,7 +120,7 @@ def check_warm_up(answers: dict) -> Feedback:
     for key, (question, expected, slips, notebook) in WARM_UP.items():
         answer = given[key]
         if answer is None:
-            feedback.add(f"{key}: not answered yet. ({question})")
+            feedback.add(_("{key}: not answered yet. ({question})").format(key=key, question=question))
         elif _same(answer, expected):
             right += 1
         else:

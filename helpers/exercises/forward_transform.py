@@ -26,6 +26,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
+from helpers.i18n import _
 
 __all__ = ["RTOL", "check_drop_bias", "check_mean_only_bn", "drop_bias_cases", "mean_only_cases",
            "reference_drop_bias", "reference_mean_only_bn"]
@@ -47,17 +48,17 @@ def _close(a, b, rtol=RTOL) -> bool:
 def _as_array(value, name: str, shape, feedback: Feedback):
     """``value`` as a float64 array of ``shape``, or None after saying what is wrong with it."""
     if value is None:
-        feedback.add(f"{name} is None: did you forget a `return`?")
+        feedback.add(_("{name} is None: did you forget a `return`?").format(name=name))
         return None
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu().numpy()
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        feedback.add(f"{name} is a {type(value).__name__}, not an array of numbers.")
+        feedback.add(_("{name} is a {value}, not an array of numbers.").format(name=name, value=type(value).__name__))
         return None
     if array.shape != shape:
-        feedback.add(f"{name} has shape {array.shape}; it should have shape {shape}.")
+        feedback.add(_("{name} has shape {shape}; it should have shape {shape2}.").format(name=name, shape=array.shape, shape2=shape))
         return None
     return array
 
@@ -117,7 +118,7 @@ def check_mean_only_bn(fn) -> Feedback:
     """Check the reader's ``fn(x, beta) -> y`` (mean-only BN, training mode, x (N, D)).
 
     Returns a Feedback: passed, or messages that name the mistake, or "not attempted"."""
-    feedback = Feedback("mean-only batch normalization, my_mean_only_bn")
+    feedback = Feedback(_("mean-only batch normalization, my_mean_only_bn"))
     for description, x, beta in mean_only_cases():
         given = x.copy()
         try:
@@ -126,11 +127,11 @@ def check_mean_only_bn(fn) -> Feedback:
             feedback.attempted = False
             return feedback
         except Exception as error:  # the reader sees what went wrong, not a traceback
-            feedback.add(f"On {description}: your function raised {type(error).__name__}: {error}.")
+            feedback.add(_("On {description}: your function raised {value}: {error}.").format(description=description, value=type(error).__name__, error=error))
             return feedback
         if not np.array_equal(given, x):
-            feedback.add("Your function changed its input x in place (e.g. x -= mean): compute a new "
-                         "array, the caller still needs x.")
+            feedback.add(_("Your function changed its input x in place (e.g. x -= mean): compute a new "
+                         "array, the caller still needs x."))
             return feedback
         precision = precision_of(result)
         y = _as_array(result, "your output", x.shape, feedback)
@@ -141,12 +142,12 @@ def check_mean_only_bn(fn) -> Feedback:
             continue
         for candidate, explanation in _mean_only_mistakes(x, beta):
             if _close(y, candidate, rtol=1e-6):
-                feedback.add(f"On {description}: {explanation}")
+                feedback.add(_("On {description}: {explanation}").format(description=description, explanation=explanation))
                 return feedback
         error = _relative_error(y, expected)
         note = low_precision_message(precision, error, RTOL)
         if note:
-            feedback.add(f"On {description}: {note}")
+            feedback.add(_("On {description}: {note}").format(description=description, note=note))
             return feedback
         means = y.mean(axis=0)
         hint = ("each output column should have mean beta = "
@@ -154,13 +155,13 @@ def check_mean_only_bn(fn) -> Feedback:
                 if not np.allclose(means, beta, rtol=1e-6, atol=1e-6 * np.abs(x).max())
                 else "the column means are right (beta), but the values are not x - mean + beta: "
                      "mean-only BN changes no spread")
-        feedback.add(f"On {description}: your output differs from the reference by up to "
-                     f"{np.max(np.abs(y - expected)):.3g}; {hint}.")
+        feedback.add(_("On {description}: your output differs from the reference by up to "
+                     "{value:.3g}; {hint}.").format(description=description, value=np.max(np.abs(y - expected)), hint=hint))
         return feedback
     feedback.passed = True
-    feedback.add("Each output column has mean exactly beta and keeps the input's spread, on every "
+    feedback.add(_("Each output column has mean exactly beta and keeps the input's spread, on every "
                  "hidden case. Mean-only BN fixes the first moment only: notice what it leaves to "
-                 "the layers above.")
+                 "the layers above."))
     return feedback
 
 
@@ -253,7 +254,7 @@ def check_drop_bias(fn) -> Feedback:
     """Check the reader's ``fn(bias, gamma, beta, running_mean, running_var) -> (gamma, beta,
     running_mean, running_var)``: with them, BN after the bias-free layer must give the same
     outputs as before, in training and in eval mode, on hidden batches."""
-    feedback = Feedback("dropping the bias in front of BN, drop_bias")
+    feedback = Feedback(_("dropping the bias in front of BN, drop_bias"))
     for case in drop_bias_cases():
         description, u, weight, bias, gamma, beta, running_mean, running_var = case
         arguments = [a.copy() for a in (bias, gamma, beta, running_mean, running_var)]
@@ -263,14 +264,14 @@ def check_drop_bias(fn) -> Feedback:
             feedback.attempted = False
             return feedback
         except Exception as error:
-            feedback.add(f"On {description}: your function raised {type(error).__name__}: {error}.")
+            feedback.add(_("On {description}: your function raised {value}: {error}.").format(description=description, value=type(error).__name__, error=error))
             return feedback
         if not all(np.array_equal(a, b) for a, b in zip(arguments, (bias, gamma, beta, running_mean, running_var))):
-            feedback.add("Your function changed its input arrays in place (e.g. running_mean -= bias): "
-                         "return new arrays and leave the layer's old ones as they were.")
+            feedback.add(_("Your function changed its input arrays in place (e.g. running_mean -= bias): "
+                         "return new arrays and leave the layer's old ones as they were."))
             return feedback
         if not (isinstance(result, (tuple, list)) and len(result) == 4):
-            feedback.add("Return four arrays, in this order: gamma, beta, running_mean, running_var.")
+            feedback.add(_("Return four arrays, in this order: gamma, beta, running_mean, running_var."))
             return feedback
         precision = precision_of(result)
         answer = [_as_array(value, name, bias.shape, feedback)
@@ -286,22 +287,22 @@ def check_drop_bias(fn) -> Feedback:
             continue
         explanation = _drop_bias_diagnosis(answer, case)
         if explanation:
-            feedback.add(f"On {description}: {explanation}")
+            feedback.add(_("On {description}: {explanation}").format(description=description, explanation=explanation))
             return feedback
         if after is None:
-            feedback.add(f"On {description}: BN cannot run with your values: {problem}.")
+            feedback.add(_("On {description}: BN cannot run with your values: {problem}.").format(description=description, problem=problem))
             return feedback
         error = max(_relative_error(a, b) for a, b in zip(after, before))
         note = low_precision_message(precision, error, RTOL)
         modes = [mode for mode, a, b in zip(("training", "eval"), after, before) if not _close(a, b)]
-        feedback.add(f"On {description}: {note}" if note else
-                     f"On {description}: with your values the {' and '.join(modes)}-mode output "
-                     f"differs from the layer with the bias by up to {error:.2g} (relative). "
-                     f"Work out what each mode subtracts: training mode the batch mean, eval mode "
-                     f"the running mean.")
+        feedback.add(_("On {description}: {note}").format(description=description, note=note) if note else
+                     _("On {description}: with your values the {value}-mode output "
+                     "differs from the layer with the bias by up to {error:.2g} (relative). "
+                     "Work out what each mode subtracts: training mode the batch mean, eval mode "
+                     "the running mean.").format(description=description, value=' and '.join(modes), error=error))
         return feedback
     feedback.passed = True
-    feedback.add("Without the bias, BN gives the same outputs in training and in eval mode on every "
+    feedback.add(_("Without the bias, BN gives the same outputs in training and in eval mode on every "
                  "hidden case: the bias was dead weight (its gradient is 0, notebook 03 §10), and "
-                 "only the running mean remembered it.")
+                 "only the running mean remembered it."))
     return feedback

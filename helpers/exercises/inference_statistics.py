@@ -23,6 +23,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
+from helpers.i18n import _
 
 __all__ = ["check_fold_batchnorm", "check_running_stats_update"]
 
@@ -134,7 +135,7 @@ def check_running_stats_update(function) -> Feedback:
     return new arrays: (1 - momentum) * old + momentum * (batch mean, unbiased batch variance),
     and leave its inputs unchanged.
     """
-    feedback = Feedback("running-statistics update")
+    feedback = Feedback(_("running-statistics update"))
     found = []
     for running_mean, running_var, x, momentum in _running_cases():
         originals = [a.copy() for a in (running_mean, running_var, x)]
@@ -144,8 +145,8 @@ def check_running_stats_update(function) -> Feedback:
             feedback.attempted = False
             return feedback
         except Exception as error:  # the reader's code failed: say how
-            feedback.add(f"your function raised {type(error).__name__}: {error} "
-                         f"(batch of shape {x.shape}, momentum={momentum}).")
+            feedback.add(_("your function raised {value}: {error} "
+                         "(batch of shape {shape}, momentum={momentum}).").format(value=type(error).__name__, error=error, shape=x.shape, momentum=momentum))
             return feedback
         changed = [name for name, before, after in
                    zip(("running_mean", "running_var", "x"), originals, (running_mean, running_var, x))
@@ -272,7 +273,7 @@ def check_fold_batchnorm(function) -> Feedback:
 
     weight is (out, in) for Linear or (out, in, kh, kw) for Conv; bias is (out,) or None.
     """
-    feedback = Feedback("folding BN into the previous layer")
+    feedback = Feedback(_("folding BN into the previous layer"))
     found = []
     for case in _fold_cases():
         weight, bias, gamma, beta, mean, var, eps = case

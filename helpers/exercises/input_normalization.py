@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from helpers.feedback import Feedback, NotAttempted, call_reader_function
+from helpers.i18n import _
 from helpers.lessons.input_normalization import (
     LeastSquares,
     gradient_descent,
@@ -134,15 +135,15 @@ _STANDARDIZE_MISTAKES = [
 
 def _as_array(value, shape, name: str, feedback: Feedback):
     if value is None:
-        feedback.add(f"{name} is None: did you forget a `return`?")
+        feedback.add(_("{name} is None: did you forget a `return`?").format(name=name))
         return None
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        feedback.add(f"{name} is a {type(value).__name__} that is not an array of numbers.")
+        feedback.add(_("{name} is a {value} that is not an array of numbers.").format(name=name, value=type(value).__name__))
         return None
     if array.shape != shape:
-        feedback.add(f"{name} has shape {array.shape}; it should keep its input's shape {shape}.")
+        feedback.add(_("{name} has shape {shape}; it should keep its input's shape {shape2}.").format(name=name, shape=array.shape, shape2=shape))
         return None
     return array
 
@@ -182,7 +183,7 @@ def _small_constant_in_the_denominator(case: _SplitCase, z_train, z_test) -> str
 
 def check_standardize(fn) -> Feedback:
     """Check the reader's ``fn(x_train, x_test) -> (z_train, z_test)``."""
-    feedback = Feedback("standardize (z-score with the training set's statistics)")
+    feedback = Feedback(_("standardize (z-score with the training set's statistics)"))
     for case in _standardize_cases():
         x_train, x_test = case.x_train.copy(), case.x_test.copy()
         try:
@@ -191,15 +192,15 @@ def check_standardize(fn) -> Feedback:
             feedback.attempted = False
             return feedback
         except Exception as error:  # the reader sees what went wrong, not a traceback
-            feedback.add(f"On {case.description}: your function raised {type(error).__name__}: {error}")
+            feedback.add(_("On {description}: your function raised {value}: {error}").format(description=case.description, value=type(error).__name__, error=error))
             return feedback
         if not np.array_equal(x_train, case.x_train) or not np.array_equal(x_test, case.x_test):
-            feedback.add("Your function changed its input arrays in place (e.g. x_train -= mean). "
+            feedback.add(_("Your function changed its input arrays in place (e.g. x_train -= mean). "
                          "Return new arrays and leave the inputs as they were: the caller may "
-                         "still need the raw values.")
+                         "still need the raw values."))
             return feedback
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
-            feedback.add("Return a pair: (z_train, z_test), e.g. `return z_train, z_test`.")
+            feedback.add(_("Return a pair: (z_train, z_test), e.g. `return z_train, z_test`."))
             return feedback
         z_train = _as_array(result[0], case.x_train.shape, "z_train", feedback)
         z_test = _as_array(result[1], case.x_test.shape, "z_test", feedback)
@@ -215,21 +216,21 @@ def check_standardize(fn) -> Feedback:
                 return feedback
         guard = _small_constant_in_the_denominator(case, z_train, z_test)
         if guard:
-            feedback.add(f"On {case.description}: {guard}")
+            feedback.add(_("On {description}: {guard}").format(description=case.description, guard=guard))
             return feedback
         if _close(z_train, expected_train):
-            feedback.add(f"On {case.description}: z_train is right but z_test is not. "
-                         "z_test = (x_test - mean_train) / std_train.")
+            feedback.add(_("On {description}: z_train is right but z_test is not. "
+                         "z_test = (x_test - mean_train) / std_train.").format(description=case.description))
         else:
             worst = float(np.max(np.abs(z_train - expected_train)))
-            feedback.add(f"On {case.description}: z_train differs from the reference by up to "
-                         f"{worst:.3g}. Each training column should come out with mean 0 and "
-                         f"std 1; yours have means {np.round(z_train.mean(axis=0), 3)} and "
-                         f"stds {np.round(z_train.std(axis=0), 3)}.")
+            feedback.add(_("On {description}: z_train differs from the reference by up to "
+                         "{worst:.3g}. Each training column should come out with mean 0 and "
+                         "std 1; yours have means {value} and "
+                         "stds {value2}.").format(description=case.description, worst=worst, value=np.round(z_train.mean(axis=0), 3), value2=np.round(z_train.std(axis=0), 3)))
         return feedback
     feedback.passed = True
-    feedback.add("Training columns now have mean 0 and std 1 (ddof=0); the test set is on the "
-                 "same scale without having influenced it.")
+    feedback.add(_("Training columns now have mean 0 and std 1 (ddof=0); the test set is on the "
+                 "same scale without having influenced it."))
     return feedback
 
 
@@ -293,7 +294,7 @@ def _lr_mistakes(x):
 
 def check_largest_stable_learning_rate(fn) -> Feedback:
     """Check the reader's ``fn(x) -> float``: 2 / lambda_max(x^T x / n)."""
-    feedback = Feedback("largest stable learning rate")
+    feedback = Feedback(_("largest stable learning rate"))
     for description, x in _learning_rate_cases():
         given = x.copy()
         try:
@@ -302,7 +303,7 @@ def check_largest_stable_learning_rate(fn) -> Feedback:
             feedback.attempted = False
             return feedback
         except Exception as error:
-            feedback.add(f"On {description}: your function raised {type(error).__name__}: {error}")
+            feedback.add(_("On {description}: your function raised {value}: {error}").format(description=description, value=type(error).__name__, error=error))
             return feedback
         try:
             answer = float(np.asarray(answer).item())
@@ -317,8 +318,8 @@ def check_largest_stable_learning_rate(fn) -> Feedback:
             if np.isclose(answer, candidate, rtol=1e-6):
                 feedback.add(explanation)
                 return feedback
-        feedback.add(f"On {description}: you returned {answer:.6g}, but gradient descent there "
-                     f"{_what_happens(x, answer)}. The limit is 2/λ_max of the Hessian x.T @ x / n.")
+        feedback.add(_("On {description}: you returned {answer:.6g}, but gradient descent there "
+                     "{value}. The limit is 2/λ_max of the Hessian x.T @ x / n.").format(description=description, answer=answer, value=_what_happens(x, answer)))
         return feedback
     description, x = _learning_rate_cases()[0]
     problem = LeastSquares(x, x @ np.array([1.0, -2.0, 0.5]) + 1.0)
@@ -326,10 +327,10 @@ def check_largest_stable_learning_rate(fn) -> Feedback:
     below = gradient_descent(problem, np.zeros(3), 0.99 * limit, max_steps=20_000)
     above = gradient_descent(problem, np.zeros(3), 1.01 * limit, max_steps=20_000)
     feedback.passed = True
-    feedback.add(f"Checked by running it on {description}: at 0.99 × your rate gradient descent "
-                 f"{'converges' if below.converged else 'does not diverge'} "
-                 f"({below.steps:,} steps), at 1.01 × it "
-                 f"{'diverges' if above.diverged else 'does not converge'}.")
+    feedback.add(_("Checked by running it on {description}: at 0.99 × your rate gradient descent "
+                 "{value} "
+                 "({steps:,} steps), at 1.01 × it "
+                 "{value2}.").format(description=description, value='converges' if below.converged else 'does not diverge', steps=below.steps, value2='diverges' if above.diverged else 'does not converge'))
     return feedback
 
 

@@ -24,6 +24,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
+from helpers.i18n import _
 from helpers.lessons.why_bn_works import group_statistics, probe_along_gradient
 
 __all__ = ["check_gradient_walk", "check_group_statistics", "check_small_batch_prediction"]
@@ -64,15 +65,15 @@ def _close(a, b, tolerance=RTOL) -> bool:
 def _pair(result, what: str, feedback: Feedback):
     """The reader's (a, b) as two float64 arrays, or None with a message."""
     if result is None:
-        feedback.add("Your function returned None: did you forget the `return` statement?")
+        feedback.add(_("Your function returned None: did you forget the `return` statement?"))
         return None
     if not (isinstance(result, tuple | list) and len(result) == 2):
-        feedback.add(f"Return two arrays, {what}.")
+        feedback.add(_("Return two arrays, {what}.").format(what=what))
         return None
     try:
         return tuple(_as_array(value) for value in result)
     except (TypeError, ValueError):
-        feedback.add(f"Return two numeric arrays, {what}.")
+        feedback.add(_("Return two numeric arrays, {what}.").format(what=what))
         return None
 
 
@@ -153,7 +154,7 @@ def _shape_hint(shape, n, c, g) -> str:
 def check_group_statistics(reader_function) -> Feedback:
     """Check ``reader_function(x, num_groups) -> (mean, var)`` against
     ``helpers.lessons.why_bn_works.group_statistics`` on hidden (N, C, H, W) and (N, C) inputs."""
-    feedback = Feedback("GroupNorm's statistics, my_group_statistics")
+    feedback = Feedback(_("GroupNorm's statistics, my_group_statistics"))
     for description, x, g in _group_cases():
         n, c = x.shape[:2]
         original = x.copy()
@@ -162,10 +163,10 @@ def check_group_statistics(reader_function) -> Feedback:
         except NotAttempted:
             return Feedback(feedback.exercise, passed=False, attempted=False)
         except Exception as error:  # the reader's bug, reported instead of raised
-            feedback.add(f"On {description}, your function raised {type(error).__name__}: {error}.")
+            feedback.add(_("On {description}, your function raised {value}: {error}.").format(description=description, value=type(error).__name__, error=error))
             return feedback
         if not np.array_equal(x, original):
-            feedback.add("Your function changed its input x in place; compute new arrays instead.")
+            feedback.add(_("Your function changed its input x in place; compute new arrays instead."))
             return feedback
         pair = _pair(result, "(mean, var), each of shape (N, G)", feedback)
         if pair is None:
@@ -181,24 +182,24 @@ def check_group_statistics(reader_function) -> Feedback:
             continue
         note, loose = _precision_verdict(result, [(mean, expected_mean), (var, expected_var)])
         if note and precision_of(result) is not None:   # a float64 answer: the usual mistakes first
-            feedback.add(f"On {description}: {note}")
+            feedback.add(_("On {description}: {note}").format(description=description, note=note))
             return feedback
         for mistake, explanation in _GROUP_MISTAKES:
             candidate_mean, candidate_var = mistake(x, g)
             if _close(mean, candidate_mean, loose) and _close(var, candidate_var, loose):
-                feedback.add(f"On {description}: {explanation}")
+                feedback.add(_("On {description}: {explanation}").format(description=description, explanation=explanation))
                 return feedback
         if note:
-            feedback.add(f"On {description}: {note}")
+            feedback.add(_("On {description}: {note}").format(description=description, note=note))
             return feedback
         which = [name for name, ok in (("mean", _close(mean, expected_mean)),
                                         ("var", _close(var, expected_var))) if not ok]
-        feedback.add(f"On {description}, your {' and '.join(which)} differ from the reference "
-                     f"(largest difference {max(np.abs(mean - expected_mean).max(), np.abs(var - expected_var).max()):.3g}).")
+        feedback.add(_("On {description}, your {value} differ from the reference "
+                     "(largest difference {value2:.3g}).").format(description=description, value=' and '.join(which), value2=max(np.abs(mean - expected_mean).max(), np.abs(var - expected_var).max())))
         return feedback
     feedback.passed = True
-    feedback.add("Your statistics match GroupNorm's on every hidden case, including G = 1 "
-                 "(LayerNorm: one statistic per example) and G = C (InstanceNorm: one per channel).")
+    feedback.add(_("Your statistics match GroupNorm's on every hidden case, including G = 1 "
+                 "(LayerNorm: one statistic per example) and G = C (InstanceNorm: one per channel)."))
     return feedback
 
 
@@ -276,7 +277,7 @@ _WALK_MISTAKES = [
 def check_gradient_walk(reader_function) -> Feedback:
     """Check ``reader_function(loss_and_gradient, w, step_sizes) -> (losses, gradient_changes)``
     against ``helpers.lessons.why_bn_works.probe_along_gradient`` on hidden losses."""
-    feedback = Feedback("the walk along the gradient, my_gradient_walk")
+    feedback = Feedback(_("the walk along the gradient, my_gradient_walk"))
     for description, loss_and_gradient, w, step_sizes in (_quadratic(), _softplus_matrix()):
         original = w.copy()
         try:
@@ -284,19 +285,19 @@ def check_gradient_walk(reader_function) -> Feedback:
         except NotAttempted:
             return Feedback(feedback.exercise, passed=False, attempted=False)
         except Exception as error:
-            feedback.add(f"On {description}, your function raised {type(error).__name__}: {error}.")
+            feedback.add(_("On {description}, your function raised {value}: {error}.").format(description=description, value=type(error).__name__, error=error))
             return feedback
         if not np.array_equal(w, original):
-            feedback.add("Your function changed w in place (w -= ...). Compute w - eta * g as a new "
-                         "array for every step size: each step starts from the same w.")
+            feedback.add(_("Your function changed w in place (w -= ...). Compute w - eta * g as a new "
+                         "array for every step size: each step starts from the same w."))
             return feedback
         pair = _pair(result, "(losses, gradient_changes), one value per step size", feedback)
         if pair is None:
             return feedback
         losses, changes = pair
         if losses.shape != step_sizes.shape or changes.shape != step_sizes.shape:
-            feedback.add(f"On {description}, return one loss and one gradient change per step size: "
-                         f"shapes {step_sizes.shape}; yours are {losses.shape} and {changes.shape}.")
+            feedback.add(_("On {description}, return one loss and one gradient change per step size: "
+                         "shapes {shape}; yours are {shape2} and {shape3}.").format(description=description, shape=step_sizes.shape, shape2=losses.shape, shape3=changes.shape))
             return feedback
         reference = probe_along_gradient(loss_and_gradient, w, step_sizes)
         if _close(losses, reference.losses) and _close(changes, reference.grad_changes):
@@ -304,21 +305,21 @@ def check_gradient_walk(reader_function) -> Feedback:
         note, loose = _precision_verdict(result, [(losses, reference.losses),
                                                   (changes, reference.grad_changes)])
         if note and precision_of(result) is not None:   # a float64 answer: the usual mistakes first
-            feedback.add(f"On {description}: {note}")
+            feedback.add(_("On {description}: {note}").format(description=description, note=note))
             return feedback
         for mistake, explanation in _WALK_MISTAKES:
             candidate_losses, candidate_changes = mistake(loss_and_gradient, w, step_sizes)
             loss_ok = _close(losses, candidate_losses, loose)
             change_ok = _close(changes, candidate_changes, loose)
             if loss_ok and change_ok:
-                feedback.add(f"On {description}: {explanation}")
+                feedback.add(_("On {description}: {explanation}").format(description=description, explanation=explanation))
                 return feedback
             right_losses = _close(losses, reference.losses, loose)
             if right_losses and change_ok:  # losses right, only the gradient change is off
-                feedback.add(f"On {description}: your losses are right. {explanation}")
+                feedback.add(_("On {description}: your losses are right. {explanation}").format(description=description, explanation=explanation))
                 return feedback
         if note:
-            feedback.add(f"On {description}: {note}")
+            feedback.add(_("On {description}: {note}").format(description=description, note=note))
             return feedback
         parts = []
         if not np.allclose(losses, reference.losses, rtol=1e-9, atol=1e-12):
@@ -329,8 +330,8 @@ def check_gradient_walk(reader_function) -> Feedback:
         feedback.add(f"On {description}, your " + " and ".join(parts) + ".")
         return feedback
     feedback.passed = True
-    feedback.add("Your walk matches helpers.lessons.why_bn_works.probe_along_gradient, on a quadratic "
-                 "and on a non-quadratic loss of a matrix.")
+    feedback.add(_("Your walk matches helpers.lessons.why_bn_works.probe_along_gradient, on a quadratic "
+                 "and on a non-quadratic loss of a matrix."))
     return feedback
 
 
@@ -346,7 +347,7 @@ def check_small_batch_prediction(answer) -> Feedback:
     """``answer``: the normalizations ("batch", "group", "layer") whose accuracy drops when their
     statistics come from 2 examples instead of 32, in the Figure 1 MLP with the same SGD steps.
     None (or an empty answer) means not attempted."""
-    feedback = Feedback("which normalization suffers from batches of 2")
+    feedback = Feedback(_("which normalization suffers from batches of 2"))
     if answer is None or (not isinstance(answer, str) and len(answer) == 0):
         return Feedback(feedback.exercise, passed=False, attempted=False)
     items = [answer] if isinstance(answer, str) else list(answer)
@@ -354,20 +355,20 @@ def check_small_batch_prediction(answer) -> Feedback:
     for item in items:
         key = str(item).strip().lower().replace(" ", "").replace("_", "")
         if key not in _NAMES:
-            feedback.add(f"{item!r} is not one of 'batch', 'group', 'layer'.")
+            feedback.add(_("{item!r} is not one of 'batch', 'group', 'layer'.").format(item=item))
             return feedback
         chosen.add(_NAMES[key])
     if "batch" not in chosen:
-        feedback.add("BatchNorm is hurt: with 2 examples each unit's mean and variance come from "
+        feedback.add(_("BatchNorm is hurt: with 2 examples each unit's mean and variance come from "
                      "2 numbers, so every normalized value is about +1 or -1 (which of the two "
-                     "examples is larger), and the statistics jump from batch to batch.")
+                     "examples is larger), and the statistics jump from batch to batch."))
     for other in sorted(chosen - {"batch"}):
         name = "GroupNorm" if other == "group" else "LayerNorm"
-        feedback.add(f"{name} is not hurt: it computes its statistics inside each example, over "
+        feedback.add(_("{name} is not hurt: it computes its statistics inside each example, over "
                      "units (and positions), so the other examples in the batch never enter. "
-                     "Its computation is the same whatever the batch size.")
+                     "Its computation is the same whatever the batch size.").format(name=name))
     if chosen == {"batch"}:
         feedback.passed = True
-        feedback.add("Only BatchNorm: its statistics are the only ones computed across examples. "
-                     "GroupNorm and LayerNorm give the same numbers at any batch size.")
+        feedback.add(_("Only BatchNorm: its statistics are the only ones computed across examples. "
+                     "GroupNorm and LayerNorm give the same numbers at any batch size."))
     return feedback

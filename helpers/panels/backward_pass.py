@@ -23,6 +23,7 @@ import numpy as np
 from helpers.backdrop import Backdrop, overlay_axes
 from helpers.bn import batchnorm_backward
 from helpers.gradcheck import CORRECT_BELOW, WRONG_ABOVE, verdict
+from helpers.i18n import N_, _
 from helpers.lessons.backward_pass import (
     BROKEN_BACKWARDS,
     UPSTREAM_PATTERNS,
@@ -106,11 +107,11 @@ def compute_pattern_check(pattern="random", batch_size=8):
         size, or "").
     """
     if pattern not in UPSTREAM_PATTERNS:
-        return Notice(f"Unknown upstream pattern {pattern!r}; choose one of {', '.join(UPSTREAM_PATTERNS)}.")
+        return Notice(_("Unknown upstream pattern {pattern!r}; choose one of {value}.").format(pattern=pattern, value=', '.join(UPSTREAM_PATTERNS)))
     if batch_size < 2:
-        return Notice("A batch of one example has no variance: in training, BN cannot normalize it "
+        return Notice(_("A batch of one example has no variance: in training, BN cannot normalize it "
                       "(x - mean is 0 and the output is beta whatever x is), so there is no "
-                      "gradient to check. Choose a batch of at least 2.")
+                      "gradient to check. Choose a batch of at least 2."))
     x, gamma, beta, dout, numeric = _numeric_gradients(pattern, int(batch_size))
     backwards = {CORRECT_NAME: batchnorm_backward, **BROKEN_BACKWARDS}
     errors = {name: gradient_check_errors(backward, x, gamma, beta, dout, numeric)
@@ -155,8 +156,8 @@ def _build_pattern_figure(names):
                                            gridspec_kw={"width_ratios": [1, 4.2]})
     a = SimpleNamespace(ax_dout=ax_dout, ax_bars=ax_bars)
     a.dout = ax_dout.imshow(np.zeros((2, NUM_FEATURES)), cmap="RdBu_r", aspect="auto")
-    ax_dout.set_xlabel("feature", fontsize=8)
-    ax_dout.set_ylabel("example", fontsize=8)
+    ax_dout.set_xlabel(_("feature"), fontsize=8)
+    ax_dout.set_ylabel(_("example"), fontsize=8)
     ax_dout.set_xticks(range(NUM_FEATURES))
     ax_dout.tick_params(labelsize=7)
     _fix_label_places(ax_dout, below=18, left=19.6)  # room for two-digit example numbers
@@ -173,7 +174,7 @@ def _build_pattern_figure(names):
         a.moving_bars.axvline(threshold, color="#333", lw=0.9, ls="--", zorder=3)
     ax_bars.set_yticks(positions)
     ax_bars.set_yticklabels(names, fontsize=8.5)
-    ax_bars.set_xlabel("largest relative error of dx, dgamma, dbeta (float64, h = 1e-5)", fontsize=8.5)
+    ax_bars.set_xlabel(_("largest relative error of dx, dgamma, dbeta (float64, h = 1e-5)"), fontsize=8.5)
     _plain_log_ticks(ax_bars.xaxis, range(-16, 1, 4))  # the bars' own labels give the values
     ax_bars.tick_params(axis="x", labelsize=7.5)
     _fix_label_places(ax_bars, below=18.5)
@@ -207,7 +208,7 @@ def update_pattern_check(figure, result):
         bar.set_width(value)
         bar.set_facecolor(color)
         label.set_x(value * 1.5)
-        label.set_text(f"{value:.0e} ({result['worst_gradient'][name]}){'  missed' if missed else ''}")
+        label.set_text(_("{value:.0e} ({value2}){value3}").format(value=value, value2=result['worst_gradient'][name], value3='  missed' if missed else ''))
         label.set_fontweight("bold" if missed else "normal")
     broken = len(BROKEN_BACKWARDS)
     if result["correct_verdict"] == "correct":
@@ -252,19 +253,19 @@ def compute_finite_difference_panel(h=1e-5, dtype="float64"):
         "machine_eps" ({dtype name: eps}).
     """
     if dtype not in DTYPES:
-        return Notice(f"Unknown precision {dtype!r}; choose float64 or float32.")
+        return Notice(_("Unknown precision {dtype!r}; choose float64 or float32.").format(dtype=dtype))
     if not h > 0:
-        return Notice("The step h must be positive.")
+        return Notice(_("The step h must be positive."))
     x = example_batch(8, NUM_FEATURES, seed=0)[0].astype(DTYPES[dtype])
     lost = np.count_nonzero(x + DTYPES[dtype](h) == x)
     if lost:
         spacing = float(np.spacing(np.abs(x)).max())
         return Notice(
-            f"In {dtype}, h = {h:.1e} is lost to rounding: for {lost} of the {x.size} inputs, x + h "
-            f"rounds back to x itself (the spacing between neighbouring {dtype} numbers near "
-            f"|x| = {np.abs(x).max():.1f} is {spacing:.1e}). The difference quotient there is "
-            f"0 / 2h = 0, not a derivative. Use a larger h (in {dtype} about "
-            f"{np.finfo(DTYPES[dtype]).eps ** (1 / 3):.0e} is best)."
+            _("In {dtype}, h = {h:.1e} is lost to rounding: for {lost} of the {size} inputs, x + h "
+            "rounds back to x itself (the spacing between neighbouring {dtype} numbers near "
+            "|x| = {value:.1f} is {spacing:.1e}). The difference quotient there is "
+            "0 / 2h = 0, not a derivative. Use a larger h (in {dtype} about "
+            "{value2:.0e} is best).").format(dtype=dtype, h=h, lost=lost, size=x.size, value=np.abs(x).max(), spacing=spacing, value2=np.finfo(DTYPES[dtype]).eps ** (1 / 3))
         )
     error = float(finite_difference_errors([h], DTYPES[dtype])[0])
     return {"h": float(h), "dtype": dtype, "error": error, "verdict": verdict(error),
@@ -305,30 +306,30 @@ def _build_finite_difference_figure(result):
                                         ms=3, label=name)
         best = np.finfo(DTYPES[name]).eps ** (1 / 3)
         ax.axvline(best, color=CURVE_COLORS[name], lw=0.8, ls=":", alpha=0.8)
-        ax.text(best, 2e-14, f" ε¹ᐟ³\n ({name})", color=CURVE_COLORS[name], fontsize=7)
+        ax.text(best, 2e-14, _(" ε¹ᐟ³\n ({name})").format(name=name), color=CURVE_COLORS[name], fontsize=7)
     # slope guides, one decade off the curves they follow (on them, the curves would hide them):
     # truncation under the float64 curve, rounding above float64's and below float32's
     large = steps >= 1e-3
     anchor = np.argmin(np.abs(steps - 1e-2))
     truncation = 0.1 * result["curves"]["float64"][anchor] * (steps / steps[anchor]) ** 2
     ax.loglog(steps[large], truncation[large], "k--", lw=0.9)
-    ax.text(2.5e-2, truncation[anchor] * 0.05, "∝ h²\n(truncation)", fontsize=7.5)
+    ax.text(2.5e-2, truncation[anchor] * 0.05, _("∝ h²\n(truncation)"), fontsize=7.5)
     for name, anchor_h, offset in (("float64", 1e-10, 10.0), ("float32", 1e-5, 0.1)):
         i = np.argmin(np.abs(steps - anchor_h))
         small = (steps <= anchor_h * 100) & (steps >= anchor_h / 100)
         rounding = offset * result["curves"][name][i] * steps[i] / steps
         ax.loglog(steps[small], rounding[small], "--", color=CURVE_COLORS[name], lw=0.9)
-    ax.text(2e-10, 3e-3, "∝ ε/h (rounding)", fontsize=7.5)  # ε: machine epsilon (plain text: mathtext is slow)
+    ax.text(2e-10, 3e-3, _("∝ ε/h (rounding)"), fontsize=7.5)  # ε: machine epsilon (plain text: mathtext is slow)
     for threshold in (CORRECT_BELOW, WRONG_ABOVE):
         ax.axhline(threshold, color="#555", lw=0.8, ls="--")
-    ax.text(1.5e-12, CORRECT_BELOW * 0.35, "correct below", fontsize=7, color="#555")
-    ax.text(3e-7, WRONG_ABOVE * 1.6, "wrong above", fontsize=7, color="#555")
+    ax.text(1.5e-12, CORRECT_BELOW * 0.35, _("correct below"), fontsize=7, color="#555")
+    ax.text(3e-7, WRONG_ABOVE * 1.6, _("wrong above"), fontsize=7, color="#555")
     a.current, = a.moving.plot([], [], marker="*", ms=16, markeredgecolor="k", zorder=5)
     ax.set_ylim(1e-14, 10)
     _plain_log_ticks(ax.xaxis, range(-12, 1, 2))
     _plain_log_ticks(ax.yaxis, range(-14, 1, 2))
-    ax.set_xlabel("finite-difference step h")
-    ax.set_ylabel("relative error of dx")
+    ax.set_xlabel(_("finite-difference step h"))
+    ax.set_ylabel(_("relative error of dx"))
     _fix_label_places(ax, below=21, left=40.5)
     a.backdrop = Backdrop(fig, [ax])
     fig.artists_to_update = a
@@ -352,13 +353,13 @@ def update_finite_difference_panel(figure, result):
 PANELS = [
     Panel("gradient check: upstream pattern", compute_pattern_check, draw_pattern_check, [
         Control("pattern", "choice", "random", options=UPSTREAM_PATTERNS,
-                description="upstream gradient"),
-        Control("batch_size", "int", 8, low=1, high=32, description="batch size N"),
+                description=N_("upstream gradient")),
+        Control("batch_size", "int", 8, low=1, high=32, description=N_("batch size N")),
     ], update=update_pattern_check),
     Panel("finite differences: step h and precision", compute_finite_difference_panel,
           draw_finite_difference_panel, [
-              Control("h", "log", 1e-5, low=1e-12, high=1.0, step=0.25, description="step h"),
+              Control("h", "log", 1e-5, low=1e-12, high=1.0, step=0.25, description=N_("step h")),
               Control("dtype", "choice", "float64", options=("float64", "float32"),
-                      description="precision"),
+                      description=N_("precision")),
           ], update=update_finite_difference_panel),
 ]

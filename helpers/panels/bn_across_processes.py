@@ -23,6 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
+from helpers.i18n import N_, _
 from helpers.panel import Control, Notice, Panel
 
 __all__ = ["PANELS", "SHARDINGS", "compute_process_split", "draw_process_split",
@@ -87,16 +88,16 @@ def compute_process_split(processes=8, per_process=4, sharding=SHARDINGS[0], syn
     processes, per_process = int(processes), int(per_process)
     total = processes * per_process
     if total < 2:
-        return Notice("One example in the whole batch has no variance: even synchronized BN "
+        return Notice(_("One example in the whole batch has no variance: even synchronized BN "
                       "cannot normalize it (torch: \"Expected more than 1 value per channel "
-                      "when training\"). Use more processes or more examples per process.")
+                      "when training\"). Use more processes or more examples per process."))
     if per_process < 2 and not synchronized:
         return Notice(
-            "With one example per process, per-process BN has no variance to normalize with: "
+            _("With one example per process, per-process BN has no variance to normalize with: "
             "torch's BatchNorm raises ValueError \"Expected more than 1 value per channel when "
-            f"training\" on every process. Tick <b>synchronized</b>: sync BN normalizes the "
-            f"{total} examples of all {processes} processes together, which works (torch's "
-            "SyncBatchNorm allows one value per process in a group of two or more).")
+            "training\" on every process. Tick <b>synchronized</b>: sync BN normalizes the "
+            "{total} examples of all {processes} processes together, which works (torch's "
+            "SyncBatchNorm allows one value per process in a group of two or more).").format(total=total, processes=processes))
     shards = _shards(processes, per_process, sharding)
     whole = shards.reshape(-1, CHANNELS)
     whole_hat = _normalize(whole, 0).reshape(shards.shape)
@@ -128,17 +129,17 @@ def _build():
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.80, wspace=0.28)
     ax_stats, ax_values, ax_curve = still
     moving = [overlay_axes(ax) for ax in still]
-    ax_stats.set(xlabel="process", ylim=(-4, 4))
-    ax_stats.set_title("(a) channel 0: each process's mean ± std", fontsize=10)
-    ax_values.set(xlabel="BN on the whole batch", ylabel="what the process computes",
+    ax_stats.set(xlabel=_("process"), ylim=(-4, 4))
+    ax_stats.set_title(_("(a) channel 0: each process's mean ± std"), fontsize=10)
+    ax_values.set(xlabel=_("BN on the whole batch"), ylabel=_("what the process computes"),
                   xlim=(-3.5, 3.5), ylim=(-3.5, 3.5))
-    ax_values.set_title("(b) normalized values, channel 0", fontsize=10)
+    ax_values.set_title(_("(b) normalized values, channel 0"), fontsize=10)
     ax_values.plot([-3.5, 3.5], [-3.5, 3.5], color="0.6", lw=1, ls=":")
-    ax_curve.set(xscale="log", xlabel="examples per process", ylabel="RMS difference",
+    ax_curve.set(xscale="log", xlabel=_("examples per process"), ylabel=_("RMS difference"),
                  ylim=(-0.05, 1.6), xlim=(1.6, 80))
     ax_curve.set_xticks(CURVE_SIZES, [str(n) for n in CURVE_SIZES])
     ax_curve.minorticks_off()
-    ax_curve.set_title("(c) per-process BN vs whole batch", fontsize=10)
+    ax_curve.set_title(_("(c) per-process BN vs whole batch"), fontsize=10)
     for ax in still:
         ax.grid(alpha=0.3)
     a, b, c = moving
@@ -187,10 +188,10 @@ def update_process_split(figure, result):
     n = result["per_process"]
     shown = n in result["curve_sizes"]
     artists["marker"].set_data([n] if shown else [], [result["gap"]] if shown else [])
-    artists["gap_text"].set_text(f"{k} processes x {n}: RMS {result['gap']:.3f}")
+    artists["gap_text"].set_text(_("{k} processes x {n}: RMS {gap:.3f}").format(k=k, n=n, gap=result['gap']))
     mode = ("synchronized: every process uses the whole batch's statistics" if result["synchronized"]
             else "per process: each normalizes with its own shard's statistics")
-    artists["headline"].set_text(f"{k} processes x {n} examples = {k * n}, {result['sharding']}; {mode}")
+    artists["headline"].set_text(_("{k} processes x {n} examples = {value}, {sharding}; {mode}").format(k=k, n=n, value=k * n, sharding=result['sharding'], mode=mode))
 
 
 PANELS = [
@@ -199,11 +200,11 @@ PANELS = [
         compute_process_split,
         draw_process_split,
         [
-            Control("processes", "int", 8, low=1, high=MAX_PROCESSES, description="processes k"),
+            Control("processes", "int", 8, low=1, high=MAX_PROCESSES, description=N_("processes k")),
             Control("per_process", "int", 4, low=1, high=MAX_PER_PROCESS,
-                    description="examples per process", test_values=(1, 2, 4, 64)),
-            Control("sharding", "choice", SHARDINGS[0], options=SHARDINGS, description="shards"),
-            Control("synchronized", "toggle", False, description="synchronized (sync BN)"),
+                    description=N_("examples per process"), test_values=(1, 2, 4, 64)),
+            Control("sharding", "choice", SHARDINGS[0], options=SHARDINGS, description=N_("shards")),
+            Control("synchronized", "toggle", False, description=N_("synchronized (sync BN)")),
         ],
         update=update_process_split,
     )

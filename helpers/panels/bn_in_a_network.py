@@ -23,6 +23,7 @@ import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
 from helpers.data import DataFileError
+from helpers.i18n import N_, _
 from helpers.lessons.bn_in_a_network import (
     BASE_INIT_STD,
     BASE_LR,
@@ -66,7 +67,7 @@ def compute_learning_curves(lr=BASE_LR, init_std=BASE_INIT_STD, bn_position="bef
         plain = run_figure1(False, progress=False, **settings)
         bn = run_figure1(True, bn_position=bn_position, progress=False, **settings)
     except DataFileError as error:
-        return Notice(f"The MNIST file could not be read, so nothing can be trained: {error}")
+        return Notice(_("The MNIST file could not be read, so nothing can be trained: {error}").format(error=error))
     setting = (lr, init_std, bn_position)
     if needed_training:
         _TRAINED_BY_PANEL[setting] = time.perf_counter() - started
@@ -105,17 +106,17 @@ def _build_learning_curves():
         )
 
     ax_accuracy.axhline(10, color="gray", lw=0.8, ls="--")
-    ax_accuracy.text(SWEEP_STEPS, 11, "chance", color="gray", ha="right", va="bottom", fontsize=8)
-    ax_accuracy.set(xlabel="training step", ylabel=f"test accuracy (%, {SWEEP_EVAL_SIZE:,} images)",
+    ax_accuracy.text(SWEEP_STEPS, 11, _("chance"), color="gray", ha="right", va="bottom", fontsize=8)
+    ax_accuracy.set(xlabel=_("training step"), ylabel=_("test accuracy (%, {SWEEP_EVAL_SIZE:,} images)").format(SWEEP_EVAL_SIZE=SWEEP_EVAL_SIZE),
                     ylim=(0, 100), xlim=(0, SWEEP_STEPS))
 
     ax_loss.yaxis.set_major_locator(LogLocator(base=10))
     ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax_loss.yaxis.set_minor_formatter(NullFormatter())
     ax_loss.axhline(np.log(10), color="gray", lw=0.8, ls="--")
-    ax_loss.text(SWEEP_STEPS, np.log(10) * 1.08, "ln 10: guessing", color="gray", ha="right",
+    ax_loss.text(SWEEP_STEPS, np.log(10) * 1.08, _("ln 10: guessing"), color="gray", ha="right",
                  va="bottom", fontsize=8)
-    ax_loss.set(xlabel="training step", ylabel="training loss (log scale)", xlim=(0, SWEEP_STEPS))
+    ax_loss.set(xlabel=_("training step"), ylabel=_("training loss (log scale)"), xlim=(0, SWEEP_STEPS))
 
     artists["legend"] = fig.legend([artists["plain"]["accuracy"], artists["bn"]["accuracy"]],
                                    ["", ""], loc="lower left", bbox_to_anchor=(0.06, 0.0),
@@ -134,15 +135,15 @@ def update_learning_curves(figure, result):
     legend_texts = artists["legend"].get_texts()
     for name, label, text in zip(("plain", "bn"), ("no BN", placement), legend_texts):
         _show_run(artists[name], result[name])
-        text.set_text(f"{label}: {describe(result[name])}")
+        text.set_text(_("{label}: {value}").format(label=label, value=describe(result[name])))
 
     limits = _loss_limits(result["plain"], result["bn"])
     if artists["backdrop"].redraw_if_changed(limits):  # the loss plot's ticks change
         artists["plain"]["loss"].axes.set_ylim(*limits)
     source = (f"trained by this panel on first visit ({result['training_seconds']:.1f} s)"
               if result["training_seconds"] else "from the runs the notebook already made")
-    artists["title"].set_text(f"learning rate {result['lr']:g}, initial weights "
-                              f"N(0, {result['init_std']:g}²), {SWEEP_STEPS} steps: {source}")
+    artists["title"].set_text(_("learning rate {lr:g}, initial weights "
+                              "N(0, {init_std:g}²), {SWEEP_STEPS} steps: {source}").format(lr=result['lr'], init_std=result['init_std'], SWEEP_STEPS=SWEEP_STEPS, source=source))
 
 
 def _show_run(lines, run):
@@ -173,14 +174,14 @@ PANELS = [
         draw_learning_curves,
         update=update_learning_curves,
         controls=[
-            Control("lr", "choice", BASE_LR, options=LEARNING_RATES, description="learning rate",
+            Control("lr", "choice", BASE_LR, options=LEARNING_RATES, description=N_("learning rate"),
                     test_values=(LEARNING_RATES[-1],)),
             # (each new setting trains two short runs: the tests try the largest learning rate
             # and the other placement, and leave the initial scale at its default)
             Control("init_std", "choice", BASE_INIT_STD, options=INIT_STDS,
-                    description="initial weight std", test_values=(BASE_INIT_STD,)),
+                    description=N_("initial weight std"), test_values=(BASE_INIT_STD,)),
             Control("bn_position", "choice", "before", options=("before", "after"),
-                    description="BN placement (vs the sigmoid)", test_values=("after",)),
+                    description=N_("BN placement (vs the sigmoid)"), test_values=("after",)),
         ],
     )
 ]

@@ -22,6 +22,7 @@ import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
 from helpers.data import DataFileError
+from helpers.i18n import N_, _
 from helpers.lessons import bn_in_practice as lesson
 from helpers.panel import Control, Notice, Panel
 from helpers.welford import one_pass_moments, two_pass_moments, welford_moments
@@ -79,16 +80,16 @@ def compute_residual_stream(depth=16, gain=1.0, zero_init=False):
         variances (inf where float32 overflowed), or a Notice
     """
     if not 1 <= depth <= MAX_DEPTH:
-        return Notice(f"Choose a depth from 1 to {MAX_DEPTH} blocks (got {depth}).")
+        return Notice(_("Choose a depth from 1 to {MAX_DEPTH} blocks (got {depth}).").format(MAX_DEPTH=MAX_DEPTH, depth=depth))
     if not GAINS[0] <= gain <= GAINS[-1]:
-        return Notice(f"Choose a gain from {GAINS[0]} to {GAINS[-1]} (got {gain}).")
+        return Notice(_("Choose a gain from {value} to {value2} (got {gain}).").format(value=GAINS[0], value2=GAINS[-1], gain=gain))
     depth = int(depth)
     gain = float(min(GAINS, key=lambda g: abs(g - gain)))
     try:
         none = _stream(False, False, gain)[:depth + 1]
         batch = _stream(True, bool(zero_init), gain)[:depth + 1]
     except DataFileError as error:
-        return Notice(f"The MNIST file could not be read, so the stream cannot be measured: {error}")
+        return Notice(_("The MNIST file could not be read, so the stream cannot be measured: {error}").format(error=error))
     return dict(depth=depth, gain=gain, zero_init=bool(zero_init), blocks=np.arange(depth + 1),
                 none=none, batch=batch)
 
@@ -106,11 +107,11 @@ def _build_residual_stream():
     with _style():
         figure, ax = plt.subplots(figsize=(7.5, 3.6))
         figure.subplots_adjust(left=0.1, right=0.97, bottom=0.14, top=0.86)
-        ax.set(yscale="log", ylim=(1e-3, 1e40), xlabel="block", ylabel="variance of the stream")
+        ax.set(yscale="log", ylim=(1e-3, 1e40), xlabel=_("block"), ylabel=_("variance of the stream"))
         ax.set_yticks([1e-3, 1e0, 1e10, 1e20, 1e30, 1e40])
         ax.grid(alpha=0.3)
         ax.axhline(FLOAT_MAX, color="0.6", ls=":", lw=1)
-        ax.text(0.01, FLOAT_MAX * 2, "float32 overflows", fontsize=7, color="0.5",
+        ax.text(0.01, FLOAT_MAX * 2, _("float32 overflows"), fontsize=7, color="0.5",
                 transform=ax.get_yaxis_transform())
         moving = overlay_axes(ax)
         artists = dict(
@@ -146,14 +147,14 @@ def update_residual_stream(figure, result):
     for name, values in (("none", result["none"]), ("batch", result["batch"])):
         artists[name].set_data(blocks, _shown(values))
     bn_name = "BN, last γ = 0" if result["zero_init"] else "BN, last γ = 1"
-    artists["none_label"].set_text(f"no BN: {_describe(result['none'])}")
+    artists["none_label"].set_text(_("no BN: {value}").format(value=_describe(result['none'])))
     artists["none_label"].set_position((depth, _shown(result["none"])[-1] * 3))
-    artists["batch_label"].set_text(f"{bn_name}: {_describe(result['batch'])}")
+    artists["batch_label"].set_text(_("{bn_name}: {value}").format(bn_name=bn_name, value=_describe(result['batch'])))
     artists["batch_label"].set_position((depth, result["batch"][-1] / 3))
     artists["title"].set_text(
-        f"variance of the residual stream at initialization, {depth} blocks, branch weights "
-        f"{result['gain']:g} x He (labels: the variance after the last block; "
-        f"after the stem it is {result['batch'][0]:.3g})")
+        _("variance of the residual stream at initialization, {depth} blocks, branch weights "
+        "{gain:g} x He (labels: the variance after the last block; "
+        "after the stem it is {value:.3g})").format(depth=depth, gain=result['gain'], value=result['batch'][0]))
     ax = artists["axes"]
     ax.set_xlim(-0.02 * depth, depth * 1.02)
     artists["backdrop"].redraw_if_changed(ax.get_xlim())
@@ -181,9 +182,9 @@ def compute_low_precision(mean=300.0, spread=1.0, batch_size=256, precision="flo
         no spread left (every value rounded to the same number)
     """
     if precision not in PRECISIONS:
-        return Notice(f"Choose a precision among {PRECISIONS} (got {precision!r}).")
+        return Notice(_("Choose a precision among {PRECISIONS} (got {precision!r}).").format(PRECISIONS=PRECISIONS, precision=precision))
     if not (batch_size >= 2 and mean > 0 and spread > 0):
-        return Notice("Choose a batch of at least 2 values, a positive mean and a positive spread.")
+        return Notice(_("Choose a batch of at least 2 values, a positive mean and a positive spread."))
     return _low_precision(float(mean), float(spread), int(batch_size), precision)
 
 
@@ -194,15 +195,15 @@ def _low_precision(mean, spread, batch_size, precision):
     with np.errstate(over="ignore"):
         stored = (mean + spread * rng.standard_normal((batch_size, FEATURES))).astype(dtype)
     if not np.all(np.isfinite(stored)):
-        return Notice(f"{precision} cannot even store these values (its largest finite number "
-                      f"is {float(np.finfo(dtype).max):.4g}).")
+        return Notice(_("{precision} cannot even store these values (its largest finite number "
+                      "is {value:.4g}).").format(precision=precision, value=float(np.finfo(dtype).max)))
     exact = stored.astype(np.float64).var(axis=0)
     if np.any(exact == 0):
         spacing = float(np.spacing(dtype.type(mean)))
-        return Notice(f"At a mean of {mean:g}, neighbouring {precision} numbers are {spacing:g} "
-                      f"apart: a spread of {spread:g} is lost when the activations are stored "
-                      f"(some feature's values all round to one number), so there is no "
-                      f"variance left to compute. Choose a larger spread or a smaller mean.")
+        return Notice(_("At a mean of {mean:g}, neighbouring {precision} numbers are {spacing:g} "
+                      "apart: a spread of {spread:g} is lost when the activations are stored "
+                      "(some feature's values all round to one number), so there is no "
+                      "variance left to compute. Choose a larger spread or a smaller mean.").format(mean=mean, precision=precision, spacing=spacing, spread=spread))
     errors, problems = [], []
     with np.errstate(all="ignore"):
         for moments in (one_pass_moments, two_pass_moments, welford_moments):
@@ -231,9 +232,9 @@ def _build_low_precision():
         figure, (ax_values, ax_errors) = plt.subplots(1, 2, figsize=(10, 3.3),
                                                       gridspec_kw=dict(width_ratios=(1, 1.3)))
         figure.subplots_adjust(left=0.05, right=0.98, bottom=0.16, top=0.8, wspace=0.35)
-        ax_values.set(xlabel="value as stored", yticks=[])
+        ax_values.set(xlabel=_("value as stored"), yticks=[])
         ax_errors.set(xscale="log", xlim=ERROR_RANGE, ylim=(-0.6, len(METHODS) - 0.4),
-                      xlabel="relative error of the variance (median over 16 features)")
+                      xlabel=_("relative error of the variance (median over 16 features)"))
         ax_errors.set_yticks(range(len(METHODS)), METHODS)
         ax_errors.invert_yaxis()
         ax_errors.grid(alpha=0.3, axis="x")
@@ -271,8 +272,8 @@ def update_low_precision(figure, result):
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, counts.max() * 1.1)
     ax.locator_params(axis="x", nbins=4)
-    artists["values_title"].set_text(f"{result['batch_size']} activations of one feature, "
-                                     f"{result['precision']}")
+    artists["values_title"].set_text(_("{batch_size} activations of one feature, "
+                                     "{precision}").format(batch_size=result['batch_size'], precision=result['precision']))
     for bar, note, error, problem in zip(artists["bars"], artists["notes"], result["errors"],
                                          result["problems"]):
         shown = error if np.isfinite(error) else ERROR_RANGE[1]
@@ -285,9 +286,9 @@ def update_low_precision(figure, result):
                            note.get_position()[1]))
     artists["roundoff"].set_xdata([result["roundoff"]] * 2)
     artists["roundoff_label"].set_position((result["roundoff"], len(METHODS) - 0.45))
-    artists["roundoff_label"].set_text(f"{result['precision']} rounding\n{result['roundoff']:.1e}")
-    artists["title"].set_text(f"mean {result['mean']:g}, spread {result['spread']:g}: exact "
-                              f"variance {result['exact']:.4g}")
+    artists["roundoff_label"].set_text(_("{precision} rounding\n{roundoff:.1e}").format(precision=result['precision'], roundoff=result['roundoff']))
+    artists["title"].set_text(_("mean {mean:g}, spread {spread:g}: exact "
+                              "variance {exact:.4g}").format(mean=result['mean'], spread=result['spread'], exact=result['exact']))
 
 
 PANELS = [
@@ -296,10 +297,10 @@ PANELS = [
         compute_residual_stream,
         draw_residual_stream,
         [
-            Control("depth", "int", 16, low=1, high=MAX_DEPTH, description="blocks"),
+            Control("depth", "int", 16, low=1, high=MAX_DEPTH, description=N_("blocks")),
             Control("gain", "float", 1.0, low=GAINS[0], high=GAINS[-1], step=0.25,
-                    description="branch weights (x He)"),
-            Control("zero_init", "toggle", False, description="zero-init the last γ of each block"),
+                    description=N_("branch weights (x He)")),
+            Control("zero_init", "toggle", False, description=N_("zero-init the last γ of each block")),
         ],
         update=update_residual_stream,
     ),
@@ -308,11 +309,11 @@ PANELS = [
         compute_low_precision,
         draw_low_precision,
         [
-            Control("mean", "log", 300.0, low=1.0, high=3000.0, step=0.05, description="mean",
+            Control("mean", "log", 300.0, low=1.0, high=3000.0, step=0.05, description=N_("mean"),
                     test_values=(1.0, 10.0, 300.0, 3000.0)),
-            Control("spread", "log", 1.0, low=0.01, high=100.0, step=0.1, description="spread (std)"),
-            Control("batch_size", "int", 256, low=2, high=1024, description="batch size"),
-            Control("precision", "choice", "float16", options=PRECISIONS, description="precision"),
+            Control("spread", "log", 1.0, low=0.01, high=100.0, step=0.1, description=N_("spread (std)")),
+            Control("batch_size", "int", 256, low=2, high=1024, description=N_("batch size")),
+            Control("precision", "choice", "float16", options=PRECISIONS, description=N_("precision")),
         ],
         update=update_low_precision,
     ),

@@ -19,6 +19,7 @@ import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
 from helpers.data import DataFileError
+from helpers.i18n import N_, _
 from helpers.norms import (
     NORMALIZATIONS,
     normalize_feature_map,
@@ -98,7 +99,7 @@ def _cube_colours(mask, selected=None):
     selected_rgb, shared_rgb, other_rgb = (np.array(to_rgb(colour)) for colour in
                                            (SELECTED_COLOR, SHARED_COLOR, OTHER_COLOR))
     face_colors, edge_colors = [], []
-    for _, n, c, face in _cube_polygons(batch_size, channels, 1.0, DEPTH_DX, DEPTH_DY):
+    for _part, n, c, face in _cube_polygons(batch_size, channels, 1.0, DEPTH_DX, DEPTH_DY):
         if selected is not None and (n, c) == tuple(selected):
             rgb, alpha = selected_rgb, 1.0
         elif mask[n, c]:
@@ -154,7 +155,7 @@ def _draw_width_and_height_arrows(ax, channels, height):
     """The C arrow along the cube's front, the H, W arrow up its side."""
     arrow = dict(arrowstyle="->", color="black", lw=1)
     ax.annotate("", xy=(channels, -0.6), xytext=(0, -0.6), arrowprops=arrow)
-    ax.text(channels / 2, -1.15, "C (channels)", ha="center", va="center", fontsize=8)
+    ax.text(channels / 2, -1.15, _("C (channels)"), ha="center", va="center", fontsize=8)
     ax.annotate("", xy=(-0.6, height), xytext=(-0.6, 0), arrowprops=arrow)
     ax.text(-1.0, height / 2, "H, W", ha="center", va="center", rotation=90, fontsize=8)
 
@@ -245,7 +246,7 @@ def compute_shared_statistics(kind="batch", groups=4, batch_size=6, sample=0, ch
         try:
             feature_maps, digits = default_feature_maps()
         except DataFileError as error:
-            return Notice(f"The MNIST file could not be read, so there are no feature maps to show: {error}")
+            return Notice(_("The MNIST file could not be read, so there are no feature maps to show: {error}").format(error=error))
     feature_maps = np.asarray(feature_maps, dtype=np.float64)
     total, channels, height, width = feature_maps.shape
     batch_size = int(min(max(batch_size, 1), total))
@@ -258,23 +259,23 @@ def compute_shared_statistics(kind="batch", groups=4, batch_size=6, sample=0, ch
 
     if kind == "group" and channels % groups:
         return Notice(
-            f"Group norm splits the {channels} channels into groups of equal size, so the "
-            f"number of groups must divide {channels}: {groups} does not "
-            f"({channels} / {groups} = {channels / groups:.2f}). Choose one of "
-            f"{', '.join(map(str, _divisors(channels)))}. (G = 1 is layer norm, "
-            f"G = {channels} is instance norm.)"
+            _("Group norm splits the {channels} channels into groups of equal size, so the "
+            "number of groups must divide {channels}: {groups} does not "
+            "({channels} / {groups} = {value:.2f}). Choose one of "
+            "{value2}. (G = 1 is layer norm, "
+            "G = {channels} is instance norm.)").format(channels=channels, groups=groups, value=channels / groups, value2=', '.join(map(str, _divisors(channels))))
         )
     if kind == "batch" and batch_size == 1:
         batch_out = normalize_feature_map(maps, "batch")
         instance_out = normalize_feature_map(maps, "instance")
         difference = float(np.abs(batch_out - instance_out).max())
         return Notice(
-            "A batch of one image: batch norm's statistics over (N, H, W) then come from "
-            f"this one image's {height} x {width} positions, which is exactly instance norm "
-            f"(largest difference between the two outputs here: {difference:.1e}). The "
+            _("A batch of one image: batch norm's statistics over (N, H, W) then come from "
+            "this one image's {height} x {width} positions, which is exactly instance norm "
+            "(largest difference between the two outputs here: {difference:.1e}). The "
             "'batch' no longer mixes images, and the running statistics learned this way "
             "describe single images, not the population. Choose a batch size of 2 or more, "
-            "or pick 'instance'."
+            "or pick 'instance'.").format(height=height, width=width, difference=difference)
         )
 
     labels = statistics_labels(kind, batch_size, channels, groups)
@@ -351,7 +352,7 @@ def _lay_out(artists, result, pad=2):
     grid of maps with a row per image and a column per channel."""
     from matplotlib.collections import PolyCollection
 
-    rows, (_, c, h, w) = len(result["row_labels"]), result["normalized"].shape
+    rows, (_n, c, h, w) = len(result["row_labels"]), result["normalized"].shape
     height = _cube_height(c)
     cube_frame, cube = artists["cube_frame"], artists["cube"]
     _draw_width_and_height_arrows(cube_frame, c, height)
@@ -381,8 +382,8 @@ def _lay_out(artists, result, pad=2):
     maps_frame.set_xticklabels([str(j) for j in range(c)], fontsize=7)
     maps_frame.set_yticks([pad + i * (h + pad) + h / 2 for i in range(rows)])
     maps_frame.set_yticklabels(result["row_labels"], fontsize=7)
-    maps_frame.set_xlabel("channel", fontsize=8)
-    maps_frame.set_ylabel("sample (digit)", fontsize=8)
+    maps_frame.set_xlabel(_("channel"), fontsize=8)
+    maps_frame.set_ylabel(_("sample (digit)"), fontsize=8)
     maps_frame.tick_params(length=0)
     for spine in maps_frame.spines.values():
         spine.set_visible(False)
@@ -392,7 +393,7 @@ def update_shared_statistics(figure, result, pad=2):
     """Show another result in a figure made by ``draw_shared_statistics`` (the panel's
     ``update``): the cube's columns, the maps, the titles."""
     artists = figure._panel_artists
-    rows, (n, c, h, _) = len(result["row_labels"]), result["normalized"].shape
+    rows, (n, c, h, _w) = len(result["row_labels"]), result["normalized"].shape
     selected = (result["sample"], result["channel"])
     cube = artists["cube"]
     if artists["depth"] != n:  # a new batch size: a deeper or shallower cube
@@ -407,15 +408,15 @@ def update_shared_statistics(figure, result, pad=2):
 
     artists["image"].set_data(_mosaic(result["normalized"], result["mask"], selected, rows))
     outside = artists["outside_batch"]
-    outside.set_text(f"not in the batch of {n}" if n < rows else "")
+    outside.set_text(_("not in the batch of {n}").format(n=n) if n < rows else "")
     outside.set_y(pad + (n + rows) / 2 * (h + pad) - pad / 2)
 
     kind = result["kind"]
     name = TITLES[kind].split(":")[0] + (f" (G = {result['groups']})" if kind == "group" else "")
-    artists["cube_header"].set_text(f"{name}: {result['number_of_statistics']} means/variances,\n"
-                                    f"each over {result['count']:,} values")
-    artists["shared_values"].set_text(f"mean {result['shared_mean']:.3f}, "
-                                      f"std {result['shared_std']:.3f}")
+    artists["cube_header"].set_text(_("{name}: {number_of_statistics} means/variances,\n"
+                                    "each over {count:,} values").format(name=name, number_of_statistics=result['number_of_statistics'], count=result['count']))
+    artists["shared_values"].set_text(_("mean {shared_mean:.3f}, "
+                                      "std {shared_std:.3f}").format(shared_mean=result['shared_mean'], shared_std=result['shared_std']))
     artists["notes"].set_text("; ".join(result["notes"]))
 
 
@@ -440,12 +441,12 @@ def make_normalization_panel(feature_maps=None, digits=None) -> Panel:
                                          feature_maps=feature_maps, digits=digits)
 
     return Panel("which values share one mean and variance", compute, draw_shared_statistics, [
-        Control("kind", "choice", "batch", options=NORMALIZATIONS, description="normalization"),
-        Control("groups", "int", 4, low=1, high=channels, description="groups G (group norm)",
+        Control("kind", "choice", "batch", options=NORMALIZATIONS, description=N_("normalization")),
+        Control("groups", "int", 4, low=1, high=channels, description=N_("groups G (group norm)"),
                 test_values=(1, 3, 4, channels), active_when={"kind": ("group",)}),
-        Control("batch_size", "int", total, low=1, high=total, description="batch size N"),
-        Control("sample", "int", 0, low=0, high=total - 1, description="sample"),
-        Control("channel", "int", 0, low=0, high=channels - 1, description="channel"),
+        Control("batch_size", "int", total, low=1, high=total, description=N_("batch size N")),
+        Control("sample", "int", 0, low=0, high=total - 1, description=N_("sample")),
+        Control("channel", "int", 0, low=0, high=channels - 1, description=N_("channel")),
     ], update=update_shared_statistics)
 
 

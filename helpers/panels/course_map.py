@@ -19,6 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from helpers.i18n import N_, _
 from helpers.panel import Control, Panel
 
 __all__ = ["GLOSSARY", "NOTEBOOKS", "PANELS", "Term", "compute_glossary_entry",
@@ -135,7 +136,7 @@ GLOSSARY = [
     Term("inference", "推理",
          "using the trained network on new data; BN then normalizes with fixed running statistics, not the batch's",
          (4,)),
-    Term("running statistics", "滑动均值与滑动方差 (滑动平均统计量)",
+    Term("running statistics", "滑动统计量 (即滑动均值与滑动方差; 滑动平均统计量)",
          "the mean and variance BN accumulates during training (running_mean, running_var) for use at inference; "
          "运行统计量, a word-for-word 'running', is not the standard term",
          (4,)),
@@ -250,8 +251,8 @@ def _batch_normalization():
     x = _rng().gamma(2.0, 2.0, size=400) + 3.0
     x_hat = (x - x.mean()) / np.sqrt(x.var() + 1e-5)
     return [{"title": "one feature before and after BN", "xlabel": "value", "items": [
-        ("hist", x, dict(bins=30, alpha=0.6, label=f"before: mean {x.mean():.1f}, std {x.std():.1f}")),
-        ("hist", x_hat, dict(bins=30, alpha=0.6, label="after: mean 0, std 1 (γ = 1, β = 0)")),
+        ("hist", x, dict(bins=30, alpha=0.6, label=_("before: mean {value:.1f}, std {value2:.1f}").format(value=x.mean(), value2=x.std()))),
+        ("hist", x_hat, dict(bins=30, alpha=0.6, label=_("after: mean 0, std 1 (γ = 1, β = 0)"))),
     ], "legend": True}]
 
 
@@ -287,7 +288,7 @@ def tiny_network_run(steps=ICS_STEPS, seed=_RNG_SEED):
         if step == max(steps):
             break
         batch = rng.integers(0, len(x), 32)
-        h1, _, h2, p = forward(x[batch])
+        h1, _a1, h2, p = forward(x[batch])
         d3 = ((p - y[batch]) / len(batch))[:, None]  # cross-entropy through the output sigmoid
         d2 = (d3 @ weights[2].T) * h2 * (1 - h2)
         d1 = (d2 @ weights[1].T) * h1 * (1 - h1)
@@ -300,7 +301,7 @@ def tiny_network_run(steps=ICS_STEPS, seed=_RNG_SEED):
 
 def _internal_covariate_shift():
     run = tiny_network_run()
-    items = [("hist", run[step], dict(bins=30, alpha=0.5, label=f"after {step} steps")) for step in ICS_STEPS]
+    items = [("hist", run[step], dict(bins=30, alpha=0.5, label=_("after {step} steps").format(step=step))) for step in ICS_STEPS]
     return [{"title": "a hidden unit's input while the layer below trains", "xlabel": "input to the unit",
              "items": items, "legend": True,
              "note": f"a tiny sigmoid network trained here, {run['accuracy']:.0%} accurate at the end"}]
@@ -311,8 +312,8 @@ def _covariate_shift():
     train, test = rng.normal(-1, 0.7, 300), rng.normal(1.2, 0.7, 300)
     x = np.linspace(-3.5, 3.5, 200)
     return [{"title": "same rule y = f(x), different inputs", "xlabel": "x", "items": [
-        ("hist", train, dict(bins=25, alpha=0.5, density=True, label="training inputs")),
-        ("hist", test, dict(bins=25, alpha=0.5, density=True, label="test inputs")),
+        ("hist", train, dict(bins=25, alpha=0.5, density=True, label=_("training inputs"))),
+        ("hist", test, dict(bins=25, alpha=0.5, density=True, label=_("test inputs"))),
         ("line", x, 0.3 * np.sin(1.5 * x) + 0.3, dict(color="black", label="y = f(x)")),
     ], "legend": True}]
 
@@ -322,10 +323,10 @@ def _mini_batch():
     population = rng.normal(2.0, 1.0, 2000)
     batch = population[rng.choice(2000, 16, replace=False)]
     return [{"title": "a mini-batch of m = 16 from the data", "xlabel": "value", "items": [
-        ("hist", population, dict(bins=40, alpha=0.35, density=True, label="all data")),
-        ("scatter", batch, np.full(16, 0.02), dict(color="tab:red", s=18, label="one mini-batch")),
-        ("vline", population.mean(), dict(color="black", label="data mean")),
-        ("vline", batch.mean(), dict(color="tab:red", ls="--", label="batch mean (noisy)")),
+        ("hist", population, dict(bins=40, alpha=0.35, density=True, label=_("all data"))),
+        ("scatter", batch, np.full(16, 0.02), dict(color="tab:red", s=18, label=_("one mini-batch"))),
+        ("vline", population.mean(), dict(color="black", label=_("data mean"))),
+        ("vline", batch.mean(), dict(color="tab:red", ls="--", label=_("batch mean (noisy)"))),
     ], "legend": True}]
 
 
@@ -338,9 +339,9 @@ def _moving_average():
         ema.append(running)
     steps = np.arange(60)
     return [{"title": "EMA with momentum 0.1, starting from 0", "xlabel": "batch", "items": [
-        ("line", steps, values, dict(marker=".", lw=0.6, alpha=0.6, label="batch means")),
-        ("line", steps, np.array(ema), dict(lw=2, label="exponential moving average")),
-        ("hline", 1.0, dict(color="black", ls=":", label="true mean")),
+        ("line", steps, values, dict(marker=".", lw=0.6, alpha=0.6, label=_("batch means"))),
+        ("line", steps, np.array(ema), dict(lw=2, label=_("exponential moving average"))),
+        ("hline", 1.0, dict(color="black", ls=":", label=_("true mean"))),
     ], "legend": True}]
 
 
@@ -353,7 +354,7 @@ def _momentum():
         for v in values:
             running = (1 - momentum) * running + momentum * v
             path.append(running)
-        items.append(("line", np.arange(60), np.array(path), dict(label=f"momentum {momentum}")))
+        items.append(("line", np.arange(60), np.array(path), dict(label=_("momentum {momentum}").format(momentum=momentum))))
     items.append(("hline", 1.0, dict(color="black", ls=":")))
     return [{"title": "larger momentum: faster but noisier", "xlabel": "batch", "items": items, "legend": True}]
 
@@ -411,7 +412,7 @@ def _mean():
     x = _rng().gamma(2.0, 1.5, 300)
     return [{"title": "the mean: the balance point", "xlabel": "value", "items": [
         ("hist", x, dict(bins=30, alpha=0.7)),
-        ("vline", x.mean(), dict(color="black", lw=2, label=f"mean = {x.mean():.2f}")),
+        ("vline", x.mean(), dict(color="black", lw=2, label=_("mean = {value:.2f}").format(value=x.mean()))),
     ], "legend": True}]
 
 
@@ -428,8 +429,8 @@ def _biased_unbiased():
     sizes = np.array([2, 3, 4, 6, 8, 12, 16, 32, 64])
     biased = [np.mean(rng.normal(size=(4000, m)).var(axis=1)) for m in sizes]
     return [{"title": "average batch variance (true variance 1)", "xlabel": "batch size m", "items": [
-        ("line", sizes, np.array(biased), dict(marker="o", label="divide by m (biased)")),
-        ("line", sizes, np.array(biased) * sizes / (sizes - 1), dict(marker="s", label="divide by m − 1 (unbiased)")),
+        ("line", sizes, np.array(biased), dict(marker="o", label=_("divide by m (biased)"))),
+        ("line", sizes, np.array(biased) * sizes / (sizes - 1), dict(marker="s", label=_("divide by m − 1 (unbiased)"))),
         ("line", sizes, (sizes - 1) / sizes, dict(color="0.5", ls=":", label="(m − 1)/m")),
     ], "legend": True}]
 
@@ -437,8 +438,8 @@ def _biased_unbiased():
 def _gamma_beta():
     x_hat = _rng().normal(size=500)
     return [{"title": "y = γ·x̂ + β with γ = 0.5, β = 2", "xlabel": "value", "items": [
-        ("hist", x_hat, dict(bins=30, alpha=0.6, label="x̂ (mean 0, std 1)")),
-        ("hist", 0.5 * x_hat + 2.0, dict(bins=30, alpha=0.6, label="y (mean 2, std 0.5)")),
+        ("hist", x_hat, dict(bins=30, alpha=0.6, label=_("x̂ (mean 0, std 1)"))),
+        ("hist", 0.5 * x_hat + 2.0, dict(bins=30, alpha=0.6, label=_("y (mean 2, std 0.5)"))),
     ], "legend": True}]
 
 
@@ -474,9 +475,9 @@ def _saturation():
     s = _sigmoid(x)
     edge = saturation_threshold()
     return [{"title": f"sigmoid and its slope: saturated beyond |z| = {edge:.2f}", "xlabel": "input z", "items": [
-        ("line", x, s, dict(label="sigmoid")), ("line", x, s * (1 - s), dict(label="slope")),
+        ("line", x, s, dict(label=_("sigmoid"))), ("line", x, s * (1 - s), dict(label=_("slope"))),
         ("span", -8, -edge, dict(color="tab:red", alpha=0.12)),
-        ("span", edge, 8, dict(color="tab:red", alpha=0.12, label=f"slope < {SATURATION_SLOPE}")),
+        ("span", edge, 8, dict(color="tab:red", alpha=0.12, label=_("slope < {SATURATION_SLOPE}").format(SATURATION_SLOPE=SATURATION_SLOPE))),
     ], "legend": True}]
 
 
@@ -493,7 +494,7 @@ def _activation():
 def _vanishing_exploding():
     layers = np.arange(1, 31)
     return [{"title": "one factor per layer, multiplied", "xlabel": "layers backpropagated through", "items": [
-        ("line", layers, 0.25**layers, dict(label="× 0.25 (a sigmoid's largest slope)")),
+        ("line", layers, 0.25**layers, dict(label=_("× 0.25 (a sigmoid's largest slope)"))),
         ("line", layers, 0.9**layers, dict(label="× 0.9")),
         ("line", layers, 1.5**layers, dict(label="× 1.5")),
         ("hline", 1.0, dict(color="0.5", ls=":")),
@@ -507,10 +508,10 @@ def _centered_difference():
     forward = np.sin(x0) + (np.sin(x0 + h) - np.sin(x0)) / h * (x - x0)
     centered = np.sin(x0) + (np.sin(x0 + h) - np.sin(x0 - h)) / (2 * h) * (x - x0)
     return [{"title": "slopes at x = 0.7, step h = 0.5", "xlabel": "x", "items": [
-        ("line", x, np.sin(x), dict(color="black", label="sin x")),
-        ("line", x, tangent, dict(color="0.5", ls=":", label="tangent (exact slope)")),
-        ("line", x, forward, dict(label="one-sided (x, x + h)")),
-        ("line", x, centered, dict(label="centered (x − h, x + h)")),
+        ("line", x, np.sin(x), dict(color="black", label=_("sin x"))),
+        ("line", x, tangent, dict(color="0.5", ls=":", label=_("tangent (exact slope)"))),
+        ("line", x, forward, dict(label=_("one-sided (x, x + h)"))),
+        ("line", x, centered, dict(label=_("centered (x − h, x + h)"))),
         ("scatter", [x0 - h, x0 + h], np.sin([x0 - h, x0 + h]), dict(color="tab:orange", s=14)),
     ], "legend": True, "ylim": (-0.2, 1.3)}]
 
@@ -580,12 +581,12 @@ def _inference():
     rng = _rng()
     example = 1.0
     train_outputs = []
-    for _ in range(40):
+    for _step in range(40):
         batch = np.append(rng.normal(0, 1, 7), example)
         train_outputs.append((example - batch.mean()) / np.sqrt(batch.var() + 1e-5))
     return [{"title": "the same example, normalized 40 times", "xlabel": "repeat", "items": [
-        ("scatter", np.arange(40), np.array(train_outputs), dict(s=10, label="training mode: depends on the batch")),
-        ("hline", example, dict(color="tab:green", lw=2, label="inference: running stats, fixed")),
+        ("scatter", np.arange(40), np.array(train_outputs), dict(s=10, label=_("training mode: depends on the batch"))),
+        ("hline", example, dict(color="tab:green", lw=2, label=_("inference: running stats, fixed"))),
     ], "legend": True}]
 
 
@@ -593,7 +594,7 @@ def _running_statistics():
     rng = _rng()
     mean, var = 0.0, 1.0
     means, variances = [], []
-    for _ in range(80):
+    for _step in range(80):
         batch = rng.normal(3.0, 2.0, 32)
         mean = 0.9 * mean + 0.1 * batch.mean()
         var = 0.9 * var + 0.1 * batch.var(ddof=1)
@@ -601,8 +602,8 @@ def _running_statistics():
         variances.append(var)
     steps = np.arange(80)
     return [{"title": "running_mean → 3, running_var → 4", "xlabel": "batch", "items": [
-        ("line", steps, np.array(means), dict(label="running_mean")),
-        ("line", steps, np.array(variances), dict(label="running_var")),
+        ("line", steps, np.array(means), dict(label=_("running_mean"))),
+        ("line", steps, np.array(variances), dict(label=_("running_var"))),
         ("hline", 3.0, dict(color="tab:blue", ls=":")), ("hline", 4.0, dict(color="tab:orange", ls=":")),
     ], "legend": True}]
 
@@ -648,7 +649,7 @@ def _learning_rate():
     items = []
     for lr, label in ((0.1, "η = 0.1: slow"), (0.9, "η = 0.9: fast"), (2.1, "η = 2.1 > 2/λ: diverges")):
         w, path = 2.0, [2.0]
-        for _ in range(12):
+        for _step in range(12):
             w = w - lr * w  # L = w²/2, λ = 1
             path.append(w)
         items.append(("line", np.arange(13), np.array(path), dict(marker=".", label=label)))
@@ -658,7 +659,7 @@ def _learning_rate():
 
 def _convergence():
     steps = np.arange(200)
-    items = [("line", steps, (1 - 1 / kappa) ** (2 * steps), dict(label=f"κ = {kappa}")) for kappa in (2, 10, 50)]
+    items = [("line", steps, (1 - 1 / kappa) ** (2 * steps), dict(label=_("κ = {kappa}").format(kappa=kappa))) for kappa in (2, 10, 50)]
     items.append(("hline", 1e-6, dict(color="0.5", ls="--")))
     return [{"title": "excess loss at learning rate 1/λ_max", "xlabel": "step", "items": items,
              "legend": True, "yscale": "log", "ylim": (1e-8, 2)}]
@@ -667,7 +668,7 @@ def _convergence():
 def _condition_number():
     panels = []
     for h in ((1.0, 1.0), (1.0, 10.0)):
-        w, _, _, loss = _quadratic_grid(h)
+        w, _b, _curvature, loss = _quadratic_grid(h)
         panels.append({"title": f"κ = {h[1] / h[0]:.0f}", "items": [("contour", w, w, loss, dict(levels=8, colors="0.4"))],
                        "aspect": "equal"})
     return panels
@@ -676,8 +677,8 @@ def _condition_number():
 def _hessian():
     w = np.linspace(-2, 2, 100)
     return [{"title": "curvature along the eigen-directions", "xlabel": "distance from the minimum", "items": [
-        ("line", w, 0.5 * 1.0 * w**2, dict(label="λ = 1 (flat direction)")),
-        ("line", w, 0.5 * 10.0 * w**2, dict(label="λ = 10 (steep direction)")),
+        ("line", w, 0.5 * 1.0 * w**2, dict(label=_("λ = 1 (flat direction)"))),
+        ("line", w, 0.5 * 10.0 * w**2, dict(label=_("λ = 10 (steep direction)"))),
     ], "legend": True, "ylim": (0, 6)}]
 
 
@@ -693,9 +694,9 @@ def _regularization():
         w = np.linalg.solve(powers.T @ powers + penalty * np.eye(10), powers.T @ y)
         fits.append(grid_powers @ w)
     return [{"title": "degree-9 fit without and with a penalty", "items": [
-        ("scatter", x, y, dict(color="black", s=12, label="data")),
-        ("line", grid, fits[0], dict(label="unregularized")),
-        ("line", grid, fits[1], dict(label="regularized")),
+        ("scatter", x, y, dict(color="black", s=12, label=_("data"))),
+        ("line", grid, fits[0], dict(label=_("unregularized"))),
+        ("line", grid, fits[1], dict(label=_("regularized"))),
     ], "legend": True, "ylim": (-2, 2)}]
 
 
@@ -703,9 +704,9 @@ def _fine_tuning():
     rng = _rng()
     source, target = rng.normal(0.0, 1.0, 500), rng.normal(1.5, 0.6, 500)
     return [{"title": "pretrained on one distribution, fine-tuned on another", "xlabel": "a unit's input",
-             "items": [("hist", source, dict(bins=30, alpha=0.5, density=True, label="pretraining data")),
-                       ("hist", target, dict(bins=30, alpha=0.5, density=True, label="fine-tuning data")),
-                       ("vline", 0.0, dict(color="tab:blue", ls="--", label="BN's stored mean"))],
+             "items": [("hist", source, dict(bins=30, alpha=0.5, density=True, label=_("pretraining data"))),
+                       ("hist", target, dict(bins=30, alpha=0.5, density=True, label=_("fine-tuning data"))),
+                       ("vline", 0.0, dict(color="tab:blue", ls="--", label=_("BN's stored mean")))],
              "legend": True}]
 
 
@@ -713,17 +714,17 @@ def _frozen_bn():
     x = np.linspace(-3, 3, 50)
     scale, shift = 1.5, 0.5
     return [{"title": "frozen BN: one fixed line, in train and eval mode", "xlabel": "x", "ylabel": "output",
-             "items": [("line", x, scale * x + shift, dict(lw=2, label="y = scale·x + shift")),
+             "items": [("line", x, scale * x + shift, dict(lw=2, label=_("y = scale·x + shift"))),
                        ("scatter", x[::5], scale * x[::5] + shift, dict(s=14, color="tab:orange",
-                                                                         label="model.train(): the same"))],
+                                                                         label=_("model.train(): the same")))],
              "legend": True}]
 
 
 def _residual_connection():
     blocks = np.arange(17)
     return [{"title": "variance of the stream h + F(h), block by block", "xlabel": "block", "yscale": "log",
-             "items": [("line", blocks, 2.0 ** blocks, dict(marker=".", label="no BN: doubles")),
-                       ("line", blocks, 1.0 + blocks, dict(marker=".", label="BN in F: +1 per block"))],
+             "items": [("line", blocks, 2.0 ** blocks, dict(marker=".", label=_("no BN: doubles"))),
+                       ("line", blocks, 1.0 + blocks, dict(marker=".", label=_("BN in F: +1 per block")))],
              "legend": True}]
 
 
@@ -738,16 +739,16 @@ def _zero_init():
 def _variance_shift():
     p = np.linspace(0, 0.9, 50)
     return [{"title": "dropout right before BN: eval output variance", "xlabel": "dropout rate p",
-             "items": [("line", p, 1 - p, dict(lw=2, label="1 − p (zero-mean input)")),
-                       ("hline", 1.0, dict(color="black", ls=":", label="what BN promises"))],
+             "items": [("line", p, 1 - p, dict(lw=2, label=_("1 − p (zero-mean input)"))),
+                       ("hline", 1.0, dict(color="black", ls=":", label=_("what BN promises")))],
              "legend": True, "ylim": (0, 1.1)}]
 
 
 def _batch_renorm():
     ratio = np.linspace(0.1, 5, 200)
     return [{"title": "r = clip(σ_B / σ, 1/r_max, r_max)", "xlabel": "σ_B / σ", "ylabel": "r",
-             "items": [("line", ratio, np.clip(ratio, 1 / 3, 3), dict(lw=2, label="r_max = 3")),
-                       ("line", ratio, np.ones_like(ratio), dict(ls="--", label="r_max = 1: plain BN"))],
+             "items": [("line", ratio, np.clip(ratio, 1 / 3, 3), dict(lw=2, label=_("r_max = 3"))),
+                       ("line", ratio, np.ones_like(ratio), dict(ls="--", label=_("r_max = 1: plain BN")))],
              "legend": True}]
 
 
@@ -770,7 +771,7 @@ def _half_precision():
     return [{"title": "variance in float16 (inf drawn at the top)", "xlabel": "mean of the activations",
              "xscale": "log", "yscale": "log",
              "items": [("line", means, naive, dict(marker="o", label="E[x²] − E[x]²")),
-                       ("line", means, np.array(two), dict(marker="s", label="two passes"))],
+                       ("line", means, np.array(two), dict(marker="s", label=_("two passes")))],
              "legend": True, "ylim": (1e-4, 3e2)}]
 
 
@@ -785,10 +786,10 @@ def _welford():
         means.append(mean)
         variances.append(m2 / k)
     return [{"title": "Welford: running mean and variance, one value at a time", "xlabel": "values seen",
-             "items": [("line", steps, np.array(means), dict(label="mean")),
-                       ("line", steps, np.array(variances), dict(label="variance = M2 / k")),
-                       ("hline", values.mean(), dict(color="tab:blue", ls=":", label="np.mean of all 60")),
-                       ("hline", values.var(), dict(color="tab:orange", ls=":", label="np.var of all 60"))],
+             "items": [("line", steps, np.array(means), dict(label=_("mean"))),
+                       ("line", steps, np.array(variances), dict(label=_("variance = M2 / k"))),
+                       ("hline", values.mean(), dict(color="tab:blue", ls=":", label=_("np.mean of all 60"))),
+                       ("hline", values.var(), dict(color="tab:orange", ls=":", label=_("np.var of all 60")))],
              "legend": True}]
 
 
@@ -851,7 +852,7 @@ def _bars(values, colors, title, stacked=False):
 
 
 def _all_reduce():
-    _, _, colors = _process_boxes()
+    _boxes, _labels, colors = _process_boxes()
     values = [1.0, 3.0, 2.0, 4.0]
     return [_bars(values, colors, "before: one value per process"),
             _bars([sum(values)] * 4, ["0.5"] * 4, "after all-reduce: every process has the sum")]
@@ -873,8 +874,8 @@ def _synchronized_bn():
     for title, means in (("per-process BN: four different means", shards.mean(axis=1)),
                          ("synchronized BN: the whole batch's mean", np.full(4, whole))):
         items = [("scatter", np.repeat(np.arange(4), 8), shards.ravel(), dict(s=8, color="0.6")),
-                 ("scatter", np.arange(4), means, dict(s=40, color="tab:red", label="mean used")),
-                 ("hline", whole, dict(color="black", lw=1, ls=":", label="whole batch"))]
+                 ("scatter", np.arange(4), means, dict(s=40, color="tab:red", label=_("mean used"))),
+                 ("hline", whole, dict(color="black", lw=1, ls=":", label=_("whole batch")))]
         panels.append({"title": title, "xlabel": "process", "items": items, "legend": True, "ylim": (-3, 3.5)})
     return panels
 
@@ -970,7 +971,7 @@ def _draw_item(ax, item):
     elif kind == "image":
         ax.imshow(args[0], **style)
     else:
-        raise ValueError(f"unknown plot element {kind!r}")
+        raise ValueError(_("unknown plot element {kind!r}").format(kind=kind))
 
 
 #: Every term's figure has this size, so that the widget's picture keeps its size and place
@@ -1084,7 +1085,7 @@ PANELS = [
         # the widget tests move through one term per kind of picture element (histogram, scatter,
         # span, contour and arrows, graph, rectangles, image, log-scale lines);
         # tests/test_course_map.py draws every term
-        Control("term", "choice", "batch normalization", options=TERMS, description="term",
+        Control("term", "choice", "batch normalization", options=TERMS, description=N_("term"),
                 test_values=("batch normalization", "mini-batch", "saturation", "gradient",
                              "computational graph", "layer / group / instance normalization",
                              "feature map", "convergence")),

@@ -23,6 +23,7 @@ import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
 from helpers.bn import batchnorm_forward
+from helpers.i18n import N_, _
 from helpers.lessons.forward_transform import (
     SkewedPopulation,
     batch_estimate_errors,
@@ -215,17 +216,17 @@ def _build_forward_figure(result):
         # 1. the input batch against its population
         a.in_bars, a.in_rug = _histogram(a.moving_in, "#9ecae1")
         grid, density = result["population_curve"]
-        a.moving_in.plot(grid, density, color="#555", lw=1.2, label="population")
+        a.moving_in.plot(grid, density, color="#555", lw=1.2, label=_("population"))
         a.moving_in.axvline(result["population_mean"], color="#555", ls="--", lw=1.2,
-                            label=f"population mean {_number(result['population_mean'])}")
-        a.batch_mean = a.moving_in.axvline(0, color="#d62728", lw=1.6, label="batch mean")
+                            label=_("population mean {value}").format(value=_number(result['population_mean'])))
+        a.batch_mean = a.moving_in.axvline(0, color="#d62728", lw=1.6, label=_("batch mean"))
         a.in_legend = a.moving_in.legend(loc="upper right", fontsize=7.5, frameon=False)
         ax_in.set_yticks([])
 
         # 2. x_hat: centred and scaled, but exactly as skewed as the input
         a.hat_bars, a.hat_rug = _histogram(a.moving_hat, "#a1d99b")
         a.moving_hat.axvline(0, color="#d62728", lw=1.6)
-        a.bounds = [a.moving_hat.axvline(0, color="#777", ls=":", lw=1.2) for _ in range(2)]
+        a.bounds = [a.moving_hat.axvline(0, color="#777", ls=":", lw=1.2) for _line in range(2)]
         a.bound_text = a.moving_hat.text(0, 0.92, " |x̂| ≤ √(m−1)", fontsize=7.5, color="#555",
                                          transform=a.moving_hat.get_xaxis_transform())
         ax_hat.set_yticks([])
@@ -233,9 +234,9 @@ def _build_forward_figure(result):
         # 3. the output: the x_hat histogram, stretched by gamma and moved by beta
         a.beta = a.moving_out.axvline(0, color="#d62728", lw=1.6)
         a.out_bars, a.out_rug = _histogram(a.moving_out, "#fdae6b")
-        a.spread = [a.moving_out.axvline(0, color="#d62728", ls=":", lw=1.2) for _ in range(2)]
+        a.spread = [a.moving_out.axvline(0, color="#d62728", ls=":", lw=1.2) for _line in range(2)]
         a.spread_key = Line2D([], [], color="#d62728", ls=":", lw=1.2)
-        a.forgotten = a.moving_out.text(0.02, 0.8, "the input is forgotten:\nno information, and no gradient to x",
+        a.forgotten = a.moving_out.text(0.02, 0.8, _("the input is forgotten:\nno information, and no gradient to x"),
                                         transform=a.moving_out.transAxes, fontsize=8, color="#555")
         ax_out.set_yticks([])
         ax_out.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 4, 5, 10]))  # -8, -4, ..., 8
@@ -243,8 +244,8 @@ def _build_forward_figure(result):
         # 4. how far off a batch of this size is
         noise = result["noise"]
         sizes = noise["batch_sizes"]
-        ax_noise.loglog(sizes, noise["mean_rmse"], "o-", ms=3, color="#d62728", label="batch mean: typical error")
-        ax_noise.loglog(sizes, noise["std_rmse"], "s-", ms=3, color="#3182bd", label="batch std: typical error")
+        ax_noise.loglog(sizes, noise["mean_rmse"], "o-", ms=3, color="#d62728", label=_("batch mean: typical error"))
+        ax_noise.loglog(sizes, noise["std_rmse"], "s-", ms=3, color="#3182bd", label=_("batch std: typical error"))
         ax_noise.loglog(sizes, 1 / np.sqrt(sizes), "--", color="#555", lw=1, label="1/√m")
         a.size_line = a.moving_noise.axvline(sizes[0], color="#999", lw=1)
         a.mean_star, = a.moving_noise.plot([sizes[0]], [1.0], "*", ms=11, color="#d62728")
@@ -255,7 +256,7 @@ def _build_forward_figure(result):
             axis.set_minor_locator(NullLocator())
             axis.set_major_formatter(FormatStrFormatter("%g"))
         ax_noise.set_ylim(0.008, 2)
-        ax_noise.set_xlabel("batch size m (error in units of the population std)")
+        ax_noise.set_xlabel(_("batch size m (error in units of the population std)"))
         curves = ax_noise.get_lines()
         ax_noise.legend([*curves, a.mean_star], [line.get_label() for line in curves] + ["this batch's mean"],
                         loc="lower left", fontsize=7.5, frameon=False)
@@ -281,7 +282,7 @@ def update_forward_histograms(figure, result):
         tallest = _fill_histogram(a.in_bars, a.in_rug, r["x"], edges, density=True)
         _set_limits(a.ax_in, edges[0], edges[-1], max(tallest, density.max()))
         a.batch_mean.set_xdata([r["batch_mean"]] * 2)
-        a.in_legend.get_texts()[2].set_text(f"batch mean {_number(r['batch_mean'])}")
+        a.in_legend.get_texts()[2].set_text(_("batch mean {value}").format(value=_number(r['batch_mean'])))
         _title(a.moving_in, f"input batch, m = {m}: std {_number(r['batch_std'])} "
                             f"(population {_number(r['population_std'])}, {r['std_error']:+.0%})")
 
@@ -394,7 +395,7 @@ def _build_sigmoid_figure():
         ax_hist.set_yticks([])
         a.moving_curve = overlay_axes(ax_curve)  # made after ax_hist, so drawn over it
         a.moving_curve.plot(SIGMOID_GRID, sigmoid(SIGMOID_GRID), color="#333", lw=1.5)
-        a.straight, = a.moving_curve.plot([], [], color="#d62728", lw=2, label="best straight line")
+        a.straight, = a.moving_curve.plot([], [], color="#d62728", lw=2, label=_("best straight line"))
         ax_curve.set_xlim(-10, 10)
         ax_curve.set_ylim(-0.05, 1.05)
         ax_curve.set_xticks([-10, -5, 0, 5, 10])  # few tick labels: each costs time on every redraw
@@ -404,11 +405,11 @@ def _build_sigmoid_figure():
 
         a.slope_bars = a.moving_slope.stairs(np.zeros(len(SLOPE_EDGES) - 1), SLOPE_EDGES, fill=True,
                                              color="#fdae6b")
-        a.mean_slope = a.moving_slope.axvline(0, color="#d62728", lw=1.6, label="mean σ'(z)")
-        a.moving_slope.axvline(0.01, color="#777", ls=":", lw=1.2, label="saturated (σ' < 0.01)")
+        a.mean_slope = a.moving_slope.axvline(0, color="#d62728", lw=1.6, label=_("mean σ'(z)"))
+        a.moving_slope.axvline(0.01, color="#777", ls=":", lw=1.2, label=_("saturated (σ' < 0.01)"))
         ax_slope.set_xlim(0, 0.26)
         ax_slope.set_xticks([0, 0.05, 0.1, 0.15, 0.2, 0.25], ["0", "0.05", "0.1", "0.15", "0.2", "0.25"])
-        ax_slope.set_xlabel("σ'(z) at the inputs (0.25 at most)")
+        ax_slope.set_xlabel(_("σ'(z) at the inputs (0.25 at most)"))
         ax_slope.set_yticks([])
         a.slope_legend = a.moving_slope.legend(loc="upper center", fontsize=7.5, frameon=False)
         for ax in (ax_curve, ax_slope):
@@ -426,39 +427,39 @@ def update_sigmoid_regime(figure, result):
     r, a = result, figure.artists_to_update
     z = r["z"]
     with plt.rc_context(STYLE):
-        counts, _ = np.histogram(np.clip(z, -10, 10), bins=Z_EDGES)
+        counts, _edges = np.histogram(np.clip(z, -10, 10), bins=Z_EDGES)
         a.z_bars.set_data(counts)
         a.ax_hist.set_ylim(0, 1.05 * counts.max())
         low, high = np.percentile(z, [1, 99])
         inside = SIGMOID_GRID[(SIGMOID_GRID >= low) & (SIGMOID_GRID <= high)]
         slope, intercept = np.polyfit(z, sigmoid(z), 1)
         a.straight.set_data(inside, slope * inside + intercept)
-        a.curve_legend.get_texts()[0].set_text(f"best straight line: R² = {r['linear_r2']:.3f}")
+        a.curve_legend.get_texts()[0].set_text(_("best straight line: R² = {linear_r2:.3f}").format(linear_r2=r['linear_r2']))
         _title(a.moving_curve, f"σ(z) over the inputs (γ = {r['gamma']:.2f}, β = {r['beta']:.2f})")
 
         slopes = sigmoid(z) * (1 - sigmoid(z))
-        counts, _ = np.histogram(slopes, bins=SLOPE_EDGES)
+        counts, _edges = np.histogram(slopes, bins=SLOPE_EDGES)
         a.slope_bars.set_data(counts)
         a.mean_slope.set_xdata([r["mean_slope"]] * 2)
         mean_text, saturated_text = a.slope_legend.get_texts()
-        mean_text.set_text(f"mean σ'(z) = {r['mean_slope']:.3f}")
-        saturated_text.set_text(f"saturated (σ' < 0.01): {r['saturated_fraction']:.0%}")
+        mean_text.set_text(_("mean σ'(z) = {mean_slope:.3f}").format(mean_slope=r['mean_slope']))
+        saturated_text.set_text(_("saturated (σ' < 0.01): {saturated_fraction:.0%}").format(saturated_fraction=r['saturated_fraction']))
         a.ax_slope.set_ylim(0, 1.05 * counts.max())
         _title(a.moving_slope, r["verdict"])
 
 
 PANELS = [
     Panel("forward: gamma, beta, batch size", compute_forward_histograms, draw_forward_histograms, [
-        Control("gamma", "float", 1.0, low=-3.0, high=3.0, step=0.1, description="γ (scale)",
+        Control("gamma", "float", 1.0, low=-3.0, high=3.0, step=0.1, description=N_("γ (scale)"),
                 test_values=(-3.0, 0.0, 3.0)),
-        Control("beta", "float", 0.0, low=-3.0, high=3.0, step=0.1, description="β (shift)",
+        Control("beta", "float", 0.0, low=-3.0, high=3.0, step=0.1, description=N_("β (shift)"),
                 test_values=(-3.0, 3.0)),
-        Control("batch_size", "int", 32, low=1, high=256, description="batch size m",
+        Control("batch_size", "int", 32, low=1, high=256, description=N_("batch size m"),
                 test_values=(1, 2, 256)),
-        Control("batch_number", "int", 0, low=0, high=19, description="which batch"),
+        Control("batch_number", "int", 0, low=0, high=19, description=N_("which batch")),
     ], update=update_forward_histograms),
     Panel("forward: sigmoid saturation", compute_sigmoid_regime, draw_sigmoid_regime, [
-        Control("gamma", "log", 1.0, low=0.1, high=10.0, step=0.05, description="γ (scale)"),
-        Control("beta", "float", 0.0, low=-8.0, high=8.0, step=0.25, description="β (shift)"),
+        Control("gamma", "log", 1.0, low=0.1, high=10.0, step=0.05, description=N_("γ (scale)")),
+        Control("beta", "float", 0.0, low=-8.0, high=8.0, step=0.25, description=N_("β (shift)")),
     ], update=update_sigmoid_regime),
 ]

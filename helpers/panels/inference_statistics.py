@@ -21,6 +21,7 @@ import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
 from helpers.data import DataFileError
+from helpers.i18n import N_, _
 from helpers.lessons.inference_statistics import batch_stream, frozen_bn_layer, running_statistics
 from helpers.panel import Control, Notice, Panel
 
@@ -57,17 +58,17 @@ def compute_running_estimates(momentum=0.1, batch_size=60, order="shuffled",
     """
     if batch_size < 2:
         return Notice(
-            "A batch of one has no variance: training-mode batch normalization would divide "
+            _("A batch of one has no variance: training-mode batch normalization would divide "
             "0 by sqrt(0 + eps), and torch refuses with ValueError \"Expected more than 1 value "
             "per channel when training\". So no running statistics are updated from batches of "
             "one. (In eval mode a single example is fine: it uses the stored statistics.) "
-            "Choose a batch size of 2 or more."
+            "Choose a batch size of 2 or more.")
         )
     cumulative = average == AVERAGES[1]
     try:
         return _replay(None if cumulative else float(momentum), int(batch_size), order, int(steps))
     except DataFileError as error:
-        return Notice(f"The MNIST file could not be read, so there is no trained network to replay: {error}")
+        return Notice(_("The MNIST file could not be read, so there is no trained network to replay: {error}").format(error=error))
 
 
 @lru_cache(maxsize=32)
@@ -165,11 +166,11 @@ def _build_running_estimates():
     for ax, entries in legends.items():
         ax.legend([artists[name] for name in entries.values()], list(entries), fontsize=7,
                   loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
-        ax.set_xlabel("training batches seen", fontsize=8)
+        ax.set_xlabel(_("training batches seen"), fontsize=8)
         ax.locator_params(nbins=5)
         ax.grid(alpha=0.3)
     ax_acc.set_ylim(0.3, 1.0)
-    ax_acc.set_title("eval-mode test accuracy (500 images)", fontsize=10)
+    ax_acc.set_title(_("eval-mode test accuracy (500 images)"), fontsize=10)
 
     # the headline: the settings, then above each plot a summary, label | value, ending
     # near the plot's right edge
@@ -200,7 +201,7 @@ def update_running_estimates(figure, result):
         artists[name].set_ydata([result[name]] * 2)
     artists["settings"].set_text(result["label"] + ".")
     values = {**result, "final_accuracy": result["accuracy"][-1]}
-    for name, (_, value_format) in SUMMARIES.items():
+    for name, (_label, value_format) in SUMMARIES.items():
         artists[name].set_text(value_format.format(values[name]))
     _show_still_part(figure, result)
 
@@ -222,10 +223,10 @@ def _show_still_part(figure, result):
     margin = 0.05 * still["steps"]
     for ax in (ax_mean, ax_var, ax_acc):
         ax.set_xlim(1 - margin, still["steps"] + margin)
-    ax_mean.set_title(f"unit {still['unit']}: mean", fontsize=10)
-    ax_var.set_title(f"unit {still['unit']}: variance", fontsize=10)
-    artists["after"].set_text(f"  After {still['steps']} batches, all 100 units:")
-    for name, (label, _) in SUMMARIES.items():
+    ax_mean.set_title(_("unit {unit}: mean").format(unit=still['unit']), fontsize=10)
+    ax_var.set_title(_("unit {unit}: variance").format(unit=still['unit']), fontsize=10)
+    artists["after"].set_text(_("  After {steps} batches, all 100 units:").format(steps=still['steps']))
+    for name, (label, _format) in SUMMARIES.items():
         artists[name + "_label"].set_text(label.format(**still))
 
 
@@ -236,12 +237,12 @@ PANELS = [
         draw_running_estimates,
         [
             Control("momentum", "log", 0.1, low=0.001, high=1.0, step=0.1,
-                    description="momentum (torch)",
+                    description=N_("momentum (torch)"),
                     active_when={"average": (AVERAGES[0],)}),  # the cumulative average has none
-            Control("batch_size", "int", 60, low=1, high=256, description="batch size",
+            Control("batch_size", "int", 60, low=1, high=256, description=N_("batch size"),
                     test_values=(1, 2, 60, 256)),
-            Control("order", "choice", ORDERS[0], options=ORDERS, description="batch order"),
-            Control("average", "choice", AVERAGES[0], options=AVERAGES, description="average"),
+            Control("order", "choice", ORDERS[0], options=ORDERS, description=N_("batch order")),
+            Control("average", "choice", AVERAGES[0], options=AVERAGES, description=N_("average")),
         ],
         update=update_running_estimates,
     )

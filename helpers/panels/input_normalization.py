@@ -23,6 +23,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
+from helpers.i18n import N_, _
 from helpers.lessons.input_normalization import (
     TOL,
     LeastSquares,
@@ -121,7 +122,7 @@ def _gd_figure(count: int, curve: bool, width: float):
         bowls.append(SimpleNamespace(
             ax=ax,
             moving=moving,
-            ellipses=[moving.plot([], [], color="0.75", lw=0.8)[0] for _ in _LEVELS],
+            ellipses=[moving.plot([], [], color="0.75", lw=0.8)[0] for _level in _LEVELS],
             path=moving.plot([], [], "-", color=color, lw=1.2)[0],
             dots=moving.plot([], [], ".", color=color, ms=4)[0],
             start=moving.plot([], [], "o", color="black", ms=5)[0],
@@ -132,12 +133,12 @@ def _gd_figure(count: int, curve: bool, width: float):
         ax = axes[-1]
         ax.set_yscale("log")
         ax.axhline(TOL, color="0.4", ls="--", lw=0.8)
-        ax.text(0.02, TOL, f"tolerance {TOL:g}", ha="left", va="bottom", fontsize=8,
+        ax.text(0.02, TOL, _("tolerance {TOL:g}").format(TOL=TOL), ha="left", va="bottom", fontsize=8,
                 transform=ax.get_yaxis_transform())
-        ax.set_xlabel("step", fontsize=9)
-        ax.set_ylabel("excess loss / starting excess loss", fontsize=9)
+        ax.set_xlabel(_("step"), fontsize=9)
+        ax.set_ylabel(_("excess loss / starting excess loss"), fontsize=9)
         ax.tick_params(labelsize=8)
-        ax.set_title("loss curve", fontsize=9, y=1.0)  # y given: no search for room above
+        ax.set_title(_("loss curve"), fontsize=9, y=1.0)  # y given: no search for room above
         loss = SimpleNamespace(ax=ax, lines=[ax.plot([], [], color=color)[0] for color in COLORS[:count]])
     fig.subplots_adjust(left=0.6 / (width * columns), right=1 - 0.15 / (width * columns),
                         bottom=0.16, top=0.84, wspace=0.42)
@@ -178,7 +179,7 @@ def _show_bowl(bowl, view) -> None:
     steps = ("no convergence" if view["diverged"]
              else f"{view['steps']:,} step{'s' if view['steps'] != 1 else ''}")
     cut = f" (first {DRAWN_STEPS:,} drawn)" if view["path_is_cut"] else ""
-    bowl.moving.set_title(f"{view['label']}\nκ = {_fmt(view['kappa'])}, {steps}{cut}", fontsize=9, y=1.0,
+    bowl.moving.set_title(_("{label}\nκ = {value}, {steps}{cut}").format(label=view['label'], value=_fmt(view['kappa']), steps=steps, cut=cut), fontsize=9, y=1.0,
                  color="crimson" if view["diverged"] else "black")
 
 
@@ -247,7 +248,7 @@ def compute_gd_two_features(scale_ratio=10.0, learning_rate=10**-1.8, correlatio
         x, names = whiten(x, method="zca"), ("w1 (whitened)", "w2 (whitened)")
     else:
         names = ("w1 (feature 1, std 1)", f"w2 (feature 2, std {scale_ratio:.3g})")
-    view = gd_view(LeastSquares(x, y), learning_rate, label=f"{features} features", names=names)
+    view = gd_view(LeastSquares(x, y), learning_rate, label=_("{features} features").format(features=features), names=names)
     best = view["best_steps"]
     view["summary"] = (
         f"Hessian eigenvalues λ = {_fmt(view['eigenvalues'][0])}, {_fmt(view['eigenvalues'][1])}"
@@ -335,14 +336,14 @@ PANELS = [
         update=update_gd_two_features,
         controls=[
             Control("scale_ratio", "log", 10.0, low=1.0, high=100.0, step=0.1,
-                    description="feature-scale ratio", test_values=(1.0, 10.0, 100.0),
+                    description=N_("feature-scale ratio"), test_values=(1.0, 10.0, 100.0),
                     # z-scoring and whitening remove the scales: the ratio no longer matters
                     active_when={"features": ("raw",)}),
             Control("learning_rate", "log", 10**-1.8, low=1e-4, high=3.0, step=0.1,
-                    description="learning rate", test_values=(1e-4, 10**-1.8, 3.0)),
+                    description=N_("learning rate"), test_values=(1e-4, 10**-1.8, 3.0)),
             Control("correlation", "float", 0.0, low=0.0, high=0.95, step=0.05,
-                    description="correlation"),
-            Control("features", "choice", "raw", options=FEATURES, description="features"),
+                    description=N_("correlation")),
+            Control("features", "choice", "raw", options=FEATURES, description=N_("features")),
         ],
     )
 ]

@@ -17,6 +17,7 @@ import numpy as np
 
 from helpers.backdrop import Backdrop, overlay_axes
 from helpers.data import DataFileError
+from helpers.i18n import N_, _
 from helpers.lessons import why_bn_works as why
 from helpers.panel import Control, Notice, Panel
 
@@ -88,7 +89,7 @@ def compute_noisy_bn(noise=why.NOISE):
     """The panel's computation: ``noisy_bn_result`` for seed 0, with the noise rounded to the
     slider's steps of 0.25 (never raises for 0 <= noise <= 2)."""
     if not 0 <= noise <= 2:
-        return Notice(f"The noise strength must be between 0 and 2 (got {noise}).")
+        return Notice(_("The noise strength must be between 0 and 2 (got {noise}).").format(noise=noise))
     try:
         return noisy_bn_result(round(noise / NOISE_STEP) * NOISE_STEP)
     except DataFileError as error:
@@ -96,7 +97,7 @@ def compute_noisy_bn(noise=why.NOISE):
 
 
 def _no_data_notice(error) -> Notice:
-    return Notice(f"The MNIST file could not be read, so nothing can be trained: {error}")
+    return Notice(_("The MNIST file could not be read, so nothing can be trained: {error}").format(error=error))
 
 
 def draw_noisy_bn(result):
@@ -126,17 +127,17 @@ def _build_noisy_bn(seed_count):
                                    label=LABELS[norm] if k == 0 else None)[0]
                            for k in range(seed_count)]
                     for norm in ("none", "batch", "noisy")}
-        ax.set(xlabel="training step", ylabel="test accuracy", ylim=(0, 1),
+        ax.set(xlabel=_("training step"), ylabel=_("test accuracy"), ylim=(0, 1),
                title="test accuracy" + (f" ({seed_count} seeds)" if seed_count > 1 else ""))
         ax.legend(handles=[lines[0] for lines in accuracy.values()], loc="upper left",
                   bbox_to_anchor=(0.25, 0.8))
         median = {}
         for ax, norm in zip(axes[1:], ("none", "batch", "noisy")):
             median[norm] = ax.plot([], [], color=COLORS[norm], lw=0.8)[0]
-            ax.set_xlabel("training step")
+            ax.set_xlabel(_("training step"))
             if ax is not axes[1]:  # one vertical scale for the three: labels on the first only
                 ax.tick_params(labelleft=False)
-        axes[1].set_ylabel("input to the sigmoid")
+        axes[1].set_ylabel(_("input to the sigmoid"))
     figure._panel_artists = dict(accuracy=accuracy, median=median, band={}, still_axes=[axes[0]],
                                  backdrop=Backdrop(figure, [axes[0]]))
     return figure
@@ -162,8 +163,8 @@ def update_noisy_bn(figure, result):
                 artists["band"][norm].remove()
             artists["band"][norm] = ax.fill_between(steps, q[:, 0], q[:, 2], color=COLORS[norm],
                                                     alpha=0.25, lw=0)
-            ax.set_title(f"{_noisy_bn_name(norm, result['noise'])}: "
-                         f"per-step shift {result['shift'][norm]:.2f}")
+            ax.set_title(_("{value}: "
+                         "per-step shift {value2:.2f}").format(value=_noisy_bn_name(norm, result['noise']), value2=result['shift'][norm]))
             ax.set_ylim(low - 0.2, high + 0.2)
     for ax in figure.axes:  # the step axis fits the runs
         ax.relim()
@@ -199,7 +200,7 @@ def compute_gradient_walk(step=150, largest_multiple=4.0):
     Returns dict: step, lr, step_sizes (S,), and per network ("none", "batch") its Probe.
     """
     if not largest_multiple >= WALK_MULTIPLES[0]:
-        return Notice(f"The largest step must be at least {WALK_MULTIPLES[0]} learning rates.")
+        return Notice(_("The largest step must be at least {value} learning rates.").format(value=WALK_MULTIPLES[0]))
     step = int(min(max(round(step / CHECKPOINT_EVERY) * CHECKPOINT_EVERY, 0), why.MLP_STEPS))
     shown = np.array(WALK_MULTIPLES) <= largest_multiple * (1 + 1e-9)
     probes = {}
@@ -242,9 +243,9 @@ def _build_gradient_walk(lr):
             lines[norm] = dict(loss=left.plot([], [], "o-", ms=3, color=color)[0],
                                prediction=left.plot([], [], "--", color=color, lw=1)[0],
                                change=right.plot([], [], "o-", ms=3, color=color)[0])
-        left.set(xlabel="step size eta", ylabel="training loss at w - eta g")
-        right.set(xlabel="step size eta", ylabel="|| grad(w - eta g) - g ||",
-                  title="how much the gradient changes\n(gray: no BN, blue: BN)")
+        left.set(xlabel=_("step size eta"), ylabel=_("training loss at w - eta g"))
+        right.set(xlabel=_("step size eta"), ylabel=_("|| grad(w - eta g) - g ||"),
+                  title=_("how much the gradient changes\n(gray: no BN, blue: BN)"))
         legend = right.legend([lines[norm]["change"] for norm in lines], ["", ""],
                               loc="upper left")
         lr_marks = [ax.axvline(lr, color="k", lw=0.6, ls=":") for ax in (left, right)]
@@ -263,15 +264,15 @@ def update_gradient_walk(figure, result):
         lines["loss"].set_data(eta, np.r_[probe.loss0, probe.losses])
         lines["prediction"].set_data(eta, probe.loss0 - eta * probe.grad_norm ** 2)
         lines["change"].set_data(eta, np.r_[0.0, probe.grad_changes])
-        text.set_text(f"{LABELS[norm]} (smoothness {probe.smoothness:.2f})")
+        text.set_text(_("{value} (smoothness {smoothness:.2f})").format(value=LABELS[norm], smoothness=probe.smoothness))
     for mark in artists["lr_marks"]:  # the learning rate, if the walk reaches it
         mark.set_xdata([result["lr"], result["lr"]])
         mark.set_visible(result["lr"] <= result["step_sizes"][-1])
     left, right = figure.axes
     top = max(max(p.loss0, p.losses.max()) for p in probes.values())
     with _style():
-        left.set_title(f"loss along the gradient at step {result['step']}\n"
-                       "(dashed: the gradient's prediction L(w) - eta ||g||^2)")
+        left.set_title(_("loss along the gradient at step {step}\n"
+                       "(dashed: the gradient's prediction L(w) - eta ||g||^2)").format(step=result['step']))
     left.set_ylim(0, 1.15 * top)
     for ax in (left, right):
         ax.relim(visible_only=True)
@@ -295,12 +296,12 @@ def draw_landscape(landscapes: dict):
                 ax.plot(steps, values.min(axis=1), color=color, lw=0.8)
                 ax.plot(steps, values.max(axis=1), color=color, lw=0.8, label=LABELS[norm])
             axes[2].plot(steps, landscape.smoothness, "o-", ms=3, color=color, label=LABELS[norm])
-        axes[0].set(xlabel="training step", ylabel="loss at w - eta g",
-                    title="(a) loss along the gradient: range over eta")
-        axes[1].set(xlabel="training step", ylabel="|| grad(w - eta g) - g ||",
-                    title="(b) gradient predictiveness: range over eta")
-        axes[2].set(xlabel="training step", ylabel="max || change of gradient || / distance",
-                    title="(c) effective beta-smoothness")
+        axes[0].set(xlabel=_("training step"), ylabel=_("loss at w - eta g"),
+                    title=_("(a) loss along the gradient: range over eta"))
+        axes[1].set(xlabel=_("training step"), ylabel=_("|| grad(w - eta g) - g ||"),
+                    title=_("(b) gradient predictiveness: range over eta"))
+        axes[2].set(xlabel=_("training step"), ylabel=_("max || change of gradient || / distance"),
+                    title=_("(c) effective beta-smoothness"))
         for ax in axes:
             ax.set_ylim(bottom=0)
             ax.legend(loc="upper right")
@@ -364,16 +365,16 @@ def _build_batch_size():
         moving = overlay_axes(left)
         errors = {norm: moving.plot([], [], "o-", ms=4, color=COLORS[norm], label=LABELS[norm])[0]
                   for norm in why.SIZE_NORMS}
-        chosen = moving.plot([], [], "o", ms=11, mfc="none", color="k", label="this setting")[0]
+        chosen = moving.plot([], [], "o", ms=11, mfc="none", color="k", label=_("this setting"))[0]
         left.set_xticks(sizes, [str(s) for s in sizes])
         left.set_xlim(sizes[0] / 1.25, sizes[-1] * 1.25)  # every batch size, whatever has run
-        left.set(xlabel="examples per BN statistic (batch size)", ylabel="test error (%)")
+        left.set(xlabel=_("examples per BN statistic (batch size)"), ylabel=_("test error (%)"))
 
         histogram = right.stairs(np.zeros(MEAN_BINS), np.arange(MEAN_BINS + 1.0), fill=True,
                                  alpha=0.7)
-        eval_mean = right.axvline(0, color="k", lw=1.2, label="running mean (eval mode)")
+        eval_mean = right.axvline(0, color="k", lw=1.2, label=_("running mean (eval mode)"))
         eval_legend = right.legend(loc="upper right")
-        right.set(xlabel="mean that normalizes an image, layer 1, channel 0", ylabel="test images")
+        right.set(xlabel=_("mean that normalizes an image, layer 1, channel 0"), ylabel=_("test images"))
     figure._panel_artists = dict(errors=errors, chosen=chosen, histogram=histogram,
                                  eval_mean=eval_mean, eval_legend=eval_legend, moving_errors=moving,
                                  means_axes=right, still_axes=[left],
@@ -405,7 +406,7 @@ def _show_errors(ax, artists, result):
             shown.append(line)
     artists["chosen"].set_data([result["batch_size"]], [100 * result["run"].test_error])
     ax.legend(handles=[*shown, artists["chosen"]], loc="upper right")
-    ax.set_title(f"{MODEL_NAMES[result['model_kind']]}, seed 0")
+    ax.set_title(_("{value}, seed 0").format(value=MODEL_NAMES[result['model_kind']]))
     ax.set_autoscaley_on(True)
     ax.relim(visible_only=True)
     ax.autoscale_view(scalex=False)
@@ -427,7 +428,7 @@ def _show_means(ax, artists, result):
         what = f"{LABELS[result['norm']]}: each image's own statistics"
     artists["eval_mean"].set_visible(has_eval_mean)
     artists["eval_legend"].set_visible(has_eval_mean)
-    ax.set_title(f"{what} ({means['values_per_statistic']} values each)")
+    ax.set_title(_("{what} ({values_per_statistic} values each)").format(what=what, values_per_statistic=means['values_per_statistic']))
     ax.relim(visible_only=True)
     ax.autoscale_view()
 
@@ -451,7 +452,7 @@ def draw_batch_size_sweep(sweeps: dict):
             all_sizes = sorted({s for by_size in sweep.values() for s in by_size})
             ax.set_xscale("log", base=2)
             ax.set_xticks(all_sizes, [str(s) for s in all_sizes])
-            ax.set(xlabel="examples per BN statistic (batch size)", ylabel="test error (%)",
+            ax.set(xlabel=_("examples per BN statistic (batch size)"), ylabel=_("test error (%)"),
                    title=MODEL_NAMES[model_kind])
             ax.set_ylim(bottom=0)
             ax.legend(loc="upper right" if model_kind == "mlp" else "lower right")
@@ -462,21 +463,21 @@ PANELS = [
     Panel("noisy BN: how much noise after every BN layer", compute_noisy_bn, draw_noisy_bn,
           update=update_noisy_bn, controls=[
         Control("noise", "float", why.NOISE, low=0.0, high=2.0, step=0.25,
-                description="noise after BN", test_values=(0.0, 2.0)),
+                description=N_("noise after BN"), test_values=(0.0, 2.0)),
     ]),
     Panel("the loss along the gradient, with and without BN", compute_gradient_walk,
           draw_gradient_walk, update=update_gradient_walk, controls=[
         Control("step", "int", 150, low=0, high=why.MLP_STEPS, step=50,
-                description="checkpoint (step)", test_values=(0, why.MLP_STEPS)),
+                description=N_("checkpoint (step)"), test_values=(0, why.MLP_STEPS)),
         Control("largest_multiple", "choice", 4.0, options=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
-                description="largest step / learning rate", test_values=(0.5, 16.0)),
+                description=N_("largest step / learning rate"), test_values=(0.5, 16.0)),
     ]),
     Panel("batch size: BN, GroupNorm, LayerNorm", compute_batch_size, draw_batch_size,
           update=update_batch_size, controls=[
-        Control("model_kind", "choice", "mlp", options=("mlp", "cnn"), description="network"),
-        Control("norm", "choice", "batch", options=why.SIZE_NORMS, description="normalization",
+        Control("model_kind", "choice", "mlp", options=("mlp", "cnn"), description=N_("network")),
+        Control("norm", "choice", "batch", options=why.SIZE_NORMS, description=N_("normalization"),
                 test_values=("batch", "layer")),
-        Control("batch_size", "choice", 2, options=why.BATCH_SIZES, description="batch size",
+        Control("batch_size", "choice", 2, options=why.BATCH_SIZES, description=N_("batch size"),
                 test_values=(1, 32)),
     ]),
 ]
