@@ -92,7 +92,8 @@ def compute_process_split(processes=8, per_process=4, sharding=SHARDINGS[0], syn
                       "when training\"). Use more processes or more examples per process.")
     if per_process < 2 and not synchronized:
         return Notice(
-            "With one example per process, per-process BN has no variance to normalize with: "
+            "With one example per process, per-process BN has one value per channel here (the "
+            "data are (N, C), as after a fully connected layer), no variance to normalize with: "
             "torch's BatchNorm raises ValueError \"Expected more than 1 value per channel when "
             f"training\" on every process. Tick <b>synchronized</b>: sync BN normalizes the "
             f"{total} examples of all {processes} processes together, which works (torch's "
