@@ -104,12 +104,17 @@ def test_a_worker_must_be_a_top_level_function():
         lesson.run_processes(noisy_worker, 2, timeout=0)
 
 
-def test_collectives_and_a_late_peer_timing_out():
-    seen = lesson.run_processes(lesson.first_steps_worker, 2, (2.0, 0.5), timeout=60)
+def test_collectives_a_stalled_peer_and_a_peer_that_leaves():
+    seen = lesson.run_processes(lesson.first_steps_worker, 2, (2.0, 60.0), timeout=90)
     assert [result["all_reduce"] for result in seen] == [3.0, 3.0]
     assert all(result["all_gather"] == [[0.0, 0.0], [1.0, 10.0]] for result in seen)
-    assert "Timed out" in seen[0]["late"] and "after 0.5 s" in seen[0]["late"]
-    assert "late, and then did not join" in seen[1]["late"]
+    # alive but never joining: only the subgroup's timeout ends the wait
+    stalled, exited = seen[0]["waited"]
+    assert "RuntimeError: Timed out" in seen[0]["stalled"] and 2.0 <= stalled < 10, seen[0]["stalled"]
+    assert "in a barrier of the main group instead" in seen[1]["stalled"] and seen[1]["waited"] is None
+    # a peer whose process ends: gloo fails at once, long before the 60 s timeout
+    assert "Connection closed by peer" in seen[0]["exited"] and exited < 30, seen[0]["exited"]
+    assert "process ended" in seen[1]["exited"]
     no_children_left()
 
 
@@ -133,7 +138,7 @@ def test_a_failing_worker_raises_worker_failed_with_its_error():
 def test_a_run_past_its_timeout_is_stopped():
     started = time.monotonic()
     with pytest.raises(lesson.WorkerFailed, match="did not finish within 4 s"):
-        lesson.run_processes(lesson.first_steps_worker, 2, (60.0, 60.0), timeout=4)
+        lesson.run_processes(lesson.first_steps_worker, 2, (25.0,), timeout=4)
     assert time.monotonic() - started < 20
     no_children_left()
 
@@ -154,12 +159,12 @@ def _alive(pid):
 
 
 def _start_script_with_workers():
-    """A Python process that runs two workers which would sleep for a minute, in a session of
+    """A Python process that runs two workers which would wait for 25 s, in a session of
     its own (as Jupyter starts a kernel); returns it and its workers' pids once both run."""
     script = textwrap.dedent("""
         from helpers.lessons import bn_across_processes as lesson
         if __name__ == "__main__":
-            lesson.run_processes(lesson.first_steps_worker, 2, (60.0, 60.0), timeout=120)
+            lesson.run_processes(lesson.first_steps_worker, 2, (25.0,), timeout=120)
     """)
     process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -213,7 +218,7 @@ def test_run_processes_output_in_a_notebook_cell_is_clean():
             from helpers.lessons import bn_across_processes as lesson
             import test_lessons_bn_across_processes as here
             print(lesson.run_processes(here.noisy_worker, 2))
-            print(lesson.run_processes(lesson.first_steps_worker, 2, (0.2, 5.0))[0]["all_reduce"])
+            print(lesson.run_processes(lesson.first_steps_worker, 2, (0.2,))[0]["all_reduce"])
         """), "running workers from a kernel")
     streams = [(output.get("name"), output.get("text", "")) for output in outputs
                if output.get("output_type") == "stream"]

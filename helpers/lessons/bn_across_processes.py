@@ -126,8 +126,9 @@ def per_process_gap(x, per_process: int, eps=1e-5) -> dict:
 def predicted_gap(per_process, total):
     """First-order RMS gap between per-process and whole-batch BN for Gaussian data:
     sqrt(1.5 (1/n - 1/N)). The shard mean is off by sqrt(1/n - 1/N) standard deviations
-    (the 1), the shard standard deviation by half that in relative terms, which moves a
-    normalized value x_hat by x_hat times it (E[x_hat^2] / 2 = the 0.5)."""
+    (variance 1/n - 1/N: the 1); the relative error of the shard standard deviation has half
+    that variance, (1/n - 1/N) / 2, and moves a normalized value x_hat by x_hat times it
+    (E[x_hat^2] / 2 = the 0.5)."""
     per_process = np.asarray(per_process, dtype=float)
     return np.sqrt(1.5 * (1.0 / per_process - 1.0 / total))
 
@@ -724,35 +725,68 @@ def allreduce_timing_worker(rank, world_size, sizes, repeats=20):
     return medians
 
 
-def first_steps_worker(rank, world_size, late_by=2.5, patience=1.0):
+def _gloo_message(error: BaseException) -> str:
+    """The first line of a collective's error, without gloo's source-file prefix and the
+    peer's address (which changes from run to run)."""
+    message = re.sub(r"^\[[^\]]*\]\s*", "", str(error).strip().splitlines()[0])
+    message = re.sub(r"\s*\[[0-9.:]+\]:\d+", "", message).split(". ")[0].rstrip(".")
+    return f"{type(error).__name__}: {message}"
+
+
+def first_steps_worker(rank, world_size, patience=5.0, long_patience=60.0):
     """The collectives synchronized BN uses, on tiny tensors, and what a timeout does.
 
     1. all_reduce: every rank contributes rank + 1; all receive the sum.
     2. all_gather: every rank contributes (rank, 10 * rank); all receive every rank's pair.
-    3. a late peer: in a subgroup whose timeout is ``patience`` seconds, every rank but the
-       last starts an all_reduce at once; the last one is ``late_by`` seconds late and then
-       does not join at all.
-    Returns what this rank saw: {"all_reduce", "all_gather", "late"}.
+    3. a peer that is alive but never joins: in a subgroup whose timeout is ``patience``
+       seconds, every rank but the last starts an all_reduce; the last one waits in a
+       barrier of the main group instead (mismatched collectives, the classic deadlock),
+       which the others join once their all_reduce has failed. ``patience`` must be
+       shorter than the main group's timeout, or the barrier fails first.
+    4. a peer that leaves: in a subgroup whose timeout is ``long_patience`` seconds, every
+       rank but the last starts an all_reduce; the last one returns, and its process ends.
+    Returns what this rank saw: {"all_reduce", "all_gather", "stalled", "exited"}, the last
+    two as sentences, and "waited": the seconds the all_reduces of 3 and 4 took to fail (None
+    on the last rank).
     """
     total = torch.tensor([rank + 1.0])
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
     pairs = [torch.empty(2) for _ in range(world_size)]
     dist.all_gather(pairs, torch.tensor([float(rank), 10.0 * rank]))
+    seen = {"all_reduce": total.item(), "all_gather": [pair.tolist() for pair in pairs],
+            "waited": None}
+    last = rank == world_size - 1
+
     impatient = dist.new_group(timeout=datetime.timedelta(seconds=patience))
     started = time.perf_counter()
-    if rank == world_size - 1:
-        time.sleep(late_by)
-        late = f"rank {rank}: {late_by:.1f} s late, and then did not join"
+    if last:
+        dist.barrier()  # alive, but waiting for something else than the all_reduce
+        seen["stalled"] = (f"rank {rank}: alive, in a barrier of the main group instead, "
+                           f"released after {time.perf_counter() - started:.1f} s")
     else:
         try:
             dist.all_reduce(torch.ones(1), group=impatient)
             outcome = "the all-reduce completed"
-        except RuntimeError as error:  # gloo's message starts with its source file: drop that
-            message = re.sub(r"^\[[^\]]*\]\s*", "", str(error).strip().splitlines()[0])
-            outcome = f"{type(error).__name__}: {message}"
-        late = f"rank {rank}: after {time.perf_counter() - started:.1f} s: {outcome}"
-    return {"all_reduce": total.item(), "all_gather": [pair.tolist() for pair in pairs],
-            "late": late}
+        except RuntimeError as error:
+            outcome = _gloo_message(error)
+        stalled = time.perf_counter() - started
+        seen["stalled"] = f"rank {rank}: after {stalled:.1f} s: {outcome}"
+        dist.barrier()
+
+    patient = dist.new_group(timeout=datetime.timedelta(seconds=long_patience))
+    started = time.perf_counter()
+    if last:
+        seen["exited"] = f"rank {rank}: returned, and its process ended"
+        return seen
+    try:
+        dist.all_reduce(torch.ones(1), group=patient)
+        outcome = "the all-reduce completed"
+    except RuntimeError as error:
+        outcome = _gloo_message(error)
+    exited = time.perf_counter() - started
+    seen["exited"] = f"rank {rank}: after {exited:.1f} s: {outcome}"
+    seen["waited"] = (stalled, exited)
+    return seen
 
 
 def experiments_worker(rank, world_size, cases, sizes, repeats=20, per_process=8, steps=4):

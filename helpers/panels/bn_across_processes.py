@@ -93,7 +93,8 @@ def compute_process_split(processes=8, per_process=4, sharding=SHARDINGS[0], syn
                       "when training\"). Use more processes or more examples per process."))
     if per_process < 2 and not synchronized:
         return Notice(
-            _("With one example per process, per-process BN has no variance to normalize with: "
+            _("With one example per process, per-process BN has one value per channel here (the "
+            "data are (N, C), as after a fully connected layer), no variance to normalize with: "
             "torch's BatchNorm raises ValueError \"Expected more than 1 value per channel when "
             "training\" on every process. Tick <b>synchronized</b>: sync BN normalizes the "
             "{total} examples of all {processes} processes together, which works (torch's "
