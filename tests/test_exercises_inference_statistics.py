@@ -1,5 +1,8 @@
 """Notebook 04's checkers accept correct answers and name the usual mistakes."""
 
+from pathlib import Path
+
+import nbformat
 import numpy as np
 import pytest
 
@@ -182,6 +185,30 @@ def test_fold_mistakes_are_named(answer, words):
     feedback = check_fold_batchnorm(answer)
     assert not feedback.passed and feedback.attempted
     assert words in str(feedback), str(feedback)
+
+
+# Exercise 2's hint in notebook 04, piece by piece: an answer built from these pieces must pass
+HINT_PIECES = ("scale = gamma / np.sqrt(running_var + eps)", "(-1,) + (1,) * (weight.ndim - 1)",
+               "beta + scale * (bias - running_mean)", "with `bias` taken as zeros when it is `None`")
+
+
+def fold_as_the_hint_says(weight, bias, gamma, beta, running_mean, running_var, eps):
+    scale = gamma / np.sqrt(running_var + eps)
+    bias = np.zeros(weight.shape[0]) if bias is None else bias
+    return weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1)), beta + scale * (bias - running_mean)
+
+
+def test_an_answer_that_follows_the_fold_hint_passes_including_bias_none():
+    notebook = nbformat.read(Path(__file__).parents[1] / "notebooks" / "04_inference_statistics.ipynb", 4)
+    hints = [cell.source for cell in notebook.cells if "Exercise 2: `scale" in cell.source]
+    assert len(hints) == 1
+    for piece in HINT_PIECES:
+        assert piece in hints[0], piece
+    feedback = check_fold_batchnorm(fold_as_the_hint_says)
+    assert feedback.passed, str(feedback)
+    # without the None rule the hint's formula fails on the bias-free case, and the checker says why
+    feedback = check_fold_batchnorm(fold_without_none_bias)
+    assert not feedback.passed and "bias=None" in str(feedback)
 
 
 def test_fold_not_attempted_is_a_friendly_note():
