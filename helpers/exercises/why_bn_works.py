@@ -346,9 +346,11 @@ def check_small_batch_prediction(answer) -> Feedback:
     """``answer``: the normalizations ("batch", "group", "layer") whose accuracy drops when their
     statistics come from 2 examples instead of 32, in the Figure 1 MLP with the same SGD steps.
     None (or an empty answer) means not attempted."""
-    feedback = Feedback("which normalization suffers from batches of 2")
+    feedback = Feedback("which normalization suffers from batches of 2", to_fill="my_prediction",
+                        when_correct="your prediction is right")
     if answer is None or (not isinstance(answer, str) and len(answer) == 0):
-        return Feedback(feedback.exercise, passed=False, attempted=False)
+        feedback.attempted = False
+        return feedback
     items = [answer] if isinstance(answer, str) else list(answer)
     chosen = set()
     for item in items:
