@@ -176,6 +176,13 @@ def test_prediction_not_attempted():
     assert not check_small_batch_prediction(set()).attempted
 
 
+def test_prediction_messages_name_the_variable_not_a_function():
+    assert "fill in my_prediction above" in str(check_small_batch_prediction(None))
+    assert "function" not in str(check_small_batch_prediction(None))
+    assert str(check_small_batch_prediction({"batch"})).startswith(
+        "[correct] which normalization suffers from batches of 2: your prediction is right.")
+
+
 def test_correct_answers_in_float32_are_told_so_with_the_tolerance():
     def float32_statistics(x, num_groups):
         grouped = np.asarray(x, dtype=np.float32).reshape(x.shape[0], num_groups, -1)

@@ -24,7 +24,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
-from helpers.i18n import _
+from helpers.i18n import N_, _
 from helpers.lessons.why_bn_works import group_statistics, probe_along_gradient
 
 __all__ = ["check_gradient_walk", "check_group_statistics", "check_small_batch_prediction"]
@@ -347,9 +347,11 @@ def check_small_batch_prediction(answer) -> Feedback:
     """``answer``: the normalizations ("batch", "group", "layer") whose accuracy drops when their
     statistics come from 2 examples instead of 32, in the Figure 1 MLP with the same SGD steps.
     None (or an empty answer) means not attempted."""
-    feedback = Feedback(_("which normalization suffers from batches of 2"))
+    feedback = Feedback(_("which normalization suffers from batches of 2"), to_fill="my_prediction",
+                        when_correct=N_("your prediction is right"))
     if answer is None or (not isinstance(answer, str) and len(answer) == 0):
-        return Feedback(feedback.exercise, passed=False, attempted=False)
+        feedback.attempted = False
+        return feedback
     items = [answer] if isinstance(answer, str) else list(answer)
     chosen = set()
     for item in items:
