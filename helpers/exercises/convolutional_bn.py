@@ -138,8 +138,9 @@ def _spatial_mistakes(x, gamma, beta, eps):
     return [
         (bn_rows(x.reshape(-1, c)).reshape(n, c, h, w),
          "You reshaped (N, C, H, W) straight to (N*H*W, C) without transposing first. In "
-         "memory the last axis is W, so each 'row' holds C neighbouring positions of ONE "
-         "channel, and each 'column' mixes all channels. Transpose to (N, H, W, C) first: "
+         "memory the last axis is W, so each 'row' holds C consecutive values in memory, "
+         "neighbouring positions of one channel (two where a channel's map ends), and each "
+         "'column' mixes all channels. Transpose to (N, H, W, C) first: "
          "x.transpose(0, 2, 3, 1).reshape(-1, C)."),
         (bn_rows(x.transpose(0, 2, 3, 1).reshape(-1, c)).reshape(n, c, h, w),
          "The statistics are right, but the output is laid out wrongly: you reshaped the "
