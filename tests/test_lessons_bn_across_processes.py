@@ -158,6 +158,13 @@ def _alive(pid):
     return not (status.is_file() and "\nState:\tZ" in status.read_text())
 
 
+def _has_imported_torch(pid):
+    try:
+        return "libtorch" in Path(f"/proc/{pid}/maps").read_text(errors="replace")
+    except OSError:
+        return False
+
+
 def _start_script_with_workers():
     """A Python process that runs two workers which would wait for 25 s, in a session of
     its own (as Jupyter starts a kernel); returns it and its workers' pids once both run."""
@@ -168,16 +175,18 @@ def _start_script_with_workers():
     """)
     process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         workers = [pid for pid in _children_of(process.pid)
                    if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
-        if len(workers) == 2:
+        if len(workers) == 2 and all(_has_imported_torch(pid) for pid in workers):
+            # A loaded machine can take many seconds to import torch in a spawned worker; a
+            # worker killed off before that would only notice its parent's death afterwards.
             time.sleep(1.0)  # let them get into the group
             return process, workers
         time.sleep(0.2)
     process.kill()
-    pytest.fail("the workers did not start within 60 s")
+    pytest.fail("the workers did not start within 120 s")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the workers (Linux)")

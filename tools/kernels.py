@@ -129,7 +129,9 @@ def execute_notebook(path: Path, timeout: float = 600, python: str | None = None
     path = Path(path)
     name = name or path.name
     notebook = nbformat.read(path, as_version=4)
-    with tempfile.TemporaryDirectory(prefix="course-kernel-") as folder:
+    # ignore_cleanup_errors: a kernel that is still shutting down may write into its folder
+    # while it is removed ("Directory not empty: 'profile_default'", seen under load).
+    with tempfile.TemporaryDirectory(prefix="course-kernel-", ignore_cleanup_errors=True) as folder:
         client = NotebookClient(
             notebook,
             km=kernel_manager(Path(folder), python),
