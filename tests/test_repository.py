@@ -58,6 +58,18 @@ def test_readme_shows_a_small_picture_of_a_panel_made_by_the_browser_test():
         ROOT / "tests" / "test_browser.py").read_text(encoding="utf-8")
 
 
+def test_the_chinese_readme_gives_the_same_two_commands_and_links_both_ways():
+    chinese = (ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
+    chinese_commands = [block.strip() for block in re.findall(r"```bash\n(.*?)```", chinese, re.S)]
+    assert chinese_commands == readme_commands()
+    assert "(README.md)" in chinese
+    assert "(README.zh-CN.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\((notebooks/zh/[^)]+\.ipynb)\)", chinese))
+    expected = {f"notebooks/zh/{path.name}" for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    assert linked == expected, sorted(expected ^ linked)
+    assert all((ROOT / path).is_file() for path in linked)
+
+
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert readme_commands()[1] in ci.splitlines()
@@ -134,5 +146,9 @@ def test_helpers_import_without_changing_global_state():
 def test_numpy_reference_modules_use_numpy_alone():
     for name in ("bn.py", "gradcheck.py"):
         source = (ROOT / "helpers" / name).read_text()
-        imports = set(re.findall(r"^(?:from|import) (\w+)", source, re.M))
-        assert imports <= {"__future__", "dataclasses", "numpy"}, (name, imports)
+        imports = set(re.findall(r"^(?:from|import) ([\w.]+)", source, re.M))
+        # helpers.i18n: the messages in the learner's language (stdlib gettext, no other import
+        # at module level), so that bn.py still runs with numpy alone.
+        assert imports <= {"__future__", "dataclasses", "numpy", "helpers.i18n"}, (name, imports)
+    i18n = (ROOT / "helpers" / "i18n.py").read_text()
+    assert set(re.findall(r"^(?:from|import) ([\w.]+)", i18n, re.M)) <= {"__future__", "gettext", "pathlib"}
