@@ -321,6 +321,15 @@ class LiveRenderer:
         with self._condition:
             return self._condition.wait_for(lambda: self._shown >= self._generation, timeout)
 
+    def frame(self, values: Mapping):
+        """The frame for ``values``, rendered in the caller's thread (after any frame being
+        drawn) but not shown: what the tests compare the shown frame with."""
+        with self._draw_lock:
+            try:
+                return self._render(dict(values))
+            except Exception as error:
+                return Notice(f"These settings could not be drawn ({type(error).__name__}: {error}).")
+
     @property
     def busy(self) -> bool:
         with self._condition:
