@@ -554,7 +554,9 @@ print(_j.dumps(_found, default=str))
 
 
 def readout_matches(readout: str, value) -> bool:
-    """Whether a slider's readout text (rounded: "1.50", "16", "3.16e-05") shows ``value``."""
+    """Whether a slider's readout text (rounded: "1.50", "−2.90", "16", "3.16e-05") shows
+    ``value`` (ipywidgets 8 writes a minus sign, U+2212, for negative numbers)."""
+    readout = readout.replace("\u2212", "-").strip()
     try:
         shown = float(readout)
     except ValueError:
