@@ -20,19 +20,28 @@ A panel is three things kept apart, so that tests can call the computation witho
 ``Panel.widget()`` wires them together with ipywidgets (only what works on both ipywidgets 7.7
 and 8) and draws the default figure at once, before any interaction. ``PanelView`` is what the
 widget shows on each move; the benchmarks time it.
+
+Live dragging: the sliders send their values while the handle moves (``continuous_update``).
+The observer only records the newest values; one renderer thread (``LiveRenderer``) draws the
+newest pending values whenever the previous frame is done, drops the ones in between, and sets
+the PNG as the value of an ``ipywidgets.Image`` (a Notice goes to an HTML widget beside it). The
+frame shown after the release is always the one for the released values. A panel whose move
+would train a network says why in ``release_only``: its sliders send their value on release only
+and the widget says so under its controls.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.i18n import _
 
-__all__ = ["Control", "Notice", "Panel", "PanelView"]
+__all__ = ["Control", "LiveRenderer", "Notice", "Panel", "PanelView"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,8 @@ class Control:
             return (False, True)
         return tuple(dict.fromkeys([self.low, self.value, self.high]))
 
-    def widget(self):
+    def widget(self, continuous: bool = False):
+        """The control's ipywidget; ``continuous``: a slider sends its value while dragged."""
         import ipywidgets as widgets
 
         common = dict(value=self.value, description=_(self.description) if self.description else self.name,
@@ -93,16 +103,16 @@ class Control:
                       layout=widgets.Layout(width="320px"))
         if self.kind == "int":
             return widgets.IntSlider(min=self.low, max=self.high, step=self.step or 1,
-                                     continuous_update=False, **common)
+                                     continuous_update=continuous, **common)
         if self.kind == "float":
             return widgets.FloatSlider(min=self.low, max=self.high, step=self.step or 0.01,
-                                       continuous_update=False, **common)
+                                       continuous_update=continuous, **common)
         if self.kind == "log":
             import math
 
             return widgets.FloatLogSlider(min=math.log10(self.low), max=math.log10(self.high),
                                           step=self.step or 0.1, base=10,
-                                          continuous_update=False, **common)
+                                          continuous_update=continuous, **common)
         if self.kind == "choice":
             return widgets.Dropdown(options=list(self.options), **common)
         if self.kind == "toggle":
@@ -119,6 +129,14 @@ class Panel:
     draw: Callable[[Any], Any]
     controls: list = field(default_factory=list)
     update: Callable[[Any, Any], None] | None = None
+    #: Why the panel redraws only when a slider is released, e.g. "each setting trains a network";
+    #: empty (the default): a live panel, which redraws while a slider is dragged.
+    release_only: str = ""
+
+    @property
+    def live(self) -> bool:
+        """Whether the widget redraws while a slider is dragged (see the module docstring)."""
+        return not self.release_only
 
     def __post_init__(self):
         by_name = {control.name: control for control in self.controls}
@@ -171,40 +189,183 @@ class Panel:
     def widget(self):
         """The interactive panel: controls above, the figure below, drawn once right away.
 
-        Returns an ipywidgets.VBox; its ``.controls`` maps names to control widgets and
-        its ``.output`` is the Output widget that holds the figure. A control that does not
-        apply at the current values (``Control.active_when``) is disabled (greyed out) until it
-        does.
+        Returns an ipywidgets.VBox (with the DOM class "course-panel") of the controls, an
+        ``ipywidgets.Image`` that shows the figure's PNG and an HTML widget that shows a Notice
+        instead (only one of the two is displayed). Its attributes: ``controls`` maps names to
+        control widgets; ``image`` and ``notice`` are those two widgets; ``shown()`` is what it
+        shows now (PNG bytes or a Notice); ``redraw()`` draws the current values at once, in the
+        caller's thread; ``wait(timeout)`` waits until the frame for the newest values is shown
+        (True) and ``renderer`` is its ``LiveRenderer``. A control that does not apply at the
+        current values (``Control.active_when``) is disabled (greyed out) until it does.
+
+        A live panel's sliders send values while dragged; each value change is handed to the
+        renderer thread, which draws the newest one when the previous frame is done. A
+        ``release_only`` panel draws each change at once, in the kernel's thread, as before.
         """
         import ipywidgets as widgets
-        from IPython.display import Image, display
 
-        control_widgets = {control.name: control.widget() for control in self.controls}
-        output = widgets.Output()
+        control_widgets = {control.name: control.widget(continuous=self.live)
+                           for control in self.controls}
+        image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        notice = widgets.HTML(layout=widgets.Layout(display="none"))
         view = PanelView(self)
+        shown = {"frame": None}
 
-        def redraw(change=None):
-            values = {name: w.value for name, w in control_widgets.items()}
+        def current() -> dict:
+            return {name: w.value for name, w in control_widgets.items()}
+
+        def enable(values) -> None:
             for name, applies in self.active(values).items():
                 control_widgets[name].disabled = not applies  # ipywidgets 7.7 and 8 alike
+
+        def frame_for(values):
             try:
-                frame = view.frame(values)
+                return view.frame(values)
             except Exception as error:  # a learner sees a message, never a traceback
                 view.close()
-                frame = Notice(_("These settings could not be drawn") + f" ({type(error).__name__}: {error}).")
-            with output:
-                output.clear_output(wait=True)
-                display(frame if isinstance(frame, Notice) else Image(data=frame, format="png"))
+                return Notice(_("These settings could not be drawn") + f" ({type(error).__name__}: {error}).")
+
+        def show(frame) -> None:
+            shown["frame"] = frame
+            if isinstance(frame, Notice):
+                notice.value = frame._repr_html_()
+                notice.layout.display = None
+                image.layout.display = "none"
+                image.value = b""
+            else:
+                image.value = frame
+                image.layout.display = None
+                notice.layout.display = "none"
+                notice.value = ""
+
+        renderer = LiveRenderer(frame_for, show)
+
+        def redraw(change=None):
+            """Draw the current values now, in this thread (the first figure; tests; export)."""
+            values = current()
+            enable(values)
+            renderer.render_now(values)
+
+        def on_change(change):
+            values = current()
+            enable(values)  # at once, in the kernel's thread: cheap, and never stale
+            if self.live:
+                renderer.submit(values)
+            else:
+                renderer.render_now(values)
 
         for w in control_widgets.values():
-            w.observe(redraw, names="value")
-        box = widgets.VBox([widgets.HBox(list(control_widgets.values()),
-                                         layout=widgets.Layout(flex_flow="row wrap")), output])
+            w.observe(on_change, names="value")
+        rows = [widgets.HBox(list(control_widgets.values()),
+                             layout=widgets.Layout(flex_flow="row wrap"))]
+        if not self.live:
+            rows.append(widgets.HTML('<span style="color:#666;font-size:90%">'
+                                     + _("Updates on release: {reason}.").format(reason=_(self.release_only))
+                                     + "</span>"))
+        box = widgets.VBox([*rows, image, notice])
+        box.add_class("course-panel")
         box.controls = control_widgets
-        box.output = output
+        box.image = image
+        box.notice = notice
+        box.renderer = renderer
         box.redraw = redraw
+        box.wait = renderer.wait
+        box.shown = lambda: shown["frame"]
         redraw()
         return box
+
+
+class LiveRenderer:
+    """Draws the newest values handed to it, on one thread, dropping the ones in between.
+
+    ``render(values)`` makes a frame (PNG bytes or a Notice) and ``show(frame)`` puts it on
+    screen. ``submit(values)`` is what a value observer calls: it records the values as the
+    newest pending ones and returns at once; a daemon thread renders them when the frame before
+    is done, so a drag faster than the renders shows the newest values at each frame, never a
+    backlog. Each submission has a generation number and a frame is shown only if it is newer
+    than the one shown, so the frame shown last is the one for the values submitted last.
+    ``render_now(values)`` renders in the caller's thread (the first frame, tests, a static
+    export), superseding anything pending. An exception in ``render`` is shown as a Notice, one
+    in ``show`` is dropped; none escapes. The thread ends after ``idle_seconds`` without work and
+    starts again on the next submission.
+    """
+
+    def __init__(self, render: Callable[[dict], Any], show: Callable[[Any], None],
+                 idle_seconds: float = 30.0):
+        self._render, self._show, self.idle_seconds = render, show, idle_seconds
+        self._condition = threading.Condition()
+        self._draw_lock = threading.Lock()  # one frame at a time, on whichever thread
+        self._generation = 0  # of the newest values submitted
+        self._shown = 0  # generation of the frame on screen
+        self._pending = None  # (generation, values) not yet taken by the thread
+        self._thread = None
+        self.frames = 0  # frames shown so far (the benchmarks count them)
+
+    def submit(self, values: Mapping) -> None:
+        """Record ``values`` as the newest; the thread draws them when it is free."""
+        with self._condition:
+            self._generation += 1
+            self._pending = (self._generation, dict(values))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="panel-renderer", daemon=True)
+                self._thread.start()
+            self._condition.notify_all()
+
+    def render_now(self, values: Mapping) -> None:
+        """Render and show ``values`` in the caller's thread, superseding pending values."""
+        with self._condition:
+            self._generation += 1
+            generation = self._generation
+            self._pending = None
+        self._draw(generation, dict(values))
+
+    def wait(self, timeout: float | None = 60.0) -> bool:
+        """Wait until the frame for the newest submitted values is shown; False on timeout."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._shown >= self._generation, timeout)
+
+    def frame(self, values: Mapping):
+        """The frame for ``values``, rendered in the caller's thread (after any frame being
+        drawn) but not shown: what the tests compare the shown frame with."""
+        with self._draw_lock:
+            try:
+                return self._render(dict(values))
+            except Exception as error:
+                return Notice(f"These settings could not be drawn ({type(error).__name__}: {error}).")
+
+    @property
+    def busy(self) -> bool:
+        with self._condition:
+            return self._shown < self._generation
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                if self._pending is None:
+                    self._condition.wait_for(lambda: self._pending is not None, self.idle_seconds)
+                if self._pending is None:  # idle: end; the next submit starts a new thread
+                    self._thread = None
+                    return
+                generation, values = self._pending
+                self._pending = None
+            self._draw(generation, values)
+
+    def _draw(self, generation: int, values: dict) -> None:
+        with self._draw_lock:
+            if generation <= self._shown:
+                return  # a newer frame is on screen already
+            try:
+                frame = self._render(values)
+            except Exception as error:
+                frame = Notice(f"These settings could not be drawn ({type(error).__name__}: {error}).")
+            try:
+                self._show(frame)
+            except Exception:  # e.g. the front end went away; the next frame tries again
+                pass
+            with self._condition:
+                self._shown = generation
+                self.frames += 1
+                self._condition.notify_all()
 
 
 class PanelView:

@@ -22,7 +22,8 @@ def test_benchmark_smoke_run_prints_json_lines():
         assert set(record) == {"name", "value", "unit", "goal", "met"}
         assert isinstance(record["value"], (int, float))
         assert record["met"] is None, f"tiny sizes judge no goal: {record}"
-    expected = ["forward ours/torch", "backward compact ours/torch", "backward node-by-node/compact", "fold:"]
+    expected = ["forward ours/torch", "backward compact ours/torch", "backward node-by-node/compact", "fold:",
+                "drag frames/s:", "drag release -> final frame:"]
     if list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         expected += ["notebook run time:", "notebook memory"]
     for prefix in expected:

@@ -3,7 +3,11 @@
 For each notebook: open it, run all cells, wait for the kernel to go idle, then check that no
 cell shows an error, that the panels render (controls above a plot) and show their plot, and
 that moving a control as a learner does (a slider with the keyboard, a dropdown to its next
-option) changes the plotted image. JupyterLab serves a temporary copy of the
+option) changes the plotted image. Then, in every notebook with a live panel that has a slider,
+one such slider is dragged with the mouse for about 2 s: at least two distinct frames must
+arrive while the handle moves, and the frame shown after the release must be the one the
+kernel renders for the released value (its bytes, and the slider's readout). No timing is
+asserted; the frame counts are printed (run with -s to see them). JupyterLab serves a temporary copy of the
 course (it writes into the notebooks it opens) on 127.0.0.1 with a token and its own config
 (tools/lab.py). A failure saves a screenshot and prints where.
 
@@ -44,6 +48,7 @@ from tools.lab import (
     cjk_font_families,
     cjk_problems,
     course_copy,
+    drag_a_slider,
     find_chromium,
     hard_timeout,
     mark_probe,
@@ -123,7 +128,7 @@ def lab():
 
 def problems_in_lab(lab, path: str, on_success=None) -> tuple[list[str], Path | None]:
     """Run ``check_notebook`` on a new page; on failure save a screenshot, on success call
-    ``on_success(page)`` if given. Always clean up."""
+    ``on_success(page)`` if given (the problems it returns, if any, count too). Always clean up."""
     server, browser, screenshots, job_deadline = lab
     seconds = min(NOTEBOOK_SECONDS, job_deadline - time.monotonic())
     if seconds <= 0:
@@ -138,7 +143,10 @@ def problems_in_lab(lab, path: str, on_success=None) -> tuple[list[str], Path | 
                 problems = [f"{type(error).__name__}: {error}",
                             f"JupyterLab's log ends:\n{server.log_tail(1500)}"]
             if not problems and on_success is not None:
-                on_success(page)
+                try:
+                    problems = list(on_success(page) or [])
+                except Exception as error:
+                    problems = [f"{type(error).__name__}: {error}"]
             if problems:
                 shot = screenshots / (Path(path).stem + ".png")
                 show_problem(page)
@@ -161,17 +169,47 @@ def report(path: str, problems: list[str], shot: Path | None) -> str:
     return "\n".join(lines)
 
 
+def has_live_slider(notebook: Path) -> bool:
+    """Whether one of the notebook's panels (helpers/panels/<slug>.py) is live and has a slider
+    that applies at its defaults: then the browser test must find one to drag."""
+    import importlib
+
+    slug = notebook.stem.split("_", 1)[1]
+    try:
+        panels = importlib.import_module(f"helpers.panels.{slug}").PANELS
+    except ImportError:
+        return False
+    return any(panel.live and any(control.kind in ("int", "float", "log") and applies
+                                  for control, applies in zip(panel.controls,
+                                                              panel.active(panel.defaults()).values()))
+               for panel in panels)
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
-def test_notebook_runs_in_jupyterlab_and_moving_a_control_redraws_the_plot(notebook, lab, record_timing):
+def test_notebook_runs_in_jupyterlab_moving_a_control_redraws_and_dragging_shows_frames(notebook, lab,
+                                                                                        record_timing):
     path = f"notebooks/{notebook.name}"
     picture = lab[0].workdir / "readme" / SCREENSHOT.name
-    take_picture = (lambda page: panel_screenshot(page, picture)) if notebook.name == SCREENSHOT_NOTEBOOK else None
+    must_drag = has_live_slider(notebook)
+
+    def after_the_checks(page):
+        if notebook.name == SCREENSHOT_NOTEBOOK:
+            panel_screenshot(page, picture)
+        dragged = drag_a_slider(page)
+        if dragged is None:
+            return ["no live panel with an enabled slider to drag"] if must_drag else []
+        print(f"\n{notebook.name}: dragging {dragged['panel']!r} for 2 s: {dragged['frames']} distinct "
+              f"frames during the drag, {dragged['frames_after_release']} after the release "
+              f"(readout {dragged['readout']})")
+        return dragged["problems"]
+
     started = time.perf_counter()
-    problems, shot = problems_in_lab(lab, path, on_success=take_picture)
-    record_timing("browser: open, run all, move a control", notebook.name, time.perf_counter() - started)
+    problems, shot = problems_in_lab(lab, path, on_success=after_the_checks)
+    record_timing("browser: open, run all, move a control, drag a slider", notebook.name,
+                  time.perf_counter() - started)
     if problems:
         pytest.fail(report(path, problems, shot), pytrace=False)
-    if take_picture:
+    if notebook.name == SCREENSHOT_NOTEBOOK:
         size = picture.stat().st_size
         assert 10_000 < size <= SCREENSHOT_MAX_BYTES, f"the README's picture {picture} has {size} bytes"
         if os.environ.get("BATCHNORM_COURSE_UPDATE_SCREENSHOT") == "1":

@@ -21,6 +21,7 @@ from tools.kernels import (
     execute_notebook,
     has_figure,
     output_widget_outputs,
+    panel_outputs,
     widget_problems,
 )
 
@@ -32,12 +33,13 @@ FIXTURES = ROOT / "tests" / "fixtures" / "course" / "notebooks"
 def run_and_check(path: Path, name: str):
     """Execute ``path``; fail on a cell error or on widgets that drew nothing or failed to draw."""
     executed = execute_notebook(path, name=name)
-    widgets = output_widget_outputs(executed.widget_state)
+    widgets = (panel_outputs(executed.widget_state, executed.widget_buffers)
+               + output_widget_outputs(executed.widget_state))
     problems = [problem for outputs in widgets for problem in widget_problems(outputs)]
     assert not problems, f"{name}: " + "\n".join(problems)
     assert any(has_figure(outputs) for outputs in widgets), (
-        f"{name}: no widget drew a figure when the notebook ran (found {len(widgets)} Output "
-        "widget(s)); every notebook shows at least one panel that draws its default plot "
+        f"{name}: no widget drew a figure when the notebook ran (found {len(widgets)} panel or "
+        "Output widget(s)); every notebook shows at least one panel that draws its default plot "
         "before any interaction (panel.widget() as the last line of a cell)"
     )
     return executed

@@ -12,11 +12,11 @@ Panels are found automatically (helpers.panels.all_panels()). For each one:
    moved through its test values and the figure, drawn from scratch, compared with the one
    before the move. A control that applies only for some values of another says so
    (``Control.active_when``) and the widget disables it elsewhere;
-4. the widget is built on a real kernel (Panel.widget(), answered by nbclient like a front end,
-   so the Output widget really fills in): it draws its default figure at once; each control is
-   moved through its test values (the others at their defaults), which redraws it (what the
-   Output widget shows changes) and never into a "could not be drawn" notice, and after every
-   move exactly the controls that do not apply are disabled.
+4. the widget is built on a real kernel (Panel.widget()): it draws its default figure at once;
+   each control is moved through its test values (the others at their defaults), which redraws
+   it (once its renderer thread is done, what its Image widget shows changes) and never into a
+   "could not be drawn" notice, and after every move exactly the controls that do not apply are
+   disabled. Live panels' sliders send values while dragged, release-only ones do not.
 
 Colab ships ipywidgets 7.7.1 (with numpy 2.1 and matplotlib 3.10); requirements.txt installs
 ipywidgets 8. One test runs this file again in a small Colab-like environment
@@ -237,7 +237,13 @@ import fixture_panels
 _PANELS = all_panels()
 
 def _shown(box):
-    return [dict(output) for output in box.output.outputs]
+    # what the panel shows once its renderer is done, as outputs like an Output widget's
+    import base64
+    assert box.wait(300), "the panel's renderer did not show the newest values within 300 s"
+    if box.image.layout.display != "none" and box.image.value:
+        return [{{"output_type": "display_data",
+                 "data": {{"image/png": base64.b64encode(box.image.value).decode()}}}}]
+    return [{{"output_type": "display_data", "data": {{"text/html": box.notice.value}}}}]
 
 def _disabled(box):
     return {{name: bool(control.disabled) for name, control in box.controls.items()}}
@@ -274,6 +280,13 @@ def widget_failures(kernel, expression: str, panel) -> list[str]:
     expected = [control.name for control in panel.controls]
     if names != expected:
         failures.append(f"the widget has controls {names}, the panel {expected}")
+    continuous = kernel.value("{name: getattr(w, 'continuous_update', None) "
+                              "for name, w in _box.controls.items()}", "reading continuous_update")
+    for control in panel.controls:
+        if control.kind in NUMERIC_KINDS and continuous.get(control.name) is not panel.live:
+            failures.append(f"the slider {control.name} has continuous_update="
+                            f"{continuous.get(control.name)}, but the panel is "
+                            f"{'live' if panel.live else 'release-only'}")
     shown = kernel.value("_shown(_box)", "reading the widget's output")
     defaults = panel.defaults()
     failures += [f"at its defaults ({settings(defaults)}): {problem}" for problem in widget_problems(shown)]

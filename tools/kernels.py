@@ -108,12 +108,14 @@ def error_report(cell, exception: Exception) -> str:
 
 @dataclass
 class ExecutedNotebook:
-    """A notebook after a run: the executed copy, its widget state, and the time each cell took."""
+    """A notebook after a run: the executed copy, its widget state (and the binary buffers of
+    that state, such as an Image widget's PNG), and the time each cell took."""
 
     path: Path
     notebook: nbformat.NotebookNode
     widget_state: dict
     cell_seconds: list = field(default_factory=list)
+    widget_buffers: dict = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -156,7 +158,8 @@ def execute_notebook(path: Path, timeout: float = 600, python: str | None = None
                     reason = error_report(cell, error)
                     raise NotebookCellError(describe_failure(name, index, notebook.cells, reason)) from None
                 cell_seconds.append(time.perf_counter() - started)
-        return ExecutedNotebook(path, notebook, dict(client.widget_state), cell_seconds)
+        return ExecutedNotebook(path, notebook, dict(client.widget_state), cell_seconds,
+                                {comm: dict(buffers) for comm, buffers in client.widget_buffers.items()})
 
 
 class KernelSession:
@@ -222,6 +225,27 @@ def output_widget_outputs(widget_state: dict) -> list[list]:
     """The outputs held by each ipywidgets Output widget in a kernel's widget state."""
     return [state.get("outputs", []) for state in widget_state.values()
             if state.get("_model_name") == "OutputModel"]
+
+
+def panel_outputs(widget_state: dict, widget_buffers: dict) -> list[list]:
+    """What each panel (``Panel.widget()``: a VBox with the DOM class "course-panel") shows in a
+    kernel's widget state, as outputs like an Output widget's: its Image widget's PNG as an
+    "image/png" output, or, when the image is empty, its Notice (the box's last child, an HTML
+    widget) as a "text/html" output."""
+    panels = []
+    for state in widget_state.values():
+        if "course-panel" not in state.get("_dom_classes", ()):
+            continue
+        children = [child.removeprefix("IPY_MODEL_") for child in state.get("children", [])]
+        images = [child for child in children
+                  if widget_state.get(child, {}).get("_model_name") == "ImageModel"]
+        png = next((widget_buffers.get(child, {}).get(("value",), {}).get("data") for child in images), None)
+        if png:
+            panels.append([{"output_type": "display_data", "data": {"image/png": png}}])
+            continue
+        html = widget_state.get(children[-1], {}).get("value", "") if children else ""
+        panels.append([{"output_type": "display_data", "data": {"text/html": html}}] if html else [])
+    return panels
 
 
 def shown_text(output) -> str:

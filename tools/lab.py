@@ -12,6 +12,9 @@ Used by tests/test_browser.py:
 - ``check_notebook(page, lab, path)`` opens a notebook, runs all cells, waits for the kernel to
   go idle, and returns what went wrong: error outputs, widgets that do not render, a slider
   (or dropdown) whose move does not change the plotted image.
+- ``drag_a_slider(page)`` then drags a live panel's slider with the mouse for about 2 s and
+  reports the distinct frames that arrived during the drag, and whether the frame shown after
+  the release is the one the kernel renders for the released value.
 - ``LabServer(root, workdir, open_command=[...])`` runs the README's "open the course" command
   instead, and reads the address it prints.
 - ``mark_term`` / ``cjk_problems`` ask Chromium (DevTools protocol) which fonts drew a Chinese
@@ -308,16 +311,22 @@ CELLS = """() => window.jupyterapp.shell.currentWidget.content.widgets.map((cell
     outputs: cell.model.type === 'code' ? cell.model.outputs.toJSON() : [],
 }))"""
 
-#: Panels on the page: widget boxes holding controls and an Output widget (Panel.widget()).
-#: JupyterLab 4 renders only the cells in view by default; the test server turns that off
-#: (LAB_SETTINGS), so every cell is in the page.
+#: Panels on the page: widget boxes holding controls and an Image widget (Panel.widget()) or
+#: an Output widget (a hand-made panel). ``imageOf`` is the plot a panel shows, if it shows one
+#: (a Panel hides its Image while it shows a Notice). JupyterLab 4 renders only the cells in
+#: view by default; the test server turns that off (LAB_SETTINGS), so every cell is in the page.
 PANELS_JS = """
     const controlSelector = '.widget-slider .noUi-handle, .widget-slider .ui-slider-handle, '
         + '.widget-dropdown select, .widget-checkbox input';
     const notebook = window.jupyterapp.shell.currentWidget.node;
     const panels = [...notebook.querySelectorAll('.widget-vbox')].filter(
-        (box) => box.querySelector(':scope > .widget-output') && box.querySelector(controlSelector));
-    const imageOf = (box) => box.querySelector(':scope > .widget-output img');
+        (box) => box.querySelector(':scope > .widget-output, :scope > img.widget-image')
+            && box.querySelector(controlSelector));
+    const imageOf = (box) => {
+        const image = box.querySelector(':scope > img.widget-image');
+        if (image) return image.style.display !== 'none' && image.getAttribute('src') ? image : null;
+        return box.querySelector(':scope > .widget-output img');
+    };
 """
 
 #: What the widgets look like on the page: panels, their plots, and widget errors.
@@ -460,6 +469,163 @@ def move_a_control(page, seconds_per_move: float = 20) -> list[str]:
         tried.append(f"{control['label']} ({control['kind']})")
     return [f"moving the first panel's controls one at a time ({', '.join(tried) or 'none found'}) "
             "never changed its plot"]
+
+
+# --- live dragging: frames while the handle moves, the released value's frame after ----------------
+
+#: Mark the first live panel (a Panel whose sliders update while dragged: no "Updates on
+#: release" line) that shows a plot and has an enabled slider; return that slider's index among
+#: the panel's controls, or null.
+MARK_DRAG = """() => {""" + PANELS_JS + """
+    for (const box of panels) {
+        if (!box.classList.contains('course-panel') || !imageOf(box)) continue;
+        if (box.innerText.includes('Updates on release')) continue;
+        const row = box.querySelector(':scope > .widget-hbox');
+        const widgets = row ? [...row.children] : [];
+        const index = widgets.findIndex((w) => w.classList.contains('widget-slider')
+            && !w.querySelector('[disabled]') && w.querySelector('.noUi-handle'));
+        if (index < 0) continue;
+        box.setAttribute('data-course-drag', 'panel');
+        const widget = widgets[index];
+        widget.querySelector('.noUi-handle').setAttribute('data-course-drag', 'handle');
+        widget.querySelector('.noUi-target').setAttribute('data-course-drag', 'track');
+        widget.querySelector('.widget-readout').setAttribute('data-course-drag', 'readout');
+        const label = widget.querySelector('.widget-label');
+        return {index, label: label ? label.innerText.trim() : String(index)};
+    }
+    return null;
+}"""
+
+#: Watch the marked panel's image: every new src, with the time it arrived.
+WATCH_FRAMES = """() => {
+    const box = document.querySelector('[data-course-drag=panel]');
+    const image = box.querySelector(':scope > img.widget-image');
+    window.__courseFrames = [{src: image.src, at: performance.now()}];
+    window.__courseWatch = new MutationObserver(() => {
+        window.__courseFrames.push({src: image.src, at: performance.now()});
+    });
+    window.__courseWatch.observe(image, {attributes: true, attributeFilter: ['src']});
+}"""
+
+#: The marked panel's image now: SHA-256 of its bytes (hex), its src, and the slider's readout.
+FINAL_FRAME = """async () => {
+    const box = document.querySelector('[data-course-drag=panel]');
+    const image = box.querySelector(':scope > img.widget-image');
+    const bytes = await (await fetch(image.src)).arrayBuffer();
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+    return {
+        sha256: [...digest].map((b) => b.toString(16).padStart(2, '0')).join(''),
+        src: image.src,
+        readout: document.querySelector('[data-course-drag=readout]').innerText.trim(),
+    };
+}"""
+
+#: Run code on the notebook's kernel (not in a cell); resolve to what it printed.
+KERNEL_PRINT = """async (code) => {
+    const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+    const future = kernel.requestExecute({code, silent: false, store_history: false});
+    let printed = '';
+    future.onIOPub = (message) => {
+        if (message.header.msg_type === 'stream') printed += message.content.text;
+        if (message.header.msg_type === 'error') printed += 'ERROR ' + message.content.ename + ': ' + message.content.evalue;
+    };
+    await future.done;
+    return printed;
+}"""
+
+#: In the kernel: the panels whose Image shows the bytes with this SHA-256, each with its
+#: controls' values and the SHA-256 of the frame its own view renders again for those values.
+KERNEL_PANELS_SHOWING = """
+import hashlib as _h, json as _j, ipywidgets as _w
+_all = getattr(_w.widgets.widget, "_instances", None) or _w.Widget.widgets
+_found = []
+for _box in list(_all.values()):
+    if not (hasattr(_box, "renderer") and hasattr(_box, "image")):
+        continue
+    _box.wait(60)
+    if not _box.image.value or _h.sha256(_box.image.value).hexdigest() != {sha!r}:
+        continue
+    _values = {{_n: _c.value for _n, _c in _box.controls.items()}}
+    _again = _box.renderer.frame(_values)
+    _found.append({{"values": _values, "controls": list(_box.controls),
+                   "again": _h.sha256(_again).hexdigest() if isinstance(_again, bytes) else None}})
+print(_j.dumps(_found, default=str))
+"""
+
+
+def readout_matches(readout: str, value) -> bool:
+    """Whether a slider's readout text (rounded: "1.50", "−2.90", "16", "3.16e-05") shows
+    ``value`` (ipywidgets 8 writes a minus sign, U+2212, for negative numbers)."""
+    readout = readout.replace("\u2212", "-").strip()
+    try:
+        shown = float(readout)
+    except ValueError:
+        return False
+    mantissa = readout.lower().split("e")[0]
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    scale = 10 ** int(readout.lower().split("e")[1]) if "e" in readout.lower() else 1
+    return abs(float(value) - shown) <= 0.5001 * 10 ** -decimals * scale + 1e-12
+
+
+def drag_a_slider(page, seconds: float = 2.0, moves: int = 40) -> dict:
+    """Drag a live panel's slider with the mouse across its track for ``seconds``; return
+    {"panel": the slider's label, "frames": distinct frames that arrived during the drag,
+    "problems": [...]} (problems: no frame during the drag, a last frame that is not the one the
+    kernel renders for the released value). None when no panel on the page has a live slider."""
+    marked = page.evaluate(MARK_DRAG)
+    if marked is None:
+        return None
+    handle = page.locator("[data-course-drag=handle]")
+    handle.scroll_into_view_if_needed()
+    track = page.locator("[data-course-drag=track]").bounding_box()
+    start = handle.bounding_box()
+    x, y = start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
+    # to the far end of the track from where the handle is
+    end_x = track["x"] + 2 if x > track["x"] + track["width"] / 2 else track["x"] + track["width"] - 2
+    page.evaluate(WATCH_FRAMES)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    down_at = page.evaluate("() => performance.now()")
+    for step in range(1, moves + 1):
+        page.mouse.move(x + (end_x - x) * step / moves, y)
+        time.sleep(seconds / moves)
+    up_at = page.evaluate("() => performance.now()")
+    page.mouse.up()
+    # after the release: wait until no new frame has come for 2 s (and at most 60 s)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        last = page.evaluate("() => window.__courseFrames[window.__courseFrames.length - 1].at")
+        if page.evaluate("() => performance.now()") - last > 2000:
+            break
+        time.sleep(0.25)
+    frames = page.evaluate("() => { window.__courseWatch.disconnect(); return window.__courseFrames; }")
+    during = {frame["src"] for frame in frames[1:] if down_at <= frame["at"] <= up_at}
+    after = [frame for frame in frames[1:] if frame["at"] > up_at]
+    problems = []
+    if len(during) < 2:
+        problems.append(f"dragging the slider {marked['label']!r} for {seconds:g} s showed "
+                        f"{len(during)} distinct frame(s) while the handle moved (expected at least 2)")
+    final = page.evaluate(FINAL_FRAME)
+    printed = page.evaluate(KERNEL_PRINT, KERNEL_PANELS_SHOWING.format(sha=final["sha256"]))
+    try:
+        found = json.loads(printed.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        found = None
+    if not found:
+        problems.append(f"the frame shown after the release is not what any panel in the kernel "
+                        f"shows now (the kernel printed {printed[-500:]!r})")
+    else:
+        panel = found[0]
+        name = panel["controls"][marked["index"]]
+        value = panel["values"][name]
+        if not readout_matches(final["readout"], value):
+            problems.append(f"after the release the slider reads {final['readout']}, but the kernel's "
+                            f"{name} is {value!r}")
+        if panel["again"] != final["sha256"]:
+            problems.append(f"the frame shown after the release is not the one the panel renders "
+                            f"for the released values {panel['values']}")
+    return {"panel": marked["label"], "frames": len(during), "frames_after_release": len(after),
+            "readout": final["readout"], "problems": problems}
 
 
 def show_problem(page) -> None:
