@@ -591,7 +591,9 @@ def po_bytes(catalog) -> bytes:
     catalog.creation_date = FIXED_DATE
     catalog.msgid_bugs_address = BUGS
     catalog.last_translator = "the course's translators"
-    pofile.write_po(buffer, catalog, width=0, include_previous=True, include_lineno=False)
+    # width: a large one rather than 0, which would wrap the previous msgid of a fuzzy entry
+    # ("#| msgid") at 76 columns without quotes, so that it read back as a comment
+    pofile.write_po(buffer, catalog, width=1_000_000, include_previous=True, include_lineno=False)
     fixed = b'"Generated-By: python -m tools.translate merge\\n"'
     return re.sub(rb'"Generated-By: [^"]*"', lambda match: fixed, buffer.getvalue())
 
@@ -601,6 +603,8 @@ def merged(path: Path, entries: list[Entry]):
     if not path.exists():
         return template
     catalog = read_catalog(path)
+    for message in catalog:  # the wrapped "#| msgid" lines an earlier merge wrote, read back as comments
+        message.user_comments = [c for c in message.user_comments if not c.startswith("| ")]
     catalog.update(template, update_creation_date=False)
     return catalog
 
@@ -742,8 +746,16 @@ def font_characters(path: Path = FONT) -> set[str]:
     return {chr(code) for code in TTFont(path, lazy=True).getBestCmap()}
 
 
+def matplotlib_default_characters() -> set[str]:
+    """What DejaVu Sans (shipped with matplotlib, the first font of its list; the course's CJK
+    font comes after it) draws: xᵢ, x̂, ², … never need the CJK font."""
+    from matplotlib import font_manager
+
+    return font_characters(Path(font_manager.findfont("DejaVu Sans")))
+
+
 def missing_glyphs() -> list[str]:
-    return sorted(catalog_characters() - font_characters())
+    return sorted(catalog_characters() - font_characters() - matplotlib_default_characters())
 
 
 def make_font(extra: set[str]) -> None:
@@ -768,6 +780,7 @@ def make_font(extra: set[str]) -> None:
     subsetter.populate(unicodes=sorted(codes))
     subsetter.subset(font)
     FONT.parent.mkdir(parents=True, exist_ok=True)
+    font.recalcTimestamp = False  # the same characters give the same bytes
     font.save(FONT)
 
 
