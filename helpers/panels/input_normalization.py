@@ -61,16 +61,16 @@ def gd_view(problem: LeastSquares, learning_rate: float, w0=None, label: str = "
     best_steps = steps_to_tolerance(problem.hessian, offset, best_lr, tol)
     if steps is None:
         if learning_rate > lr_max:
-            status = (f"diverges: learning rate {_fmt(learning_rate)} is above "
-                      f"2/λ_max = {_fmt(lr_max)}")
+            status = _("diverges: learning rate {value} is above 2/λ_max = {value2}").format(
+                value=_fmt(learning_rate), value2=_fmt(lr_max))
         else:
-            status = (f"never converges: learning rate {_fmt(learning_rate)} equals "
-                      f"2/λ_max = {_fmt(lr_max)}, the steep direction oscillates forever")
+            status = _("never converges: learning rate {value} equals 2/λ_max = {value2}, the steep "
+                       "direction oscillates forever").format(value=_fmt(learning_rate), value2=_fmt(lr_max))
         run = gradient_descent(problem, w0, learning_rate, max_steps=25, tol=tol)
         shown = np.arange(26)
     else:
-        status = (f"{steps:,} step{'s' if steps != 1 else ''} to reach {tol:g} "
-                  "of the starting excess loss")
+        status = (_("{steps:,} steps to reach {tol:g} of the starting excess loss") if steps != 1
+                  else _("{steps:,} step to reach {tol:g} of the starting excess loss")).format(steps=steps, tol=tol)
         run = gradient_descent(problem, w0, learning_rate, max_steps=min(steps, DRAWN_STEPS), tol=tol)
         shown = np.unique(np.linspace(0, max(steps, 1), 400).round().astype(int))
     start = float(problem.excess_loss(w0))
@@ -176,9 +176,9 @@ def _show_bowl(bowl, view) -> None:
     ax.set_ylim(view["ylim"])
     ax.set_xlabel(view["names"][0], fontsize=9)
     ax.set_ylabel(view["names"][1], fontsize=9)
-    steps = ("no convergence" if view["diverged"]
-             else f"{view['steps']:,} step{'s' if view['steps'] != 1 else ''}")
-    cut = f" (first {DRAWN_STEPS:,} drawn)" if view["path_is_cut"] else ""
+    steps = (_("no convergence") if view["diverged"]
+             else (_("{steps:,} steps") if view["steps"] != 1 else _("{steps:,} step")).format(steps=view["steps"]))
+    cut = _(" (first {steps:,} drawn)").format(steps=DRAWN_STEPS) if view["path_is_cut"] else ""
     bowl.moving.set_title(_("{label}\nκ = {value}, {steps}{cut}").format(label=view['label'], value=_fmt(view['kappa']), steps=steps, cut=cut), fontsize=9, y=1.0,
                  color="crimson" if view["diverged"] else "black")
 
@@ -243,19 +243,22 @@ def compute_gd_two_features(scale_ratio=10.0, learning_rate=10**-1.8, correlatio
     used raw, z-scored or whitened. Returns the view plus a two-line status."""
     x, y = two_feature_problem(scale_ratio, correlation)
     if features == "z-score":
-        x, names = zscore(x), ("w1 (z-scored feature 1)", "w2 (z-scored feature 2)")
+        x, names = zscore(x), (_("w1 (z-scored feature 1)"), _("w2 (z-scored feature 2)"))
     elif features == "whitened (ZCA)":
-        x, names = whiten(x, method="zca"), ("w1 (whitened)", "w2 (whitened)")
+        x, names = whiten(x, method="zca"), (_("w1 (whitened)"), _("w2 (whitened)"))
     else:
-        names = ("w1 (feature 1, std 1)", f"w2 (feature 2, std {scale_ratio:.3g})")
+        names = (_("w1 (feature 1, std 1)"), _("w2 (feature 2, std {value})").format(value=f"{scale_ratio:.3g}"))
     view = gd_view(LeastSquares(x, y), learning_rate, label=_("{features} features").format(features=features), names=names)
     best = view["best_steps"]
     view["summary"] = (
-        f"Hessian eigenvalues λ = {_fmt(view['eigenvalues'][0])}, {_fmt(view['eigenvalues'][1])}"
-        f"  ·  κ = λ_max/λ_min = {_fmt(view['kappa'])}"
-        f"  ·  largest stable learning rate 2/λ_max = {_fmt(view['lr_max'])}\n"
-        f"the best fixed learning rate, 2/(λ_min+λ_max) = {_fmt(view['best_lr'])}, "
-        f"needs {best:,} step{'s' if best != 1 else ''}"
+        _("Hessian eigenvalues λ = {value}, {value2}  ·  κ = λ_max/λ_min = {kappa}"
+          "  ·  largest stable learning rate 2/λ_max = {lr_max}").format(
+            value=_fmt(view['eigenvalues'][0]), value2=_fmt(view['eigenvalues'][1]), kappa=_fmt(view['kappa']),
+            lr_max=_fmt(view['lr_max']))
+        + "\n"
+        + (_("the best fixed learning rate, 2/(λ_min+λ_max) = {value}, needs {steps:,} steps") if best != 1
+           else _("the best fixed learning rate, 2/(λ_min+λ_max) = {value}, needs {steps:,} step")).format(
+            value=_fmt(view['best_lr']), steps=best)
     )
     return view
 
