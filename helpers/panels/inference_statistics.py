@@ -68,7 +68,8 @@ def compute_running_estimates(momentum=0.1, batch_size=60, order="shuffled",
     try:
         return _replay(None if cumulative else float(momentum), int(batch_size), order, int(steps))
     except DataFileError as error:
-        return Notice(f"The MNIST file could not be read, so there is no trained network to replay: {error}")
+        return Notice("The MNIST file or the recorded network could not be read, so there is no "
+                      f"trained network to replay: {error}")
 
 
 @lru_cache(maxsize=32)
