@@ -96,14 +96,16 @@ def gd_view(problem: LeastSquares, learning_rate: float, w0=None, label: str = "
 
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:purple")
-def draw_gd_views(views, curve: bool = True, width: float = 3.3):
-    """Contours and path of each view, side by side, then (optionally) their loss curves."""
-    figure = _gd_figure(len(views), curve, width)
+def draw_gd_views(views, curve: bool = True, width: float = 3.3, still_loss: bool = False):
+    """Contours and path of each view, side by side, then (optionally) their loss curves
+    (``still_loss``: on a see-through overlay over the loss axes, so that a panel can keep
+    those axes still)."""
+    figure = _gd_figure(len(views), curve, width, still_loss)
     _show_views(figure, views)
     return figure
 
 
-def _gd_figure(count: int, curve: bool, width: float):
+def _gd_figure(count: int, curve: bool, width: float, still_loss: bool = False):
     """The axes and the (still empty) artists of ``count`` views and their loss curves; they
     are kept in ``figure.artists_to_update`` for ``_show_views`` to fill. Each bowl's lines and
     title are on a see-through ``overlay_axes`` (``bowl.moving``) over its axes (``bowl.ax``),
@@ -131,7 +133,8 @@ def _gd_figure(count: int, curve: bool, width: float):
     loss = None
     if curve:
         ax = axes[-1]
-        moving = overlay_axes(ax)  # the curves: over the axes, so that the axes can stay still
+        # the curves: on the axes, or over them so that the axes can stay still
+        moving = overlay_axes(ax) if still_loss else ax
         ax.set_yscale("log")  # (shared with the overlay)
         ax.axhline(TOL, color="0.4", ls="--", lw=0.8)
         ax.text(0.02, TOL, f"tolerance {TOL:g}", ha="left", va="bottom", fontsize=8,
@@ -154,7 +157,7 @@ def _place_overlays(bowls, loss=None) -> None:
     ``subplots_adjust``)."""
     for bowl in bowls:
         bowl.moving.set_position(bowl.ax.get_position(original=True))
-    if loss is not None:
+    if loss is not None and loss.moving is not loss.ax:
         loss.moving.set_position(loss.ax.get_position(original=True))
 
 
@@ -273,7 +276,7 @@ def draw_gd_two_features(view):
     the still layer, drawn by a ``Backdrop`` once per problem and range of the loss plot (the
     last few are kept and pasted back). The curves, the path and the status are drawn on
     every move."""
-    figure = draw_gd_views([view], curve=True, width=3.6)
+    figure = draw_gd_views([view], curve=True, width=3.6, still_loss=True)
     artists = figure.artists_to_update
     bowl, loss = artists.bowls[0].ax, artists.loss.ax
     _few_decades(loss.yaxis)
