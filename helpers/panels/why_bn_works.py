@@ -116,21 +116,28 @@ def _no_record_notice(error) -> Notice:
     return Notice(f"The recorded runs of this panel could not be read: {error}")
 
 
-def draw_noisy_bn(result):
+def draw_noisy_bn(result, still_units: bool = False):
     """Test accuracy against steps (left), then the tracked unit's 15/50/85th percentiles over
-    each step's mini-batch for the three networks, on one shared vertical scale."""
-    figure = _build_noisy_bn(len(result["seeds"]))
+    each step's mini-batch for the three networks, on one shared vertical scale.
+    ``still_units`` (the panel's figure): the unit plots' axes are kept still too."""
+    figure = _build_noisy_bn(len(result["seeds"]), still_units)
     update_noisy_bn(figure, result)
     return figure
 
 
-def _build_noisy_bn(seed_count):
+def _draw_noisy_bn_panel(result):
+    """The panel's noisy-BN figure: ``draw_noisy_bn`` with every axes kept still."""
+    return draw_noisy_bn(result, still_units=True)
+
+
+def _build_noisy_bn(seed_count, still_units=False):
     """The noisy-BN figure for ``seed_count`` seeds, without data: one accuracy line per
     network and seed (the first seed drawn strong, the others faint), and per network a median
     line for its unit; kept in ``figure._panel_artists``. The accuracy axes (its range, labels,
     title and legend stay put) is the still layer, drawn by a ``Backdrop``; its lines are on a
-    see-through ``overlay_axes``. The three unit plots, whose scale follows the noise, are
-    drawn on every move."""
+    see-through ``overlay_axes``. The three unit plots (their scale follows the noise) are
+    drawn on every move, or with ``still_units`` (the panel) are still too, their lines, bands
+    and titles on overlays: the Backdrop keeps the last few scales and pastes them back."""
     import matplotlib.pyplot as plt
 
     with _style():
@@ -147,15 +154,20 @@ def _build_noisy_bn(seed_count):
                title="test accuracy" + (f" ({seed_count} seeds)" if seed_count > 1 else ""))
         ax.legend(handles=[lines[0] for lines in accuracy.values()], loc="upper left",
                   bbox_to_anchor=(0.25, 0.8))
-        median = {}
+        median, unit_overlays = {}, {}
         for ax, norm in zip(axes[1:], ("none", "batch", "noisy")):
-            median[norm] = ax.plot([], [], color=COLORS[norm], lw=0.8)[0]
+            # the unit's line, band and title: over the axes, so that they can stay still
+            unit_overlays[norm] = overlay_axes(ax) if still_units else ax
+            median[norm] = unit_overlays[norm].plot([], [], color=COLORS[norm], lw=0.8)[0]
             ax.set_xlabel("training step")
             if ax is not axes[1]:  # one vertical scale for the three: labels on the first only
                 ax.tick_params(labelleft=False)
         axes[1].set_ylabel("input to the sigmoid")
-    figure._panel_artists = dict(accuracy=accuracy, median=median, band={}, still_axes=[axes[0]],
-                                 backdrop=Backdrop(figure, [axes[0]]))
+    # with still_units all four axes are still (their ranges follow the noise: the backdrop
+    # keeps a few)
+    still = list(axes) if still_units else [axes[0]]
+    figure._panel_artists = dict(accuracy=accuracy, median=median, band={}, still_axes=still,
+                                 backdrop=Backdrop(figure, still, keys=12))
     return figure
 
 
@@ -483,7 +495,7 @@ def draw_batch_size_sweep(sweeps: dict):
 
 
 PANELS = [
-    Panel("noisy BN: how much noise after every BN layer", compute_noisy_bn, draw_noisy_bn,
+    Panel("noisy BN: how much noise after every BN layer", compute_noisy_bn, _draw_noisy_bn_panel,
           update=update_noisy_bn, controls=[
         Control("noise", "float", why.NOISE, low=0.0, high=2.0, step=0.25,
                 description="noise after BN", test_values=(0.0, 2.0)),
