@@ -20,8 +20,12 @@ __all__ = [
     "MNIST_SHA256",
     "DataFileError",
     "find_data_file",
+    "float32_values",
     "load_mnist",
+    "load_record",
     "mnist_tensors",
+    "record_path",
+    "write_record",
 ]
 
 MNIST_FILENAME = "mnist.npz"
@@ -194,3 +198,72 @@ def mnist_tensors(path=None, flatten: bool = False, verify: bool = True) -> MNIS
         images(arrays.x_test),
         torch.from_numpy(arrays.y_test.astype(np.int64)),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Recorded results in data/: JSON files made by a maintainer command, read after a sha256 check
+# ---------------------------------------------------------------------------------------------
+
+
+def float32_values(values) -> list:
+    """Values as the shortest decimals that give back the same float32 (NaN as None), nested
+    like the array: a compact and exact way to store what float32 training produced in JSON."""
+    import math
+
+    array = np.asarray(values, dtype=np.float32)
+    flat = [None if math.isnan(v) else float(str(v)) for v in array.ravel()]
+    return np.array(flat, dtype=object).reshape(array.shape).tolist()
+
+
+def write_record(path, record: dict) -> str:
+    """Write ``record`` as JSON (one line per top-level key and per entry of a top-level dict
+    of entries, so that a diff shows which entries changed) and return the file's sha256."""
+    import json
+
+    def line(value):
+        return json.dumps(value, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+    parts = []
+    for key, value in record.items():
+        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            inner = ",\n".join(f"  {line(k)}: {line(v)}" for k, v in value.items())
+            parts.append(f"{line(key)}: {{\n{inner}\n}}")
+        else:
+            parts.append(f"{line(key)}: {line(value)}")
+    path = Path(path)
+    path.write_text("{\n" + ",\n".join(parts) + "\n}\n", encoding="utf-8")
+    return sha256_of(path)
+
+
+def record_path(filename: str) -> Path:
+    """Where a recorded file lives: data/ next to mnist.npz (or the working directory)."""
+    try:
+        return find_data_file(MNIST_FILENAME).parent / filename
+    except DataFileError:
+        return Path(filename)
+
+
+def load_record(filename: str, sha256: str, command: str, path=None, verify: bool = True) -> dict:
+    """Read a recorded JSON file from data/ after checking its sha256.
+
+    Args:
+        filename: its name in data/
+        sha256:   the checksum it must have
+        command:  the maintainer command that records it (named in the error message)
+        path:     read this file instead
+    Raises:
+        DataFileError: the file is missing or is not the recorded one.
+    """
+    import json
+
+    path = find_data_file(filename) if path is None else Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path} does not exist; it ships with the course in data/.")
+    if verify:
+        actual = sha256_of(path)
+        if actual != sha256:
+            raise DataFileError(
+                f"{path} is not the recorded file: its sha256 is {actual}, expected {sha256}. "
+                f"Get a fresh copy of the course's data/ folder, or (maintainers) re-record it "
+                f"with `{command}` and update its checksum in the code and in data/README.md.")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -194,5 +194,45 @@ def test_panels_show_a_notice_when_the_data_cannot_be_loaded(tmp_path, folder):
     raised = {name: text for name, text in results.items() if text.startswith("raised")}
     assert not raised, raised
     notices = {name: text for name, text in results.items() if text != "ok"}
-    data_notices = {name for name, text in notices.items() if "MNIST" in text and str(tmp_path) in text}
-    assert len(data_notices) >= 6, notices  # the five that raised before, and the network panel
+    # the panels that read MNIST, and those that read recorded runs from the same data folder
+    data_notices = {name for name, text in notices.items() if str(tmp_path) in text
+                    and ("MNIST" in text or "recorded" in text)}
+    assert len(data_notices) >= 7, notices
+
+
+# Recorded results (the panels' runs): the JSON helpers and the checksums data/README.md documents
+
+
+def test_float32_values_give_back_the_same_float32_and_nan_as_none():
+    values = np.array([[0.1, np.nan], [1 / 3, 1e-30]], dtype=np.float32)
+    stored = data.float32_values(values)
+    assert stored[0][1] is None and len(str(stored[1][0])) <= 12
+    back = np.array([[np.nan if v is None else v for v in row] for row in stored], dtype=np.float32)
+    np.testing.assert_array_equal(back, values)
+
+
+def test_a_record_is_written_read_back_and_checked(tmp_path):
+    path = tmp_path / "record.json"
+    record = {"what": "a test", "entries": {"a": {"x": [1.5, None]}, "b": {"x": []}}}
+    sha256 = data.write_record(path, record)
+    assert sha256 == data.sha256_of(path)
+    assert data.load_record(path.name, sha256, "python -m tools.x", path=path) == record
+    with pytest.raises(data.DataFileError, match="python -m tools.x"):
+        data.load_record(path.name, "0" * 64, "python -m tools.x", path=path)
+    with pytest.raises(data.DataFileError, match="does not exist"):
+        data.load_record("missing.json", sha256, "python -m tools.x", path=tmp_path / "missing.json")
+
+
+def test_every_recorded_file_s_checksum_is_the_documented_one():
+    from helpers.lessons import bn_in_a_network, inference_statistics, why_bn_works
+
+    readme = (data.find_data_file().parent / "README.md").read_text(encoding="utf-8")
+    for filename, sha256 in ((bn_in_a_network.PANEL_RUNS_FILENAME, bn_in_a_network.PANEL_RUNS_SHA256),
+                             (why_bn_works.PANEL_RUNS_FILENAME, why_bn_works.PANEL_RUNS_SHA256),
+                             (inference_statistics.TRAINED_LAYER_FILENAME,
+                              inference_statistics.TRAINED_LAYER_SHA256)):
+        path = data.find_data_file(filename)
+        assert data.sha256_of(path) == sha256, filename
+        assert f"`{filename}`" in readme and sha256 in readme, filename
+        assert f"Size {path.stat().st_size:,} bytes" in readme, filename
+        assert path.stat().st_size < 500_000, filename

@@ -270,3 +270,52 @@ def test_a_damaged_record_is_refused(record, tmp_path):
         experiments.load_full_run(damaged)
     with pytest.raises(DataFileError, match="does not exist"):
         experiments.load_full_run(tmp_path / "missing.json")
+
+
+# The panel's recorded runs (data/bn_in_a_network_panel_runs.json)
+
+
+def test_the_panel_record_has_its_checksum_and_every_run_of_the_plan():
+    import json
+
+    from helpers.data import find_data_file, sha256_of
+
+    path = find_data_file(experiments.PANEL_RUNS_FILENAME)
+    assert sha256_of(path) == experiments.PANEL_RUNS_SHA256
+    stored = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    plan = experiments.panel_run_plan()
+    assert list(stored) == list(plan) and len(plan) == 6 * 5 * 3
+    for key, settings in plan.items():
+        assert stored[key]["settings"] == experiments._json_settings(settings), key
+    runs = experiments.load_panel_runs()
+    run = experiments.recorded_panel_run(True, experiments.BASE_LR, experiments.BASE_INIT_STD, "after")
+    assert run is runs[experiments._panel_run_key(True, 0.3, 0.1, "after")]
+    assert run.settings == experiments._settings(**{**dict(dropout=0.0, train_size=None),
+                                                    **experiments.panel_run_settings(True, 0.3, 0.1, "after")})
+    assert experiments.recorded_panel_run(False, 0.3, 0.2) is None  # not a setting of the panel
+
+
+def test_a_sample_of_the_panel_record_recomputes_fresh_exactly():
+    """Three entries, chosen by a seeded draw, trained again: the same float32 numbers (each run
+    trains on one torch thread, so it is deterministic on a given CPU and torch build; the file
+    names the versions it was recorded with). Re-record with
+    ``python -m tools.record_panel_runs bn_in_a_network`` after changing anything in training."""
+    import json
+    import random
+
+    from helpers.data import find_data_file
+
+    stored = json.loads(find_data_file(experiments.PANEL_RUNS_FILENAME).read_text(encoding="utf-8"))["runs"]
+    plan = experiments.panel_run_plan()
+    for key in random.Random(6).sample(sorted(plan), 3):
+        assert experiments._train_and_record(plan[key]) == stored[key]["history"], key
+
+
+def test_a_damaged_panel_record_is_refused(tmp_path):
+    from helpers.data import DataFileError, find_data_file
+
+    damaged = tmp_path / experiments.PANEL_RUNS_FILENAME
+    damaged.write_text(find_data_file(experiments.PANEL_RUNS_FILENAME).read_text(encoding="utf-8")
+                       .replace('"steps"', ' "steps"', 1), encoding="utf-8")
+    with pytest.raises(DataFileError, match="its sha256"):
+        experiments.load_panel_runs(damaged)

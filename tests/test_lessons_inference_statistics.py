@@ -137,3 +137,41 @@ def test_trained_model_copies_are_independent():
     first.norms[0].running_mean.fill_(float("nan"))
     second, _ = trained_bn_mlp()
     assert torch.isfinite(second.norms[0].running_mean).all()
+
+
+# The recorded network (data/inference_statistics_trained_mlp.npz, for the panel)
+
+
+def test_the_recorded_network_is_the_one_training_makes():
+    """``recorded_bn_mlp()`` holds exactly ``trained_bn_mlp()``'s weights, recomputed fresh here
+    (training runs on one torch thread, so it is deterministic on a given CPU and torch build;
+    re-record with ``python -m tools.record_panel_runs inference_statistics`` after changing
+    anything that changes training)."""
+    from helpers.lessons.inference_statistics import recorded_bn_mlp
+
+    trained, _ = trained_bn_mlp()
+    recorded = recorded_bn_mlp()
+    trained_state, recorded_state = trained.state_dict(), recorded.state_dict()
+    assert list(trained_state) == list(recorded_state)
+    for name, value in trained_state.items():
+        assert value.dtype == recorded_state[name].dtype, name
+        assert torch.equal(value, recorded_state[name]), name
+
+
+def test_the_recorded_frozen_layer_equals_the_trained_one():
+    fresh, recorded = frozen_bn_layer(), frozen_bn_layer(recorded=True)
+    for name in ("train_z", "test_z", "gamma", "beta", "readout_weight", "population_var",
+                 "trained_running_mean", "test_labels"):
+        np.testing.assert_array_equal(getattr(fresh, name), getattr(recorded, name), err_msg=name)
+
+
+def test_a_damaged_or_missing_record_is_refused(tmp_path):
+    from helpers.data import DataFileError
+    from helpers.lessons.inference_statistics import recorded_bn_mlp
+
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(b"not the record")
+    with pytest.raises(DataFileError, match="sha256"):
+        recorded_bn_mlp(damaged)
+    with pytest.raises(DataFileError, match="does not exist"):
+        recorded_bn_mlp(tmp_path / "missing.npz")

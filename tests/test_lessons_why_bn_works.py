@@ -360,3 +360,54 @@ def test_group_statistics_rejects_bad_input():
         group_statistics(np.zeros((2, 6, 2, 2)), 4)
     with pytest.raises(ValueError, match=r"\(N, C\)"):
         group_statistics(np.zeros((2, 6, 2)), 3)
+
+
+# The panels' recorded runs (data/why_bn_works_panel_runs.json)
+
+
+def test_the_panel_record_has_its_checksum_and_every_entry_of_the_plan():
+    import json
+
+    from helpers.data import find_data_file, sha256_of
+
+    path = find_data_file(why.PANEL_RUNS_FILENAME)
+    assert sha256_of(path) == why.PANEL_RUNS_SHA256
+    stored = json.loads(path.read_text(encoding="utf-8"))["entries"]
+    plan = why.panel_run_plan()
+    assert list(stored) == list(plan)
+    assert [tuple(entry["task"]) for entry in stored.values()] == list(plan.values())
+    runs = why.load_panel_runs()
+    assert sorted(runs.walks) == ["batch", "none"]
+    assert len(runs.noisy) == 2 + len(why.PANEL_NOISES) - 1
+    assert len(runs.sizes) == 2 * 2 + 5 + 6   # GroupNorm and LayerNorm once per model
+
+
+def test_a_sample_of_the_panel_record_recomputes_fresh_exactly():
+    """Three entries, one of each kind (noisy-BN run, walk, batch-size run) chosen by a seeded
+    draw, computed again: the same numbers (each run trains
+    on one torch thread, so it is deterministic on a given CPU and torch build; the file names
+    the versions it was recorded with). Re-record with
+    ``python -m tools.record_panel_runs why_bn_works`` after changing anything in training."""
+    import json
+    import random
+
+    from helpers.data import find_data_file
+
+    stored = json.loads(find_data_file(why.PANEL_RUNS_FILENAME).read_text(encoding="utf-8"))["entries"]
+    plan = why.panel_run_plan()
+    draw = random.Random(7)
+    keys = [draw.choice(sorted(key for key, task in plan.items() if task[0] == kind))
+            for kind in ("mlp", "walk", "size")]
+    for key in keys:
+        fresh = json.loads(json.dumps({"task": list(plan[key]), **why._record_task(plan[key])}))
+        assert fresh == stored[key], key
+
+
+def test_a_damaged_panel_record_is_refused(tmp_path):
+    from helpers.data import DataFileError, find_data_file
+
+    damaged = tmp_path / why.PANEL_RUNS_FILENAME
+    damaged.write_text(find_data_file(why.PANEL_RUNS_FILENAME).read_text(encoding="utf-8")
+                       .replace('"task"', ' "task"', 1), encoding="utf-8")
+    with pytest.raises(DataFileError, match="its sha256"):
+        why.load_panel_runs(damaged)

@@ -62,6 +62,10 @@ __all__ = [
     "distribution_shift",
     "full_run_plan",
     "load_full_run",
+    "load_panel_runs",
+    "panel_run_plan",
+    "recorded_panel_run",
+    "record_panel_runs",
     "mnist",
     "outcome",
     "record_full_run",
@@ -597,3 +601,108 @@ def load_full_run(path=None, verify: bool = True) -> FullRunRecord:
     return FullRunRecord(figure1=figure1, regularization=regularization,
                          best_plain_lr=float(record["best_plain_lr"]),
                          versions=dict(record["versions"]), path=path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The panel's runs: every setting of the widget, trained once by a maintainer and shipped in data/
+# ---------------------------------------------------------------------------------------------
+
+#: Every run the panel can show (``panel_run_plan``), made by
+#: ``python -m tools.record_panel_runs bn_in_a_network``.
+PANEL_RUNS_FILENAME = "bn_in_a_network_panel_runs.json"
+#: Its sha256; ``load_panel_runs`` refuses a file with any other.
+PANEL_RUNS_SHA256 = "9e32b6e9ac7854934c6159ad511349cd5bf5045b8814fa5708beb43b56025dc3"
+PANEL_RUNS_COMMAND = "python -m tools.record_panel_runs bn_in_a_network"
+
+
+def panel_run_settings(batchnorm: bool, lr: float, init_std: float, bn_position: str = "before") -> dict:
+    """Keyword arguments of ``run_figure1`` for one run of the panel (and of the notebook's
+    sweeps): SWEEP_STEPS steps, seed 0, evaluated every SWEEP_RECORD_EVERY steps on the first
+    SWEEP_EVAL_SIZE test images, no tracked units."""
+    settings = dict(batchnorm=bool(batchnorm), steps=SWEEP_STEPS, lr=float(lr), init_std=float(init_std),
+                    seed=0, record_every=SWEEP_RECORD_EVERY, eval_size=SWEEP_EVAL_SIZE, tracked_units=())
+    if batchnorm:
+        settings["bn_position"] = bn_position
+    return settings
+
+
+def _panel_run_key(batchnorm: bool, lr: float, init_std: float, bn_position: str = "before") -> str:
+    name = f"BN {bn_position}" if batchnorm else "no BN"
+    return f"{name}, lr {float(lr)!r}, init {float(init_std)!r}"
+
+
+def panel_run_plan() -> dict:
+    """{key: ``run_figure1`` keyword arguments} for every run the panel can show: the plain
+    network at each learning rate and initial scale (6 x 5), the BN network at each of those
+    before and after the sigmoid (6 x 5 x 2)."""
+    plan = {}
+    for lr in LEARNING_RATES:
+        for std in INIT_STDS:
+            plan[_panel_run_key(False, lr, std)] = panel_run_settings(False, lr, std)
+            for position in ("before", "after"):
+                plan[_panel_run_key(True, lr, std, position)] = panel_run_settings(True, lr, std, position)
+    return plan
+
+
+def record_panel_runs(path=None, jobs: int = 1) -> tuple[Path, str]:
+    """Train every run of ``panel_run_plan`` and write them as JSON (maintainers only: a few
+    minutes of CPU time; each run on one torch thread, so the result does not depend on ``jobs``).
+
+    Returns:
+        (path, sha256 of the file written)
+    """
+    import platform
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from helpers.data import record_path, write_record
+
+    plan = panel_run_plan()
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(_train_and_record, plan.values()))
+    else:
+        results = [_train_and_record(settings) for settings in plan.values()]
+    record = {
+        "what": "notebook 06's panel: the plain and the BN network at every learning rate, initial "
+                "scale and BN placement the panel offers, trained once and recorded",
+        "command": PANEL_RUNS_COMMAND,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
+                     "numpy": np.__version__},
+        "torch_threads": 1,
+        "storage": "accuracies and losses as the shortest decimals of the float32 values training "
+                   "produced (exact); train accuracy as a float64",
+        "runs": {key: {"settings": _json_settings(settings), "history": result}
+                 for (key, settings), result in zip(plan.items(), results)},
+    }
+    path = record_path(PANEL_RUNS_FILENAME) if path is None else Path(path)
+    return path, write_record(path, record)
+
+
+@lru_cache(maxsize=1)
+def _panel_runs(path, verify: bool) -> dict:
+    from helpers.data import load_record
+
+    record = load_record(PANEL_RUNS_FILENAME, PANEL_RUNS_SHA256, PANEL_RUNS_COMMAND, path=path,
+                         verify=verify)
+    return {key: _run_from_record(entry["settings"], entry["history"])
+            for key, entry in record["runs"].items()}
+
+
+def load_panel_runs(path=None, verify: bool = True) -> dict:
+    """The recorded runs of the panel (``data/bn_in_a_network_panel_runs.json``), read once per
+    process after checking its sha256: {key: Run} (the runs have no model).
+
+    Raises:
+        helpers.data.DataFileError: the file is missing or is not the recorded one.
+    """
+    return _panel_runs(None if path is None else str(path), verify)
+
+
+def recorded_panel_run(batchnorm: bool, lr: float, init_std: float, bn_position: str = "before"):
+    """The recorded run of the panel for these settings, or None if the record has none.
+
+    Raises:
+        helpers.data.DataFileError: the record is missing or damaged.
+    """
+    return load_panel_runs().get(_panel_run_key(batchnorm, lr, init_std, bn_position))

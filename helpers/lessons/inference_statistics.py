@@ -9,7 +9,9 @@
   weights before it train and after they stop: ``drifting_stream``;
 - a small BN network trained on MNIST, frozen, with the pre-BN activations of its BN layer
   precomputed, so that running statistics can be replayed and evaluated fast:
-  ``trained_bn_mlp``, ``frozen_bn_layer``.
+  ``trained_bn_mlp``, ``frozen_bn_layer``; its trained weights, recorded in ``data/`` so that
+  the notebook's panel draws at once without training (``recorded_bn_mlp``,
+  ``record_trained_layer``).
 
 Conventions as in ``helpers.bn``: ``momentum`` weights the new batch (torch), ``momentum=None``
 is the cumulative average, the running variance is stored unbiased. Everything is seeded.
@@ -36,6 +38,8 @@ __all__ = [
     "ema_weights",
     "frozen_bn_layer",
     "mnist_flat",
+    "record_trained_layer",
+    "recorded_bn_mlp",
     "moving_average",
     "running_statistics",
     "trained_bn_mlp",
@@ -405,32 +409,46 @@ class FrozenBNLayer:
         return float(accuracy[0]) if np.ndim(running_mean) == 1 else accuracy
 
 
-@lru_cache(maxsize=2)
-def frozen_bn_layer(train_examples: int = 6000, test_examples: int = 500, seed: int = 0) -> FrozenBNLayer:
+@lru_cache(maxsize=4)
+def frozen_bn_layer(train_examples: int = 6000, test_examples: int = 500, seed: int = 0,
+                    recorded: bool = False) -> FrozenBNLayer:
     """The BN layer of ``trained_bn_mlp()`` (depth 1, 100 units), frozen (cached).
 
     Args:
         train_examples: how many training images make up the "population" (the first n)
         test_examples:  how many test images the accuracy is measured on (the first n)
         seed:           passed to ``trained_bn_mlp``
+        recorded:       take the trained weights from ``recorded_bn_mlp()`` (seed 0 only)
+                        instead of training: the same numbers, at once (what the panel uses)
 
     Returns:
         FrozenBNLayer with float64 arrays (read-only)
+
+    Raises:
+        helpers.data.DataFileError: MNIST (or, with ``recorded``, the record) cannot be read.
     """
     import torch
 
-    model, _ = trained_bn_mlp(seed=seed)
-    data = mnist_flat()
+    from helpers.data import load_mnist
+
+    if recorded and seed != 0:
+        raise ValueError(f"only seed 0 is recorded, got seed {seed}")
+    model = recorded_bn_mlp() if recorded else trained_bn_mlp(seed=seed)[0]
+    data = load_mnist()  # only the images used are converted, as mnist_flat() converts them
+
+    def images(x):
+        return torch.from_numpy(x.astype(np.float32) / 255.0).reshape(len(x), -1)
+
     linear, norm = model.linears[0], model.norms[0]
     with torch.no_grad():
         weight = linear.weight.double()
-        train_z = (data.x_train[:train_examples].double() @ weight.T).numpy()
-        test_z = (data.x_test[:test_examples].double() @ weight.T).numpy()
+        train_z = (images(data.x_train[:train_examples]).double() @ weight.T).numpy()
+        test_z = (images(data.x_test[:test_examples]).double() @ weight.T).numpy()
     arrays = dict(
         train_z=train_z,
-        train_labels=data.y_train[:train_examples].numpy().copy(),
+        train_labels=data.y_train[:train_examples].astype(np.int64),
         test_z=test_z,
-        test_labels=data.y_test[:test_examples].numpy().copy(),
+        test_labels=data.y_test[:test_examples].astype(np.int64),
         gamma=norm.weight.detach().double().numpy().copy(),
         beta=norm.bias.detach().double().numpy().copy(),
         readout_weight=model.output.weight.detach().double().numpy().copy(),
@@ -443,3 +461,79 @@ def frozen_bn_layer(train_examples: int = 6000, test_examples: int = 500, seed: 
     for array in arrays.values():
         array.setflags(write=False)
     return FrozenBNLayer(eps=float(norm.eps), **arrays)
+
+
+# ----------------------------------------------------------------------------------------
+# The trained network, recorded in data/ (the panel draws at once instead of training)
+# ----------------------------------------------------------------------------------------
+
+#: ``trained_bn_mlp()``'s weights (default settings, seed 0), made by
+#: ``python -m tools.record_panel_runs inference_statistics``.
+TRAINED_LAYER_FILENAME = "inference_statistics_trained_mlp.npz"
+#: Its sha256; ``recorded_bn_mlp`` refuses a file with any other.
+TRAINED_LAYER_SHA256 = "bfd420a757ed3016f3695c95e5889b5f8fe43f8aa3670ab76d723fa2624a4e1c"
+TRAINED_LAYER_COMMAND = "python -m tools.record_panel_runs inference_statistics"
+
+
+def record_trained_layer(path=None, jobs: int = 1):
+    """Train ``trained_bn_mlp()`` (default settings) and write its state dict, exactly (float32
+    weights, the int64 batch count), with the versions it was made with, to an .npz file
+    (maintainers only; seconds). ``jobs`` is ignored (one run).
+
+    Returns:
+        (path, sha256 of the file written)
+    """
+    import json
+    import platform
+    from pathlib import Path
+
+    import torch
+
+    from helpers.data import record_path, sha256_of
+
+    model, _ = trained_bn_mlp()
+    arrays = {name: value.numpy() for name, value in model.state_dict().items()}
+    about = dict(what="notebook 04's small BN network, trained_bn_mlp() with its defaults",
+                 command=TRAINED_LAYER_COMMAND, torch_threads=1,
+                 settings=dict(batch_size=60, steps=400, lr=0.5, hidden=100, depth=1, seed=0),
+                 versions={"python": platform.python_version(),
+                           "torch": torch.__version__.split("+")[0], "numpy": np.__version__})
+    path = record_path(TRAINED_LAYER_FILENAME) if path is None else Path(path)
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, about=np.array(json.dumps(about)), **arrays)
+    return path, sha256_of(path)
+
+
+@lru_cache(maxsize=1)
+def _recorded_state(path, verify: bool) -> dict:
+    from pathlib import Path
+
+    from helpers.data import DataFileError, find_data_file, sha256_of
+
+    path = find_data_file(TRAINED_LAYER_FILENAME) if path is None else Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path} does not exist; it ships with the course in data/.")
+    if verify and sha256_of(path) != TRAINED_LAYER_SHA256:
+        raise DataFileError(f"{path} is not the recorded network: its sha256 is {sha256_of(path)}, "
+                            f"expected {TRAINED_LAYER_SHA256}. Get a fresh copy of the course's "
+                            f"data/ folder, or (maintainers) re-record it with "
+                            f"`{TRAINED_LAYER_COMMAND}` and update TRAINED_LAYER_SHA256.")
+    with np.load(path, allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files if name != "about"}
+
+
+def recorded_bn_mlp(path=None, verify: bool = True):
+    """``trained_bn_mlp()[0]`` (default settings, seed 0) from its recorded weights
+    (``data/inference_statistics_trained_mlp.npz``), without training: a fresh model in eval mode.
+
+    Raises:
+        helpers.data.DataFileError: the file is missing or is not the recorded one.
+    """
+    import torch
+
+    from helpers.models import Figure1MLP
+
+    state = _recorded_state(None if path is None else str(path), verify)
+    model = Figure1MLP(batchnorm=True, hidden=100, depth=1, seed=0)
+    model.load_state_dict({name: torch.from_numpy(value.copy()) for name, value in state.items()})
+    return model.eval()

@@ -28,6 +28,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -66,6 +67,9 @@ __all__ = [
     "remembered_size_runs",
     "train_mode_accuracy",
     "train_mlp",
+    "load_panel_runs",
+    "panel_run_plan",
+    "record_panel_runs",
 ]
 
 #: Training and test subsets (test accuracy on 1,000 images has a standard error near 1 %).
@@ -864,3 +868,179 @@ def group_statistics(x, num_groups: int):
     mean = grouped.mean(axis=2)
     var = ((grouped - mean[:, :, None]) ** 2).mean(axis=2)
     return mean, var
+
+
+# ----------------------------------------------------------------------------------------
+# The panels' runs: every setting of the three widgets, trained once and shipped in data/
+# ----------------------------------------------------------------------------------------
+
+#: The noisy-BN panel's slider: noise from 0 to 2 in steps of NOISE_STEP.
+NOISE_STEP = 0.25
+PANEL_NOISES = tuple(k * NOISE_STEP for k in range(9))
+#: The gradient-walk panel: step sizes 2^(k/2) learning rates for k = -6..8 (1/8 to 16), the
+#: loss on WALK_IMAGES training images, at the checkpoints (every CHECKPOINT_EVERY steps) of
+#: the ReLU MLP without and with BN.
+WALK_MULTIPLES = tuple(2.0 ** (k / 2) for k in range(-6, 9))
+WALK_IMAGES = 256
+CHECKPOINT_EVERY = 50
+#: The batch-size panel shows the means that normalize this many test images.
+PANEL_MEAN_IMAGES = 512
+
+PANEL_RUNS_FILENAME = "why_bn_works_panel_runs.json"
+#: Its sha256; ``load_panel_runs`` refuses a file with any other.
+PANEL_RUNS_SHA256 = "670e5fb3182a5c98e2f8f233600256135323c3e70c27c69df2981ea0279b1cb8"
+PANEL_RUNS_COMMAND = "python -m tools.record_panel_runs why_bn_works"
+
+
+def panel_run_plan() -> dict:
+    """{key: task} for every entry of the record: the noisy-BN panel's MLP runs (no BN, BN,
+    and noisy BN at each noise of PANEL_NOISES but 0, which is BN), the gradient-walk panel's
+    two ReLU runs with their probes, and the batch-size panel's runs (each model with BN at
+    every batch size it can train, GroupNorm and LayerNorm); all seed 0, default lengths."""
+    plan = {"mlp none": ("mlp", "none", 0.0), "mlp batch": ("mlp", "batch", 0.0)}
+    for noise in PANEL_NOISES[1:]:
+        plan[f"mlp noisy {noise!r}"] = ("mlp", "noisy", noise)
+    for norm in ("none", "batch"):
+        plan[f"walk {norm}"] = ("walk", norm)
+    for model_kind in ("mlp", "cnn"):
+        for norm in SIZE_NORMS:
+            for size in (BATCH_SIZES if norm == "batch" else (SGD_BATCH,)):
+                if model_kind == "mlp" and norm == "batch" and size == 1:
+                    continue
+                plan[_size_key(model_kind, norm, size)] = ("size", model_kind, norm, size)
+    return plan
+
+
+def _size_key(model_kind: str, norm: str, batch_size: int) -> str:
+    return f"size {model_kind} {norm}" + (f" {batch_size}" if norm == "batch" else "")
+
+
+def _record_task(task: tuple) -> dict:
+    """One entry of the record (a worker function: picklable, importable by spawn)."""
+    from helpers.data import float32_values
+
+    if task[0] == "mlp":
+        run = train_mlp(task[1], noise=task[2], seed=0, progress=False)
+        return dict(record_steps=[int(s) for s in run.record_steps],
+                    test_accuracy=float32_values(run.test_accuracy),
+                    train_loss=float32_values(run.train_loss),
+                    unit_percentiles=float32_values(run.unit_percentiles))
+    if task[0] == "walk":
+        run = train_mlp(task[1], seed=0, activation="relu", track=False, progress=False)
+        landscape = landscape_probe(run, WALK_MULTIPLES, probe_size=WALK_IMAGES)
+        return dict(steps=[int(s) for s in landscape.steps], lr=run.lr, probes=[
+            dict(loss0=p.loss0, grad_norm=p.grad_norm, losses=p.losses.tolist(),
+                 grad_changes=p.grad_changes.tolist()) for p in landscape.probes])
+    _, model_kind, norm, size = task
+    run = batch_size_run(model_kind, norm, size, seed=0, progress=False)
+    means = normalizing_means(model_kind, norm, size, images=PANEL_MEAN_IMAGES)
+    return dict(test_accuracy=run.test_accuracy, steps=run.steps,
+                per_image=float32_values(means["per_image"]), eval_mean=means["eval_mean"],
+                eval_std=means["eval_std"], values_per_statistic=means["values_per_statistic"])
+
+
+def record_panel_runs(path=None, jobs: int = 1) -> tuple[Path, str]:
+    """Train every entry of ``panel_run_plan`` and write the record as JSON (maintainers only:
+    about a minute of CPU time; each run on one torch thread, so it does not depend on ``jobs``).
+
+    Returns:
+        (path, sha256 of the file written)
+    """
+    import platform
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from helpers.data import record_path, write_record
+
+    plan = panel_run_plan()
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(_record_task, plan.values()))
+    else:
+        results = [_record_task(task) for task in plan.values()]
+    record = {
+        "what": "notebook 07's panels: the noisy-BN runs at every noise of the slider, the ReLU "
+                "runs' walks along the gradient at every checkpoint, and the batch-size runs of "
+                "both models at every setting, trained once and recorded",
+        "command": PANEL_RUNS_COMMAND,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
+                     "numpy": np.__version__},
+        "torch_threads": 1,
+        "settings": dict(seed=0, train_size=TRAIN_SIZE, test_size=TEST_SIZE, mlp_steps=MLP_STEPS,
+                         mlp_lr=MLP_LR, relu_lr=RELU_LR, noises=list(PANEL_NOISES),
+                         walk_multiples=list(WALK_MULTIPLES), walk_images=WALK_IMAGES,
+                         size_settings=SIZE_SETTINGS, mean_images=PANEL_MEAN_IMAGES),
+        "storage": "values training produced in float32 as their shortest decimals, float64 "
+                   "values in full (both exact)",
+        "entries": {key: {"task": list(task), **result}
+                    for (key, task), result in zip(plan.items(), results)},
+    }
+    path = record_path(PANEL_RUNS_FILENAME) if path is None else Path(path)
+    return path, write_record(path, record)
+
+
+@dataclass(frozen=True)
+class PanelRuns:
+    """The record of ``record_panel_runs``, as the panels use it (``load_panel_runs``).
+
+    Attributes:
+        noisy:  {norm or (\"noisy\", noise): MLPRun} the noisy-BN panel's runs (no checkpoints)
+        walks:  {"none" | "batch": LandscapeProbe} the ReLU runs' walks at every checkpoint
+        sizes:  {(model_kind, norm, batch_size or None): (SizeRun without weights, normalizing
+                means as ``normalizing_means`` returns them)}
+        entries: the raw JSON entries, by key (for tests)
+    """
+
+    noisy: dict
+    walks: dict
+    sizes: dict
+    entries: dict
+
+
+def _mlp_run_from_entry(norm, noise, entry) -> MLPRun:
+    return MLPRun(norm=norm, noise=float(noise), seed=0, lr=MLP_LR, batch_size=MLP_BATCH,
+                  activation="sigmoid", record_steps=np.array(entry["record_steps"]),
+                  test_accuracy=np.array(entry["test_accuracy"], dtype=np.float64),
+                  train_loss=np.array(entry["train_loss"], dtype=np.float64),
+                  unit_percentiles=np.array(entry["unit_percentiles"], dtype=np.float32).reshape(
+                      -1, len(TRACKED_QUANTILES)))
+
+
+@lru_cache(maxsize=1)
+def _panel_runs(path, verify: bool) -> PanelRuns:
+    from helpers.data import load_record
+
+    record = load_record(PANEL_RUNS_FILENAME, PANEL_RUNS_SHA256, PANEL_RUNS_COMMAND, path=path,
+                         verify=verify)
+    noisy, walks, sizes = {}, {}, {}
+    for entry in record["entries"].values():
+        task = entry["task"]
+        if task[0] == "mlp":
+            noisy[task[1] if task[1] != "noisy" else ("noisy", float(task[2]))] = \
+                _mlp_run_from_entry(task[1], task[2], entry)
+        elif task[0] == "walk":
+            multiples = np.array(WALK_MULTIPLES)
+            walks[task[1]] = LandscapeProbe(steps=np.array(entry["steps"]), probes=[
+                Probe(step_sizes=entry["lr"] * multiples, loss0=p["loss0"], grad_norm=p["grad_norm"],
+                      losses=np.array(p["losses"]), grad_changes=np.array(p["grad_changes"]))
+                for p in entry["probes"]])
+        else:
+            _, model_kind, norm, size = task
+            size = size if norm == "batch" else None
+            run = SizeRun(model_kind=model_kind, norm=norm, batch_size=size, seed=0,
+                          steps=entry["steps"], test_accuracy=entry["test_accuracy"])
+            means = dict(per_image=np.array(entry["per_image"], dtype=np.float64),
+                         eval_mean=entry["eval_mean"], eval_std=entry["eval_std"],
+                         values_per_statistic=entry["values_per_statistic"])
+            sizes[(model_kind, norm, size)] = (run, means)
+    return PanelRuns(noisy=noisy, walks=walks, sizes=sizes, entries=record["entries"])
+
+
+def load_panel_runs(path=None, verify: bool = True) -> PanelRuns:
+    """The recorded runs of notebook 07's panels (``data/why_bn_works_panel_runs.json``), read
+    once per process after checking its sha256.
+
+    Raises:
+        helpers.data.DataFileError: the file is missing or is not the recorded one.
+    """
+    return _panel_runs(None if path is None else str(path), verify)

@@ -5,9 +5,10 @@ without BN, trained on MNIST for ``SWEEP_STEPS`` steps at the chosen learning ra
 weight scale; test accuracy and training loss against steps, and each run's outcome in words
 ("trains", "stalled", "diverged between steps ...").
 
-The runs come from ``helpers.lessons.bn_in_a_network``: the notebook's sweeps have already made most of
-them, so moving a control usually just reads them. A setting not run yet is trained on the spot
-(two runs of a few hundred steps, a second or two) and remembered.
+Every setting's two runs were trained once, by ``python -m tools.record_panel_runs
+bn_in_a_network``, and ship in ``data/bn_in_a_network_panel_runs.json``
+(``helpers.lessons.bn_in_a_network.load_panel_runs``): moving a control only reads them, it never
+trains. They are the runs the notebook's sweeps train (same settings, seed 0).
 
 A slider move redraws the kept figure in place (``update_learning_curves``). The two plots'
 axes (ticks, labels, reference lines) are drawn once and then pasted back by a ``Backdrop``
@@ -16,8 +17,6 @@ plot's range widens for runs whose losses leave 0.1 to 5, and the Backdrop is th
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
@@ -30,11 +29,9 @@ from helpers.lessons.bn_in_a_network import (
     INIT_STDS,
     LEARNING_RATES,
     SWEEP_EVAL_SIZE,
-    SWEEP_RECORD_EVERY,
     SWEEP_STEPS,
-    cached_run,
     describe,
-    run_figure1,
+    recorded_panel_run,
 )
 from helpers.panel import Control, Notice, Panel
 
@@ -43,36 +40,27 @@ __all__ = ["PANELS", "compute_learning_curves", "draw_learning_curves", "update_
 PLAIN_COLOR, BN_COLOR = "#b0413e", "#2a6f97"
 
 
-#: Seconds this panel spent training the settings it had to train itself (the notebook had not
-#: run them): {(lr, init_std, bn_position): seconds}. The title says so on every visit.
-_TRAINED_BY_PANEL: dict = {}
-
-
 def compute_learning_curves(lr=BASE_LR, init_std=BASE_INIT_STD, bn_position="before"):
-    """The plain and the BN network at one learning rate and initial weight scale.
+    """The plain and the BN network at one learning rate and initial weight scale, as recorded
+    in ``data/bn_in_a_network_panel_runs.json`` (nothing is trained: every setting of the
+    panel was trained once by ``python -m tools.record_panel_runs bn_in_a_network``, the same
+    runs as the notebook's sweeps).
 
     Returns a dict:
-        plain, bn:         the two ``helpers.lessons.bn_in_a_network.Run`` (SWEEP_STEPS steps, seed 0)
+        plain, bn:  the two ``helpers.lessons.bn_in_a_network.Run`` (SWEEP_STEPS steps, seed 0)
         lr, init_std, bn_position
-        training_seconds:  seconds this panel spent training runs of this setting the first
-                           time it was asked for it (0 if the notebook had made them all)
-    or a Notice if the MNIST file cannot be read.
+    or a Notice if the record cannot be read or has no run for these settings.
     """
-    settings = dict(steps=SWEEP_STEPS, lr=lr, init_std=init_std, record_every=SWEEP_RECORD_EVERY,
-                    eval_size=SWEEP_EVAL_SIZE, tracked_units=())
-    started = time.perf_counter()
-    needed_training = (cached_run(False, **settings) is None
-                       or cached_run(True, bn_position=bn_position, **settings) is None)
     try:
-        plain = run_figure1(False, progress=False, **settings)
-        bn = run_figure1(True, bn_position=bn_position, progress=False, **settings)
+        plain = recorded_panel_run(False, lr, init_std)
+        bn = recorded_panel_run(True, lr, init_std, bn_position)
     except DataFileError as error:
-        return Notice(_("The MNIST file could not be read, so nothing can be trained: {error}").format(error=error))
-    setting = (lr, init_std, bn_position)
-    if needed_training:
-        _TRAINED_BY_PANEL[setting] = time.perf_counter() - started
-    return dict(plain=plain, bn=bn, lr=lr, init_std=init_std, bn_position=bn_position,
-                training_seconds=_TRAINED_BY_PANEL.get(setting, 0.0))
+        return Notice(_("The recorded runs of this panel could not be read: {error}").format(error=error))
+    if plain is None or bn is None:
+        return Notice(_("No recorded run for learning rate {lr:g}, initial scale {init_std:g}, BN "
+                        "{bn_position} the sigmoid: the panel trains nothing itself; choose one of "
+                        "its settings.").format(lr=lr, init_std=init_std, bn_position=bn_position))
+    return dict(plain=plain, bn=bn, lr=lr, init_std=init_std, bn_position=bn_position)
 
 
 def draw_learning_curves(result):
@@ -140,10 +128,9 @@ def update_learning_curves(figure, result):
     limits = _loss_limits(result["plain"], result["bn"])
     if artists["backdrop"].redraw_if_changed(limits):  # the loss plot's ticks change
         artists["plain"]["loss"].axes.set_ylim(*limits)
-    source = (f"trained by this panel on first visit ({result['training_seconds']:.1f} s)"
-              if result["training_seconds"] else "from the runs the notebook already made")
-    artists["title"].set_text(_("learning rate {lr:g}, initial weights "
-                              "N(0, {init_std:g}²), {SWEEP_STEPS} steps: {source}").format(lr=result['lr'], init_std=result['init_std'], SWEEP_STEPS=SWEEP_STEPS, source=source))
+    artists["title"].set_text(_("learning rate {lr:g}, initial weights N(0, {init_std:g}²), {steps} steps "
+                                "(recorded runs, the same as the notebook's sweeps)").format(
+                                    lr=result["lr"], init_std=result["init_std"], steps=SWEEP_STEPS))
 
 
 def _show_run(lines, run):
@@ -176,8 +163,6 @@ PANELS = [
         controls=[
             Control("lr", "choice", BASE_LR, options=LEARNING_RATES, description=N_("learning rate"),
                     test_values=(LEARNING_RATES[-1],)),
-            # (each new setting trains two short runs: the tests try the largest learning rate
-            # and the other placement, and leave the initial scale at its default)
             Control("init_std", "choice", BASE_INIT_STD, options=INIT_STDS,
                     description=N_("initial weight std"), test_values=(BASE_INIT_STD,)),
             Control("bn_position", "choice", "before", options=("before", "after"),

@@ -7,7 +7,8 @@ it. The widget adds a card above the plot with the Chinese name and the links, b
 matplotlib's default fonts have no Chinese glyphs (HTML does).
 
 Every term's figure has the same size, so that the widget keeps one figure and
-``update_glossary_entry`` draws the next term into it; the pictures are kept quick to draw
+``update_glossary_entry`` draws the next term into it, keeping the pictures of the last few
+terms (drawn once, pasted back when the term comes back); the pictures are kept quick to draw
 (filled outlines instead of histogram bars, a few ticks per axis, log-axis labels in plain text).
 """
 
@@ -19,6 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from helpers.backdrop import Backdrop
 from helpers.i18n import N_, _
 from helpers.panel import Control, Panel
 
@@ -1031,16 +1033,20 @@ def _draw_panel(ax, panel) -> None:
         ax.legend(fontsize=7)
 
 
-def _draw_entry(figure, result) -> None:
-    """An entry's pictures side by side in an empty figure, its name as the title."""
+def _draw_entry(figure, result) -> list:
+    """An entry's pictures side by side in the figure, its name as the title; returns the
+    artists drawn (the axes and the title)."""
     panels = result["panels"]
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for ax, panel in zip(axes, panels):
         _draw_panel(ax, panel)
     notes = {panel["note"] for panel in panels if panel.get("note")}
-    figure.suptitle(result["term"].english + (f"   ({'; '.join(notes)})" if notes else ""), fontsize=11)
+    # a figure text, not the suptitle, so that every term kept in a figure has its own
+    title = figure.text(0.5, 0.98, result["term"].english + (f"   ({'; '.join(notes)})" if notes else ""),
+                        ha="center", va="top", fontsize=11)
     width = figure.get_figwidth()  # margins in inches: room for tick labels such as "distance"
     figure.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.17, top=0.8, wspace=0.35)
+    return [*axes, title]
 
 
 def draw_glossary_entry(result):
@@ -1048,16 +1054,42 @@ def draw_glossary_entry(result):
     import matplotlib.pyplot as plt
 
     figure = plt.figure(figsize=FIGSIZE)
-    _draw_entry(figure, result)
+    update_glossary_entry(figure, result)
     return figure
+
+
+#: Terms whose pictures a widget's figure keeps (drawn once, their pixels pasted back).
+KEPT_TERMS = 12
+
+
+class _TermPicture(Backdrop):
+    """One term's pictures in a figure that keeps several: drawn once per canvas, pasted back
+    on later draws (``helpers.backdrop.Backdrop``), and drawn only while it is the term shown."""
+
+    def draw(self, renderer):
+        if self.get_visible():
+            super().draw(renderer)
 
 
 def update_glossary_entry(figure, result) -> None:
     """Show another term in a figure made by ``draw_glossary_entry``. Each term has its own
-    kind of picture, so nothing in it can be reused but the figure: it is emptied and the new
-    term drawn into it (which saves making a new figure and measuring it for the widget)."""
-    figure.clear()
-    _draw_entry(figure, result)
+    kind of picture, so the figure keeps the pictures of the last ``KEPT_TERMS`` terms it
+    showed, each drawn once and pasted back (a ``Backdrop``) when its term comes back; only
+    the term shown is drawn."""
+    kept = figure.__dict__.setdefault("_glossary_terms", {})  # term -> _TermPicture, oldest first
+    term = result["term"].english
+    for picture in kept.values():
+        picture.set_visible(False)
+    picture = kept.pop(term, None)
+    if picture is None:
+        picture = _TermPicture(figure, _draw_entry(figure, result))
+    kept[term] = picture  # now the most recent
+    picture.set_visible(True)
+    while len(kept) > KEPT_TERMS:
+        oldest = kept.pop(next(iter(kept)))
+        for artist in oldest.still:
+            artist.remove()
+        oldest.remove()
 
 
 class GlossaryPanel(Panel):

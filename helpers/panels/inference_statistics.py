@@ -1,6 +1,7 @@
 """Notebook 04's panel: how the running estimates converge, and what eval accuracy they give.
 
-The BN layer of a small trained MNIST network (``helpers.lessons.inference_statistics.frozen_bn_layer``) is
+The BN layer of a small trained MNIST network (``helpers.lessons.inference_statistics.frozen_bn_layer``,
+its weights read from ``data/inference_statistics_trained_mlp.npz``: nothing is trained) is
 frozen, so its input distribution is fixed and its population statistics are known exactly.
 The panel replays a stream of training batches through the running-statistics update with the
 chosen momentum, batch size and batch order, and plots, batch by batch, the running mean and
@@ -68,14 +69,15 @@ def compute_running_estimates(momentum=0.1, batch_size=60, order="shuffled",
     try:
         return _replay(None if cumulative else float(momentum), int(batch_size), order, int(steps))
     except DataFileError as error:
-        return Notice(_("The MNIST file could not be read, so there is no trained network to replay: {error}").format(error=error))
+        return Notice(_("The MNIST file or the recorded network could not be read, so there is no "
+                        "trained network to replay: {error}").format(error=error))
 
 
 @lru_cache(maxsize=32)
 def _replay(momentum, batch_size, order, steps):
     """``compute_running_estimates`` for a batch size of 2 or more; momentum None is the
     cumulative average."""
-    layer = frozen_bn_layer()
+    layer = frozen_bn_layer(recorded=True)  # the recorded weights: no training
     indices = batch_stream(len(layer.train_z), batch_size, steps,
                            "sorted" if order == ORDERS[1] else "shuffled",
                            labels=layer.train_labels, seed=0)

@@ -11,9 +11,10 @@ A slider move does not build a new figure: ``update_gd_two_features`` gives the 
 and titles of the figure ``draw_gd_two_features`` made their new data (``draw`` is "make the
 empty artists" + the same filling), and the panel's axes are kept quick to redraw (axis labels
 at fixed places, a log axis with a few plain-text labels). What depends on the problem only,
-not on the learning rate (the bowl's axes, ticks and labels, the numbers at the foot), is drawn
-once per problem and then pasted back by a ``Backdrop`` (``helpers.backdrop``); the
-path and the contours are on a see-through ``overlay_axes`` over the bowl.
+not on the learning rate (the bowl's axes, ticks and labels, the numbers at the foot), and the
+loss plot's axes for its range, are drawn once and then pasted back by a ``Backdrop``
+(``helpers.backdrop``); the path, the contours and the loss curves are on see-through
+``overlay_axes`` over them.
 """
 
 from __future__ import annotations
@@ -96,14 +97,16 @@ def gd_view(problem: LeastSquares, learning_rate: float, w0=None, label: str = "
 
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:purple")
-def draw_gd_views(views, curve: bool = True, width: float = 3.3):
-    """Contours and path of each view, side by side, then (optionally) their loss curves."""
-    figure = _gd_figure(len(views), curve, width)
+def draw_gd_views(views, curve: bool = True, width: float = 3.3, still_loss: bool = False):
+    """Contours and path of each view, side by side, then (optionally) their loss curves
+    (``still_loss``: on a see-through overlay over the loss axes, so that a panel can keep
+    those axes still)."""
+    figure = _gd_figure(len(views), curve, width, still_loss)
     _show_views(figure, views)
     return figure
 
 
-def _gd_figure(count: int, curve: bool, width: float):
+def _gd_figure(count: int, curve: bool, width: float, still_loss: bool = False):
     """The axes and the (still empty) artists of ``count`` views and their loss curves; they
     are kept in ``figure.artists_to_update`` for ``_show_views`` to fill. Each bowl's lines and
     title are on a see-through ``overlay_axes`` (``bowl.moving``) over its axes (``bowl.ax``),
@@ -131,7 +134,9 @@ def _gd_figure(count: int, curve: bool, width: float):
     loss = None
     if curve:
         ax = axes[-1]
-        ax.set_yscale("log")
+        # the curves: on the axes, or over them so that the axes can stay still
+        moving = overlay_axes(ax) if still_loss else ax
+        ax.set_yscale("log")  # (shared with the overlay)
         ax.axhline(TOL, color="0.4", ls="--", lw=0.8)
         ax.text(0.02, TOL, _("tolerance {TOL:g}").format(TOL=TOL), ha="left", va="bottom", fontsize=8,
                 transform=ax.get_yaxis_transform())
@@ -139,18 +144,22 @@ def _gd_figure(count: int, curve: bool, width: float):
         ax.set_ylabel(_("excess loss / starting excess loss"), fontsize=9)
         ax.tick_params(labelsize=8)
         ax.set_title(_("loss curve"), fontsize=9, y=1.0)  # y given: no search for room above
-        loss = SimpleNamespace(ax=ax, lines=[ax.plot([], [], color=color)[0] for color in COLORS[:count]])
+        loss = SimpleNamespace(ax=ax, moving=moving,
+                               lines=[moving.plot([], [], color=color)[0] for color in COLORS[:count]])
     fig.subplots_adjust(left=0.6 / (width * columns), right=1 - 0.15 / (width * columns),
                         bottom=0.16, top=0.84, wspace=0.42)
-    _place_overlays(bowls)
+    _place_overlays(bowls, loss)
     fig.artists_to_update = SimpleNamespace(bowls=bowls, loss=loss)
     return fig
 
 
-def _place_overlays(bowls) -> None:
-    """Put each bowl's overlay exactly over its axes again (after ``subplots_adjust``)."""
+def _place_overlays(bowls, loss=None) -> None:
+    """Put each bowl's overlay (and the loss curves') exactly over its axes again (after
+    ``subplots_adjust``)."""
     for bowl in bowls:
         bowl.moving.set_position(bowl.ax.get_position(original=True))
+    if loss is not None and loss.moving is not loss.ax:
+        loss.moving.set_position(loss.ax.get_position(original=True))
 
 
 def _show_views(figure, views) -> None:
@@ -222,13 +231,13 @@ def _show_loss_curves(loss, views) -> None:
         line.set_data(view["curve_steps"], np.clip(view["curve"], 1e-300, 1e300))
         line.set_label(view["label"] or None)
     _set_step_scale(ax, longest, log_steps)
-    ax.relim()
-    ax.autoscale_view(scaley=False)
+    loss.moving.relim()
+    loss.moving.autoscale_view(scaley=False)
     if log_steps:
         ax.set_xlim(0, longest * 1.3)
     ax.set_ylim(TOL / 30, max(10.0, min(1e12, max(view["curve"].max() for view in views) * 3)))
     if any(view["label"] for view in views) and len(views) > 1:
-        ax.legend(fontsize=7)
+        loss.moving.legend(fontsize=7)
 
 
 # ----------------------------------------------------------------------------------------
@@ -267,10 +276,11 @@ def draw_gd_two_features(view):
     """The panel's figure: the bowl and path, the loss curve, the run's status above and the
     bowl's numbers below.
 
-    The bowl's axes (ticks, labels) and the numbers at the foot depend on the problem only:
-    they are the still layer, drawn by a ``Backdrop`` once per problem. The loss curve's axes
-    (its range follows the learning rate) and the status are drawn on every move."""
-    figure = draw_gd_views([view], curve=True, width=3.6)
+    The bowl's axes (ticks, labels), the loss curve's axes and the numbers at the foot are
+    the still layer, drawn by a ``Backdrop`` once per problem and range of the loss plot (the
+    last few are kept and pasted back). The curves, the path and the status are drawn on
+    every move."""
+    figure = draw_gd_views([view], curve=True, width=3.6, still_loss=True)
     artists = figure.artists_to_update
     bowl, loss = artists.bowls[0].ax, artists.loss.ax
     _few_decades(loss.yaxis)
@@ -278,8 +288,11 @@ def draw_gd_two_features(view):
     _place_axis_labels(loss, below=19.0, left=28.3)  # and "10⁻⁶"
     artists.summary = figure.text(0.5, 0.01, "", ha="center", va="bottom", fontsize=8)
     figure.subplots_adjust(bottom=0.25, top=0.8)
-    _place_overlays(artists.bowls)
-    artists.backdrop = Backdrop(figure, [bowl, artists.summary])
+    _place_overlays(artists.bowls, artists.loss)
+    # two still layers, each pasted from its own region: the bowl's (with the numbers at the
+    # foot) changes with the problem, the loss plot's with the run's length and loss range
+    artists.backdrop = Backdrop(figure, [bowl, artists.summary], keys=16, own_region=True)
+    artists.loss_backdrop = Backdrop(figure, [loss], keys=16, own_region=True)
     _show_status(figure, view)
     return figure
 
@@ -327,8 +340,11 @@ def _show_status(figure, view) -> None:
     figure.suptitle(view["status"], fontsize=11, color="crimson" if view["diverged"] else "darkgreen")
     artists = figure.artists_to_update
     artists.summary.set_text(view["summary"])
-    # another problem (limits, feature names, numbers): the backdrop draws its layer again
+    # another problem (limits, feature names, numbers) or another range of the loss plot: the
+    # backdrop draws its layer again (or pastes it, for a problem and range shown before)
+    loss = artists.loss.ax
     artists.backdrop.redraw_if_changed((view["xlim"], view["ylim"], view["names"], view["summary"]))
+    artists.loss_backdrop.redraw_if_changed((loss.get_xscale(), loss.get_xlim(), loss.get_ylim()))
 
 
 PANELS = [

@@ -1,9 +1,9 @@
 """Notebook 07's panels: noisy BN, the loss along the gradient, and BN's batch-size dependence.
 
-Each compute function takes its runs from ``helpers.lessons.why_bn_works``, which remembers every
-run in the process: after the notebook's experiment cells, moving a control only looks runs
-up; a setting not run yet trains once (an MLP run takes about a second on an idle core, a CNN
-run one or two) and is remembered from then on.
+Every setting's runs were trained once, by ``python -m tools.record_panel_runs why_bn_works``,
+and ship in ``data/why_bn_works_panel_runs.json`` (``helpers.lessons.why_bn_works.load_panel_runs``):
+the panels only read them, they never train. They are the runs the notebook trains for the same
+settings (seed 0, default lengths).
 
 The panels redraw their kept figure in place (``update_*``). Axes whose ranges stay put from
 one move to the next (the noisy-BN accuracy plot, the batch-size error plot) are drawn once
@@ -33,6 +33,7 @@ __all__ = [
     "draw_landscape",
     "draw_noisy_bn",
     "noisy_bn_result",
+    "recorded_noisy_bn_result",
     "update_batch_size",
     "update_gradient_walk",
     "update_noisy_bn",
@@ -82,39 +83,63 @@ def noisy_bn_result(noise=why.NOISE, seeds=(0,), steps=why.MLP_STEPS, progress=F
     return dict(noise=float(noise), seeds=tuple(seeds), runs=runs, shift=shift)
 
 
-NOISE_STEP = 0.25  # the slider's step; other values are rounded to it, so that runs are reused
+NOISE_STEP = why.NOISE_STEP  # the slider's step (0.25); other values are rounded to it
+
+
+def recorded_noisy_bn_result(noise) -> dict:
+    """``noisy_bn_result(noise)`` for seed 0 as recorded in ``data/why_bn_works_panel_runs.json``
+    (``why.load_panel_runs``): the same dict, read instead of trained. KeyError for a noise
+    the record does not hold (it holds the slider's values)."""
+    recorded = why.load_panel_runs().noisy
+    noise = float(noise)
+    runs = {"none": [recorded["none"]], "batch": [recorded["batch"]],
+            "noisy": [recorded["batch"] if noise == 0 else recorded[("noisy", noise)]]}
+    shift = {norm: float(np.mean([run.step_shift() for run in runs[norm]])) for norm in runs}
+    return dict(noise=noise, seeds=(0,), runs=runs, shift=shift)
 
 
 def compute_noisy_bn(noise=why.NOISE):
     """The panel's computation: ``noisy_bn_result`` for seed 0, with the noise rounded to the
-    slider's steps of 0.25 (never raises for 0 <= noise <= 2)."""
+    slider's steps of 0.25, read from the recorded runs (never trains; never raises for
+    0 <= noise <= 2)."""
     if not 0 <= noise <= 2:
         return Notice(_("The noise strength must be between 0 and 2 (got {noise}).").format(noise=noise))
+    rounded = round(noise / NOISE_STEP) * NOISE_STEP
     try:
-        return noisy_bn_result(round(noise / NOISE_STEP) * NOISE_STEP)
+        return recorded_noisy_bn_result(rounded)
     except DataFileError as error:
-        return _no_data_notice(error)
+        return _no_record_notice(error)
+    except KeyError:
+        return Notice(_("No recorded run for noise {noise:g}: the panel trains nothing itself.").format(
+            noise=rounded))
 
 
-def _no_data_notice(error) -> Notice:
-    return Notice(_("The MNIST file could not be read, so nothing can be trained: {error}").format(error=error))
+def _no_record_notice(error) -> Notice:
+    return Notice(_("The recorded runs of this panel could not be read: {error}").format(error=error))
 
 
-def draw_noisy_bn(result):
+def draw_noisy_bn(result, still_units: bool = False):
     """Test accuracy against steps (left), then the tracked unit's 15/50/85th percentiles over
-    each step's mini-batch for the three networks, on one shared vertical scale."""
-    figure = _build_noisy_bn(len(result["seeds"]))
+    each step's mini-batch for the three networks, on one shared vertical scale.
+    ``still_units`` (the panel's figure): the unit plots' axes are kept still too."""
+    figure = _build_noisy_bn(len(result["seeds"]), still_units)
     update_noisy_bn(figure, result)
     return figure
 
 
-def _build_noisy_bn(seed_count):
+def _draw_noisy_bn_panel(result):
+    """The panel's noisy-BN figure: ``draw_noisy_bn`` with every axes kept still."""
+    return draw_noisy_bn(result, still_units=True)
+
+
+def _build_noisy_bn(seed_count, still_units=False):
     """The noisy-BN figure for ``seed_count`` seeds, without data: one accuracy line per
     network and seed (the first seed drawn strong, the others faint), and per network a median
     line for its unit; kept in ``figure._panel_artists``. The accuracy axes (its range, labels,
     title and legend stay put) is the still layer, drawn by a ``Backdrop``; its lines are on a
-    see-through ``overlay_axes``. The three unit plots, whose scale follows the noise, are
-    drawn on every move."""
+    see-through ``overlay_axes``. The three unit plots (their scale follows the noise) are
+    drawn on every move, or with ``still_units`` (the panel) are still too, their lines, bands
+    and titles on overlays: the Backdrop keeps the last few scales and pastes them back."""
     import matplotlib.pyplot as plt
 
     with _style():
@@ -131,15 +156,20 @@ def _build_noisy_bn(seed_count):
                title="test accuracy" + (f" ({seed_count} seeds)" if seed_count > 1 else ""))
         ax.legend(handles=[lines[0] for lines in accuracy.values()], loc="upper left",
                   bbox_to_anchor=(0.25, 0.8))
-        median = {}
+        median, unit_overlays = {}, {}
         for ax, norm in zip(axes[1:], ("none", "batch", "noisy")):
-            median[norm] = ax.plot([], [], color=COLORS[norm], lw=0.8)[0]
+            # the unit's line, band and title: over the axes, so that they can stay still
+            unit_overlays[norm] = overlay_axes(ax) if still_units else ax
+            median[norm] = unit_overlays[norm].plot([], [], color=COLORS[norm], lw=0.8)[0]
             ax.set_xlabel(_("training step"))
             if ax is not axes[1]:  # one vertical scale for the three: labels on the first only
                 ax.tick_params(labelleft=False)
         axes[1].set_ylabel(_("input to the sigmoid"))
-    figure._panel_artists = dict(accuracy=accuracy, median=median, band={}, still_axes=[axes[0]],
-                                 backdrop=Backdrop(figure, [axes[0]]))
+    # with still_units all four axes are still (their ranges follow the noise: the backdrop
+    # keeps a few)
+    still = list(axes) if still_units else [axes[0]]
+    figure._panel_artists = dict(accuracy=accuracy, median=median, band={}, still_axes=still,
+                                 backdrop=Backdrop(figure, still, keys=12))
     return figure
 
 
@@ -184,16 +214,17 @@ def _noisy_bn_name(norm, noise):
 # ----------------------------------------------------------------------------------------
 
 #: Step sizes of the walk, in learning rates: 2^(k/2) for k = -6..8, from 1/8 to 16. Each
-#: checkpoint is probed once on all of them (on WALK_IMAGES training images); the panel shows
-#: those up to the chosen largest.
-WALK_MULTIPLES = tuple(2.0 ** (k / 2) for k in range(-6, 9))
-WALK_IMAGES = 256
-CHECKPOINT_EVERY = 50
+#: checkpoint was probed once on all of them (on WALK_IMAGES training images) and recorded; the
+#: panel shows those up to the chosen largest.
+WALK_MULTIPLES = why.WALK_MULTIPLES
+WALK_IMAGES = why.WALK_IMAGES
+CHECKPOINT_EVERY = why.CHECKPOINT_EVERY
 
 
 def compute_gradient_walk(step=150, largest_multiple=4.0):
     """Walk from the checkpoint at ``step`` (rounded to the checkpoints, every 50 steps) of the
-    ReLU MLP without and with BN (seed 0) along the negative gradient of the training loss on
+    ReLU MLP without and with BN (seed 0, as recorded in ``data/why_bn_works_panel_runs.json``)
+    along the negative gradient of the training loss on
     WALK_IMAGES training images, with step sizes from 1/8 of the learning rate up to
     ``largest_multiple`` learning rates.
 
@@ -206,12 +237,10 @@ def compute_gradient_walk(step=150, largest_multiple=4.0):
     probes = {}
     for norm in ("none", "batch"):
         try:
-            run = why.train_mlp(norm, seed=0, activation="relu", track=False, progress=False)
+            # every checkpoint's walk, recorded (``why.record_panel_runs``): nothing is trained
+            landscape = why.load_panel_runs().walks[norm]
         except DataFileError as error:
-            return _no_data_notice(error)
-        # Every checkpoint is probed at once (the whole walk costs under a second, paid on the
-        # widget's first draw) and remembered, so that moving the slider only looks it up.
-        landscape = why.landscape_probe(run, WALK_MULTIPLES, probe_size=WALK_IMAGES)
+            return _no_record_notice(error)
         full = landscape.probes[int(np.flatnonzero(landscape.steps == step)[0])]
         probes[norm] = why.Probe(step_sizes=full.step_sizes[shown], loss0=full.loss0,
                                  grad_norm=full.grad_norm, losses=full.losses[shown],
@@ -314,23 +343,32 @@ def draw_landscape(landscapes: dict):
 
 
 def compute_batch_size(model_kind="mlp", norm="batch", batch_size=2):
-    """Train (or look up) one batch-size run (seed 0), and gather what the panel draws: the test
-    error of every run of this model made so far, and, for the chosen run, the mean that
-    normalizes each test image at the first layer's channel / unit 0 in training mode."""
+    """One batch-size run (seed 0) and what the panel draws: the test error of every run of
+    this model the panel offers, and, for the chosen run, the mean that normalizes each test
+    image at the first layer's channel / unit 0 in training mode. All read from the recorded
+    runs (``data/why_bn_works_panel_runs.json``): nothing is trained."""
     try:
-        run = why.batch_size_run(model_kind, norm, batch_size, seed=0, progress=False)
-    except DataFileError as error:
-        return _no_data_notice(error)
+        why.check_size_settings(model_kind, norm, batch_size)
     except ValueError as error:
         return Notice(str(error) + " Choose a batch size of 2 or more for BN in the MLP "
                       "(the CNN's BatchNorm2d averages over 28 x 28 positions too, so it runs "
                       "even with one image).")
-    means = why.normalizing_means(model_kind, norm, batch_size)
+    try:
+        recorded = why.load_panel_runs().sizes
+    except DataFileError as error:
+        return _no_record_notice(error)
+    entry = recorded.get((model_kind, norm, batch_size if norm == "batch" else None))
+    if entry is None:
+        return Notice(_("No recorded run for the {model} with {norm} norm and batch size "
+                        "{batch_size}: the panel trains nothing itself.").format(
+                            model=model_kind, norm=norm, batch_size=batch_size))
+    run, means = entry
     points = {}
-    for other in why.remembered_size_runs(model_kind):
-        sizes = why.BATCH_SIZES if other.batch_size is None else (other.batch_size,)
-        for size in sizes:
-            points.setdefault((other.norm, size), []).append(other.test_error)
+    for (kind, other_norm, size), (other, _means) in recorded.items():
+        if kind != model_kind:
+            continue
+        for shown_size in (why.BATCH_SIZES if size is None else (size,)):
+            points.setdefault((other_norm, shown_size), []).append(other.test_error)
     return dict(model_kind=model_kind, norm=norm, batch_size=batch_size, run=run,
                 means=means, points=points)
 
@@ -460,7 +498,7 @@ def draw_batch_size_sweep(sweeps: dict):
 
 
 PANELS = [
-    Panel("noisy BN: how much noise after every BN layer", compute_noisy_bn, draw_noisy_bn,
+    Panel("noisy BN: how much noise after every BN layer", compute_noisy_bn, _draw_noisy_bn_panel,
           update=update_noisy_bn, controls=[
         Control("noise", "float", why.NOISE, low=0.0, high=2.0, step=0.25,
                 description=N_("noise after BN"), test_values=(0.0, 2.0)),
