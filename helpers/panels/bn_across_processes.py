@@ -190,8 +190,8 @@ def update_process_split(figure, result):
     shown = n in result["curve_sizes"]
     artists["marker"].set_data([n] if shown else [], [result["gap"]] if shown else [])
     artists["gap_text"].set_text(_("{k} processes x {n}: RMS {gap:.3f}").format(k=k, n=n, gap=result['gap']))
-    mode = ("synchronized: every process uses the whole batch's statistics" if result["synchronized"]
-            else "per process: each normalizes with its own shard's statistics")
+    mode = (_("synchronized: every process uses the whole batch's statistics") if result["synchronized"]
+            else _("per process: each normalizes with its own shard's statistics"))
     artists["headline"].set_text(_("{k} processes x {n} examples = {value}, {sharding}; {mode}").format(k=k, n=n, value=k * n, sharding=result['sharding'], mode=mode))
 
 
