@@ -606,6 +606,8 @@ def merged(path: Path, entries: list[Entry]):
     for message in catalog:  # the wrapped "#| msgid" lines an earlier merge wrote, read back as comments
         message.user_comments = [c for c in message.user_comments if not c.startswith("| ")]
     catalog.update(template, update_creation_date=False)
+    for key in [key for key, message in catalog.obsolete.items() if not message.string]:
+        del catalog.obsolete[key]  # nothing to reuse in an untranslated entry that is gone
     return catalog
 
 
