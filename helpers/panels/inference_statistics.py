@@ -106,8 +106,9 @@ def _replay(momentum, batch_size, order, steps):
         final_mean_error=float(np.mean(np.abs(trace.running_mean[-1] - layer.population_mean)
                                        / population_std)),
         final_var_ratio=float(np.median(trace.running_var[-1] / layer.population_var)),
-        label=("cumulative average" if momentum is None else f"EMA, momentum {momentum:.3g}")
-        + f", batch {batch_size}, {order}",
+        label=(_("cumulative average") if momentum is None
+               else _("EMA, momentum {momentum}").format(momentum=f"{momentum:.3g}"))
+        + _(", batch {batch_size}, {order}").format(batch_size=batch_size, order=order),
     )
 
 
@@ -123,9 +124,9 @@ def draw_running_estimates(result):
 # What the headline says about all units after the last batch: a label (drawn once) and the
 # value (drawn on every move), one above each plot.
 SUMMARIES = {
-    "final_mean_error": ("mean off by (in std, average):  ", "{:.3f}"),
-    "final_var_ratio": ("variance ratio (median):  ", "{:.2f}"),
-    "final_accuracy": ("accuracy (population statistics: {population_accuracy:.3f}):  ", "{:.3f}"),
+    "final_mean_error": (N_("mean off by (in std, average):  "), "{:.3f}"),
+    "final_var_ratio": (N_("variance ratio (median):  "), "{:.2f}"),
+    "final_accuracy": (N_("accuracy (population statistics: {population_accuracy:.3f}):  "), "{:.3f}"),
 }
 
 
@@ -157,16 +158,16 @@ def _build_running_estimates():
         still_axes=still_axes,
     )
     legends = {
-        ax_mean: {"batch means": "batch_mean", "running mean": "running_mean",
-                  "population mean": "population_mean"},
-        ax_var: {"batch variances (unbiased)": "batch_var", "running variance": "running_var",
-                 "population variance": "population_var"},
-        ax_acc: {"with the running statistics": "accuracy",
-                 "with the population statistics": "population_accuracy",
-                 "with torch's start (0, 1)": "start_accuracy"},
+        ax_mean: {N_("batch means"): "batch_mean", N_("running mean"): "running_mean",
+                  N_("population mean"): "population_mean"},
+        ax_var: {N_("batch variances (unbiased)"): "batch_var", N_("running variance"): "running_var",
+                 N_("population variance"): "population_var"},
+        ax_acc: {N_("with the running statistics"): "accuracy",
+                 N_("with the population statistics"): "population_accuracy",
+                 N_("with torch's start (0, 1)"): "start_accuracy"},
     }
     for ax, entries in legends.items():
-        ax.legend([artists[name] for name in entries.values()], list(entries), fontsize=7,
+        ax.legend([artists[name] for name in entries.values()], [_(label) for label in entries], fontsize=7,
                   loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
         ax.set_xlabel(_("training batches seen"), fontsize=8)
         ax.locator_params(nbins=5)
@@ -229,7 +230,7 @@ def _show_still_part(figure, result):
     ax_var.set_title(_("unit {unit}: variance").format(unit=still['unit']), fontsize=10)
     artists["after"].set_text(_("  After {steps} batches, all 100 units:").format(steps=still['steps']))
     for name, (label, _format) in SUMMARIES.items():
-        artists[name + "_label"].set_text(label.format(**still))
+        artists[name + "_label"].set_text(_(label).format(**still))
 
 
 PANELS = [
