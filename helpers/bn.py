@@ -283,7 +283,7 @@ def _statistics_of_huge_values(x: np.ndarray, eps: float):
     does not (var is then inf, as it truly exceeds the largest float).
     """
     n = x.shape[0]
-    _, exponent = np.frexp(np.abs(x).max(axis=0))  # largest |x| = m * 2**exponent, 0.5 <= m < 1
+    _mantissa, exponent = np.frexp(np.abs(x).max(axis=0))  # largest |x| = m * 2**exponent, 0.5 <= m < 1
     scale = np.ldexp(np.ones(x.shape[1], dtype=x.dtype), exponent - 1)  # (D,) so |y| < 2
     y = x / scale  # (N, D)
     yc = y - y[0]  # (N, D) the same two passes as batchnorm_forward, on y

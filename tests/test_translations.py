@@ -28,6 +28,8 @@ import pytest  # noqa: E402
 
 from helpers import i18n  # noqa: E402
 from tools import notebooks as nbtool  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 from tools import translate  # noqa: E402
 
 ENGLISH = nbtool.notebook_paths()
@@ -348,3 +350,25 @@ def test_chinese_notebook_runs_and_prints_the_same_numbers_as_the_english(path):
         assert not widget_problems(outputs)
         assert not any(failed in o.get("data", {}).get("text/html", "") for o in outputs)
     assert printed_numbers(chinese.notebook) == printed_numbers(english.notebook)
+
+
+def test_no_helper_module_hides_the_translation_function():
+    """A module that imports ``_`` from helpers.i18n must never bind ``_`` itself (``_, x = ...``,
+    ``for _ in``): Python then treats ``_`` as a local name in that whole function, and every
+    ``_("...")`` there fails (TypeError or UnboundLocalError), in English too."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "helpers").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imports_it = any(isinstance(node, ast.ImportFrom) and node.module == "helpers.i18n"
+                         and any(alias.name == "_" and alias.asname is None for alias in node.names)
+                         for node in tree.body)
+        if not imports_it:
+            continue
+        for node in ast.walk(tree):
+            bound = (isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store)) or (
+                isinstance(node, ast.arg) and node.arg == "_")
+            if bound:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, offenders

@@ -93,7 +93,7 @@ def _call(fn, arguments, description, feedback):
 
 def reference_backward(dout, x, gamma, eps=1e-5):
     """BN's gradients (dx, dgamma, dbeta) from the raw inputs: helpers.bn's closed form."""
-    _, cache = batchnorm_forward(x, gamma, np.zeros_like(gamma), eps)
+    _out, cache = batchnorm_forward(x, gamma, np.zeros_like(gamma), eps)
     return batchnorm_backward_compact(dout, cache)
 
 

@@ -207,7 +207,7 @@ def _outputs(u, weight, bias, gamma, beta, running_mean, running_var):
 
 def _drop_bias_diagnosis(answer, case) -> str | None:
     """The explanation of a known mistake in ``answer`` (gamma, beta, running_mean, running_var)."""
-    _, _, _, bias, gamma, beta, running_mean, running_var = case
+    _x, _mean, _var, bias, gamma, beta, running_mean, running_var = case
     new_gamma, new_beta, new_mean, new_var = answer
 
     def same(a, b):  # compares values, not outputs: loose enough to let a float32 answer through

@@ -99,7 +99,7 @@ def _build_learning_curves():
                     ylim=(0, 100), xlim=(0, SWEEP_STEPS))
 
     ax_loss.yaxis.set_major_locator(LogLocator(base=10))
-    ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
     ax_loss.yaxis.set_minor_formatter(NullFormatter())
     ax_loss.axhline(np.log(10), color="gray", lw=0.8, ls="--")
     ax_loss.text(SWEEP_STEPS, np.log(10) * 1.08, _("ln 10: guessing"), color="gray", ha="right",

@@ -135,7 +135,7 @@ def _draw_cube_columns(ax, mask, selected=None, height=None):
 
     batch_size, channels = mask.shape
     height = _cube_height(channels, height)
-    polygons = [polygon for polygon, *_ in _cube_polygons(batch_size, channels, height,
+    polygons = [polygon for polygon, *_rest in _cube_polygons(batch_size, channels, height,
                                                           DEPTH_DX, DEPTH_DY)]
     face_colors, edge_colors = _cube_colours(mask, selected)
     ax.add_collection(PolyCollection(polygons, facecolors=face_colors, edgecolors=edge_colors,
@@ -397,7 +397,7 @@ def update_shared_statistics(figure, result, pad=2):
     selected = (result["sample"], result["channel"])
     cube = artists["cube"]
     if artists["depth"] != n:  # a new batch size: a deeper or shallower cube
-        artists["cube_columns"].set_verts([polygon for polygon, *_ in _cube_polygons(
+        artists["cube_columns"].set_verts([polygon for polygon, *_rest in _cube_polygons(
             n, c, _cube_height(c), DEPTH_DX, DEPTH_DY)])
         for artist in artists["depth_arrow"]:
             artist.remove()

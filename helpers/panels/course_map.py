@@ -861,7 +861,7 @@ def _all_reduce():
 
 
 def _all_gather():
-    _, _, colors = _process_boxes()
+    _names, _boxes, colors = _process_boxes()
     values = [1.0, 3.0, 2.0, 4.0]
     everyone = [list(zip(values, colors))] * 4
     return [_bars(values, colors, "before: one tensor per process"),
