@@ -199,6 +199,9 @@ def test_fields_and_literals_are_checked():
                                          "{'有' if a else '无'} BN", "string", 'f"', '"') is None
     assert translate.translation_problem("see `x`", "见 x", "markdown")
     assert translate.translation_problem("[a](01_x.ipynb)", "[甲](02_x.ipynb)", "markdown")
+    # a closing ** after full-width punctuation, before a hanzi, does not close (CommonMark)
+    assert translate.translation_problem("**Try it.** Move it.", "**试一试。**移动它。", "markdown")
+    assert translate.translation_problem("**Try it.** Move it.", "**试一试**。移动它。", "markdown") is None
 
 
 def test_markdown_units_are_blocks_items_rows_and_headings():

@@ -489,7 +489,22 @@ def translation_problem(msgid: str, msgstr: str, kind: str, opening: str = "", q
             return "the number of ` or $ differs from the English (code and math must stay)"
         if [u for u in re.findall(r"\]\(([^)]*)\)", msgid)] != re.findall(r"\]\(([^)]*)\)", msgstr):
             return "the link targets differ from the English"
+        if "*" in msgid or "_" in msgid:
+            english, chinese = emphasis_rendered(msgid), emphasis_rendered(msgstr)
+            if english != chinese:
+                return (f"bold/italic render differently ({english} in English, {chinese} here): a ** "
+                        "after full-width punctuation and before a hanzi does not close (CommonMark); "
+                        "write **词**。 rather than **词。**")
     return None
+
+
+def emphasis_rendered(markdown: str) -> tuple[int, int]:
+    """(bold, italic) spans a CommonMark renderer makes of ``markdown``: mistune, which
+    JupyterLab's nbconvert uses, follows CommonMark's rules for where ** and * may open and close."""
+    import mistune
+
+    html = mistune.create_markdown()(markdown)
+    return html.count("<strong>"), html.count("<em>")
 
 
 # --- extraction --------------------------------------------------------------------------------
