@@ -31,7 +31,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
-from helpers.i18n import _
+from helpers.i18n import N_, _
 
 __all__ = ["MISTAKES", "RTOL", "SCALE", "check_linear_bn_backward", "check_mean_only_backward",
            "check_weight_scaling", "linear_bn_cases", "mean_only_cases", "reference_backward",
@@ -70,7 +70,8 @@ def _as_array(value, name: str, shape, feedback: Feedback, hints=None):
         feedback.add(_("{name} is a {value}, not an array of numbers.").format(name=name, value=type(value).__name__))
         return None
     if array.shape != shape:
-        feedback.add((hints or {}).get(array.shape, f"{name} has shape {array.shape}; expected {shape}."))
+        feedback.add((hints or {}).get(array.shape, _("{name} has shape {shape}; expected {shape2}.").format(
+            name=name, shape=array.shape, shape2=shape)))
         return None
     return array
 
@@ -139,26 +140,26 @@ def variant_backward(dout, x, gamma, eps=1e-5, *, ddof=0, use_eps=None, mean_ter
 #: (keyword arguments of variant_backward, what the reader is told)
 MISTAKES = [
     (dict(detached=True),
-     "BN's backward treats the batch mean and variance as constants (detached statistics): dL/dz "
-     "= gamma * dout / sqrt(var + eps). Both depend on every z_i, so dL/dz needs the two extra "
-     "terms: gamma / (N * std) * (N * dout - sum(dout) - z_hat * sum(dout * z_hat))."),
+     N_("BN's backward treats the batch mean and variance as constants (detached statistics): dL/dz "
+        "= gamma * dout / sqrt(var + eps). Both depend on every z_i, so dL/dz needs the two extra "
+        "terms: gamma / (N * std) * (N * dout - sum(dout) - z_hat * sum(dout * z_hat)).")),
     (dict(mean_term=False),
-     "In BN's backward the term from the path through the mean is missing (-sum(dout)). "
-     "Symptom: sum(dL/dz) over the batch is not 0, and with it dbias."),
+     N_("In BN's backward the term from the path through the mean is missing (-sum(dout)). "
+        "Symptom: sum(dL/dz) over the batch is not 0, and with it dbias.")),
     (dict(var_term=False),
-     "In BN's backward the term from the path through the variance is missing "
-     "(-z_hat * sum(dout * z_hat)): the popular formula of §7."),
+     N_("In BN's backward the term from the path through the variance is missing "
+        "(-z_hat * sum(dout * z_hat)): the popular formula of §7.")),
     (dict(ddof=1),
-     "Your variance divides by N - 1 (unbiased). BN in training normalizes with the biased batch "
-     "variance, mean((z - mu)**2), dividing by N."),
+     N_("Your variance divides by N - 1 (unbiased). BN in training normalizes with the biased batch "
+        "variance, mean((z - mu)**2), dividing by N.")),
     (dict(use_eps=0.0),
-     "eps is missing: the standard deviation is sqrt(var + eps), not sqrt(var)."),
+     N_("eps is missing: the standard deviation is sqrt(var + eps), not sqrt(var).")),
     (dict(use_eps=1e-5),
-     "Your function ignores its eps argument (it uses 1e-5 whatever eps is): use the eps passed in."),
+     N_("Your function ignores its eps argument (it uses 1e-5 whatever eps is): use the eps passed in.")),
     (dict(divide_by_n=False),
-     "BN's dL/dz is N times too large: the 1/N in front of the closed form is missing."),
+     N_("BN's dL/dz is N times too large: the 1/N in front of the closed form is missing.")),
     (dict(with_gamma=False),
-     "gamma is missing from BN's dL/dz: the upstream gradient reaches z_hat multiplied by gamma."),
+     N_("gamma is missing from BN's dL/dz: the upstream gradient reaches z_hat multiplied by gamma.")),
 ]
 
 
@@ -179,7 +180,7 @@ def mean_only_cases():
     rng = np.random.default_rng(2018)
     cases = []
     for n, d in [(6, 3), (4, 7), (32, 2)]:
-        cases.append((f"a batch of {n} x {d}", rng.standard_normal((n, d)),
+        cases.append((_("a batch of {n} x {d}").format(n=n, d=d), rng.standard_normal((n, d)),
                       rng.normal(2.0, 3.0, (n, d)), rng.standard_normal(d)))
     return cases
 
@@ -187,22 +188,22 @@ def mean_only_cases():
 def _mean_only_mistakes(dout, x, beta):
     full = reference_backward(dout, x, np.ones(x.shape[1]))[0]
     return [
-        (dout, None, "dx = dout leaves out the path through the mean: the mean of x depends on every "
-                     "x_i (d mean / d x_i = 1/N), so dx = dout - mean(dout). Symptom: sum(dx) is not 0, "
-                     "yet shifting the whole batch changes nothing."),
-        (dout - dout.sum(axis=0), None, "You subtracted sum(dout): the path through the mean carries a "
-                                        "1/N (mean = sum / N), so dx = dout - dout.mean(axis=0)."),
+        (dout, None, _("dx = dout leaves out the path through the mean: the mean of x depends on every "
+                       "x_i (d mean / d x_i = 1/N), so dx = dout - mean(dout). Symptom: sum(dx) is not 0, "
+                       "yet shifting the whole batch changes nothing.")),
+        (dout - dout.sum(axis=0), None, _("You subtracted sum(dout): the path through the mean carries a "
+                                          "1/N (mean = sum / N), so dx = dout - dout.mean(axis=0).")),
         (dout - dout.mean(axis=1, keepdims=True), None,
-         "You subtracted each example's mean over its features (axis 1). The mean that mean-only BN "
-         "subtracts is over the batch, per feature: dx = dout - dout.mean(axis=0)."),
-        (full, None, "That is full BN's dx (gamma = 1). Mean-only BN has no division by the spread, so "
-                     "the path through the variance is gone too: dx = dout - dout.mean(axis=0)."),
-        (dout + dout.mean(axis=0), None, "The path through the mean enters with a minus sign "
-                                         "(x_c = x - mu): dx = dout - dout.mean(axis=0)."),
-        (None, dout.mean(axis=0), "dbeta is the mean of dout over the batch; beta is used by all N "
-                                  "rows, so its gradient is the sum: dout.sum(axis=0)."),
-        (None, (dout * x).sum(axis=0), "dbeta = sum(dout * x) is how a scale's gradient looks; beta is "
-                                       "only added, so dbeta = dout.sum(axis=0)."),
+         _("You subtracted each example's mean over its features (axis 1). The mean that mean-only BN "
+           "subtracts is over the batch, per feature: dx = dout - dout.mean(axis=0).")),
+        (full, None, _("That is full BN's dx (gamma = 1). Mean-only BN has no division by the spread, so "
+                       "the path through the variance is gone too: dx = dout - dout.mean(axis=0).")),
+        (dout + dout.mean(axis=0), None, _("The path through the mean enters with a minus sign "
+                                           "(x_c = x - mu): dx = dout - dout.mean(axis=0).")),
+        (None, dout.mean(axis=0), _("dbeta is the mean of dout over the batch; beta is used by all N "
+                                    "rows, so its gradient is the sum: dout.sum(axis=0).")),
+        (None, (dout * x).sum(axis=0), _("dbeta = sum(dout * x) is how a scale's gradient looks; beta is "
+                                         "only added, so dbeta = dout.sum(axis=0).")),
     ]
 
 
@@ -222,9 +223,10 @@ def check_mean_only_backward(fn) -> Feedback:
         precision = precision_of(result)
         dx = _as_array(result[0], "dx", (n, d), feedback)
         dbeta = _as_array(result[1], "dbeta", (d,), feedback, hints={
-            (n, d): f"dbeta has shape {(n, d)}, one value per example: beta is shared by the N rows, "
-                    f"so its gradient is their sum, dout.sum(axis=0), shape ({d},).",
-            (n,): f"dbeta has shape {(n,)}: it is summed over the features; sum over the batch (axis=0)."})
+            (n, d): _("dbeta has shape {shape}, one value per example: beta is shared by the N rows, "
+                      "so its gradient is their sum, dout.sum(axis=0), shape ({d},).").format(shape=(n, d), d=d),
+            (n,): _("dbeta has shape {shape}: it is summed over the features; sum over the batch "
+                    "(axis=0).").format(shape=(n,))})
         if dx is None or dbeta is None:
             return feedback
         right_dx, right_dbeta = reference_mean_only_backward(dout, x, beta)
@@ -245,9 +247,11 @@ def check_mean_only_backward(fn) -> Feedback:
         error = max(_relative_error(dx, right_dx), _relative_error(dbeta, right_dbeta))
         note = low_precision_message(precision, error, RTOL)
         wrong = [name for name, ok in (("dx", dx_right), ("dbeta", dbeta_right)) if not ok]
-        feedback.add(f"On {description}: " + (note or f"{' and '.join(wrong)} differ from the reference "
-                                                      f"(by up to {error:.2g}, relative). Walk the graph "
-                                                      f"of §1 without the variance nodes."))
+        feedback.add(_("On {description}: {note}").format(description=description, note=note) if note else
+                     _("On {description}: {value} differ from the reference "
+                       "(by up to {error:.2g}, relative). Walk the graph "
+                       "of §1 without the variance nodes.").format(description=description,
+                                                                   value=_(" and ").join(wrong), error=error))
         return feedback
     feedback.passed = True
     feedback.add(_("dx = dout - mean(dout) and dbeta = sum(dout) on every hidden case. Note what does "
@@ -273,7 +277,8 @@ def linear_bn_cases():
     rng = np.random.default_rng(303)
     cases = []
     for n, d_in, d_out, eps in [(8, 5, 3, 1e-5), (16, 3, 6, 1e-5), (6, 4, 2, 1e-2)]:
-        cases.append((f"a layer {d_in} -> {d_out} on a batch of {n} (eps = {eps:g})",
+        cases.append((_("a layer {d_in} -> {d_out} on a batch of {n} (eps = {eps:g})").format(
+                          d_in=d_in, d_out=d_out, n=n, eps=eps),
                       rng.standard_normal((n, d_out)), rng.normal(0.5, 1.0, (n, d_in)),
                       rng.normal(0.0, 0.7, (d_out, d_in)), rng.normal(0.0, 2.0, d_out),
                       rng.uniform(0.5, 2.0, d_out) * rng.choice([-1.0, 1.0], d_out), eps))
@@ -286,22 +291,22 @@ def _linear_bn_mistakes(dout, u, weight, bias, gamma, eps):
     right = reference_linear_bn_backward(dout, u, weight, bias, gamma, eps)
     mistakes = [
         (right[0], right[1], dout.sum(axis=0),
-         "du and dweight are right, but dbias = sum(dout) is dbeta, the gradient of the shift that "
-         "comes after the normalization. The bias is added before it: BN subtracts the batch mean, "
-         "which contains b, so b cannot change the output and dbias = sum(dz) = 0 (§8: the "
-         "gradient BN passes back sums to 0 over the batch). That is why BN layers follow "
-         "bias-free linear layers."),
+         _("du and dweight are right, but dbias = sum(dout) is dbeta, the gradient of the shift that "
+           "comes after the normalization. The bias is added before it: BN subtracts the batch mean, "
+           "which contains b, so b cannot change the output and dbias = sum(dz) = 0 (§8: the "
+           "gradient BN passes back sums to 0 over the batch). That is why BN layers follow "
+           "bias-free linear layers.")),
         (right[0], right[1], (dout * gamma).sum(axis=0),
-         "dbias = sum(gamma * dout) skips BN's backward for the bias. b enters before BN, "
-         "so dbias = sum(dz) with dz the gradient BN passes back, which is 0."),
+         _("dbias = sum(gamma * dout) skips BN's backward for the bias. b enters before BN, "
+           "so dbias = sum(dz) with dz the gradient BN passes back, which is 0.")),
         (dout @ weight, dout.T @ u, dout.sum(axis=0),
-         "You passed dout straight to the linear layer: BN sits between them. First go back "
-         "through BN (dz = BN's dx, e.g. with helpers.bn), then du = dz @ weight, "
-         "dweight = dz.T @ u, dbias = dz.sum(axis=0)."),
+         _("You passed dout straight to the linear layer: BN sits between them. First go back "
+           "through BN (dz = BN's dx, e.g. with helpers.bn), then du = dz @ weight, "
+           "dweight = dz.T @ u, dbias = dz.sum(axis=0).")),
     ]
     for keywords, message in MISTAKES:
         dz = variant_backward(dout, z, gamma, eps, **keywords)[0]
-        mistakes.append((dz @ weight, dz.T @ u, None, message))
+        mistakes.append((dz @ weight, dz.T @ u, None, _(message)))
     return mistakes
 
 
@@ -323,14 +328,15 @@ def check_linear_bn_backward(fn) -> Feedback:
             return feedback
         precision = precision_of(result)
         du = _as_array(result[0], "du", (n, d_in), feedback, hints={
-            (n, d_out): f"du has shape {(n, d_out)}, the shape of z, not of u {(n, d_in)}: z = u @ weight.T, "
-                        "so du = dz @ weight (not dz @ weight.T)."})
+            (n, d_out): _("du has shape {shape}, the shape of z, not of u {shape2}: z = u @ weight.T, "
+                          "so du = dz @ weight (not dz @ weight.T).").format(shape=(n, d_out), shape2=(n, d_in))})
         dweight = _as_array(result[1], "dweight", (d_out, d_in), feedback, hints={
-            (d_in, d_out): f"dweight has shape {(d_in, d_out)}, that of weight.T: with z = u @ weight.T, "
-                           f"dweight = dz.T @ u, shape {(d_out, d_in)} like weight."})
+            (d_in, d_out): _("dweight has shape {shape}, that of weight.T: with z = u @ weight.T, "
+                             "dweight = dz.T @ u, shape {shape2} like weight.").format(shape=(d_in, d_out),
+                                                                                      shape2=(d_out, d_in))})
         dbias = _as_array(result[2], "dbias", (d_out,), feedback, hints={
-            (n, d_out): f"dbias has shape {(n, d_out)}: the bias is shared by the N rows, so its "
-                        f"gradient is a sum over the batch, shape ({d_out},)."})
+            (n, d_out): _("dbias has shape {shape}: the bias is shared by the N rows, so its "
+                          "gradient is a sum over the batch, shape ({d_out},).").format(shape=(n, d_out), d_out=d_out)})
         if du is None or dweight is None or dbias is None:
             return feedback
         right = reference_linear_bn_backward(dout, u, weight, bias, gamma, eps)
@@ -355,8 +361,8 @@ def check_linear_bn_backward(fn) -> Feedback:
                  if not _close(a, r, scale=size)]
         hint = ""
         if wrong == ["dbias"]:
-            hint = (" du and dweight are right; what can the bias change, once BN has subtracted "
-                    "the batch mean?")
+            hint = _(" du and dweight are right; what can the bias change, once BN has subtracted "
+                     "the batch mean?")
         feedback.add(_("On {description}: {value} differ from the reference (by up to "
                      "{error:.2g}, relative to the largest gradient).{hint}").format(description=description, value=', '.join(wrong), error=error, hint=hint))
         return feedback
@@ -375,10 +381,10 @@ SCALE = 10.0
 
 #: quantity -> (what it is, the factor it changes by when W becomes SCALE * W)
 _QUANTITIES = {
-    "output": ("BN's output", 1.0),
-    "grad_input": ("the gradient with respect to the layer's input u", 1.0),
-    "grad_weight": ("the gradient with respect to the weights, |dL/d(aW)|", 1.0 / SCALE),
-    "relative_update": ("one SGD step's relative change of the weights, |ΔW| / |W|", 1.0 / SCALE**2),
+    "output": (N_("BN's output"), 1.0),
+    "grad_input": (N_("the gradient with respect to the layer's input u"), 1.0),
+    "grad_weight": (N_("the gradient with respect to the weights, |dL/d(aW)|"), 1.0 / SCALE),
+    "relative_update": (N_("one SGD step's relative change of the weights, |ΔW| / |W|"), 1.0 / SCALE**2),
 }
 
 
@@ -388,16 +394,16 @@ def weight_scaling_answers() -> dict:
 
 
 _WHY = {
-    "output": "BN(aWu) = BN(Wu): scaling the weights scales every z_i, their mean and their standard "
-              "deviation by a, and the normalization divides it out (up to eps).",
-    "grad_input": "The output does not change for any u when W is scaled, so neither does its "
-                  "derivative with respect to u: the factor is 1.",
-    "grad_weight": "The loss is scale invariant, L(aW) = L(W) for every W. Differentiate both sides "
-                   "with respect to W: a times the gradient at aW equals the gradient at W, so "
-                   "dL/d(aW) = (1/a) dL/dW: ten times larger weights, a ten times smaller gradient.",
-    "relative_update": "One step changes aW by lr * dL/d(aW), which is 1/a times as large, while |aW| "
-                       "is a times as large: the ratio falls by 1/a². Large weights learn slowly, the "
-                       "self-stabilization of the paper's §3.3.",
+    "output": N_("BN(aWu) = BN(Wu): scaling the weights scales every z_i, their mean and their standard "
+                 "deviation by a, and the normalization divides it out (up to eps)."),
+    "grad_input": N_("The output does not change for any u when W is scaled, so neither does its "
+                     "derivative with respect to u: the factor is 1."),
+    "grad_weight": N_("The loss is scale invariant, L(aW) = L(W) for every W. Differentiate both sides "
+                      "with respect to W: a times the gradient at aW equals the gradient at W, so "
+                      "dL/d(aW) = (1/a) dL/dW: ten times larger weights, a ten times smaller gradient."),
+    "relative_update": N_("One step changes aW by lr * dL/d(aW), which is 1/a times as large, while |aW| "
+                          "is a times as large: the ratio falls by 1/a². Large weights learn slowly, the "
+                          "self-stabilization of the paper's §3.3."),
 }
 
 
@@ -420,6 +426,7 @@ def check_weight_scaling(answers) -> Feedback:
     wrong = 0
     for key, (what, factor) in _QUANTITIES.items():
         value = answers.get(key)
+        what = _(what)
         if value is None:
             feedback.add(_("{key}: no answer yet ({what}).").format(key=key, what=what))
             wrong += 1
@@ -431,19 +438,19 @@ def check_weight_scaling(answers) -> Feedback:
             wrong += 1
             continue
         if math.isclose(value, factor, rel_tol=1e-2):
-            feedback.add(_("{key} = {value:g}: right. {value2}").format(key=key, value=value, value2=_WHY[key]))
+            feedback.add(_("{key} = {value:g}: right. {value2}").format(key=key, value=value, value2=_(_WHY[key])))
             continue
         wrong += 1
         if math.isclose(value, 1.0 / factor, rel_tol=1e-2) and factor != 1.0:
-            slip = f"{value:g} is the inverse of the factor: it gets smaller, not larger. "
+            slip = _("{value:g} is the inverse of the factor: it gets smaller, not larger. ").format(value=value)
         elif math.isclose(value, SCALE, rel_tol=1e-2) or math.isclose(value, SCALE**2, rel_tol=1e-2):
-            slip = "that would be true without BN, where everything after the layer scales with W. "
+            slip = _("that would be true without BN, where everything after the layer scales with W. ")
         elif key == "relative_update" and math.isclose(value, 1.0 / SCALE, rel_tol=1e-2):
-            slip = "1/a is how the gradient shrinks; the relative update also divides by |W|, which grew. "
+            slip = _("1/a is how the gradient shrinks; the relative update also divides by |W|, which grew. ")
         elif key == "grad_weight" and math.isclose(value, 1.0 / SCALE**2, rel_tol=1e-2):
-            slip = "1/a² is the relative update; the gradient itself shrinks by 1/a. "
+            slip = _("1/a² is the relative update; the gradient itself shrinks by 1/a. ")
         else:
             slip = ""
-        feedback.add(_("{key} = {value:g} is not the factor for {what}: {slip}{value2}").format(key=key, value=value, what=what, slip=slip, value2=_WHY[key]))
+        feedback.add(_("{key} = {value:g} is not the factor for {what}: {slip}{value2}").format(key=key, value=value, what=what, slip=slip, value2=_(_WHY[key])))
     feedback.passed = wrong == 0 and not unknown
     return feedback

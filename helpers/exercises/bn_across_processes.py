@@ -16,7 +16,7 @@ import numpy as np
 
 from helpers.bn import batchnorm_backward_compact, batchnorm_forward
 from helpers.feedback import Feedback, NotAttempted, call_reader_function
-from helpers.i18n import _
+from helpers.i18n import N_, _
 from helpers.parallel_variance import Moments, merge, moments
 
 __all__ = ["check_merge", "check_shard_backward"]
@@ -46,10 +46,10 @@ def _merge_cases():
     part, and a part whose mean is huge compared with its spread."""
     rng = np.random.default_rng(1979)
     cases = []
-    for label, n_a, n_b, loc, scale in [("23 and 41 values", 23, 41, 2.0, 1.5),
-                                        ("1 and 9 values", 1, 9, -1.0, 3.0),
-                                        ("an empty part (count 0) and 12 values", 0, 12, 0.5, 1.0),
-                                        ("7 and 5 values with mean 1e8 and spread 1", 7, 5, 1e8, 1.0)]:
+    for label, n_a, n_b, loc, scale in [(N_("23 and 41 values"), 23, 41, 2.0, 1.5),
+                                        (N_("1 and 9 values"), 1, 9, -1.0, 3.0),
+                                        (N_("an empty part (count 0) and 12 values"), 0, 12, 0.5, 1.0),
+                                        (N_("7 and 5 values with mean 1e8 and spread 1"), 7, 5, 1e8, 1.0)]:
         shift = rng.uniform(-2, 2, 3)
         a = rng.normal(loc, scale, size=(n_a, 3))
         b = rng.normal(loc, scale, size=(n_b, 3)) + shift * scale
@@ -81,38 +81,39 @@ def _merge_variant(a, b, *, plain_mean=False, no_between=False, between_no_divis
 
 _MERGE_MISTAKES = [
     (dict(through_sums=True),
-     "you go through sums of squares (sum x^2 - (sum x)^2 / n). That is the one-pass shortcut: "
-     "with a mean of 1e8 and a spread of 1 the two terms agree in their first 16 digits and "
-     "their difference is rounding noise. Merge the M2s directly: m2_a + m2_b + delta^2 * n_a * "
-     "n_b / n."),
+     N_("you go through sums of squares (sum x^2 - (sum x)^2 / n). That is the one-pass shortcut: "
+        "with a mean of 1e8 and a spread of 1 the two terms agree in their first 16 digits and "
+        "their difference is rounding noise. Merge the M2s directly: m2_a + m2_b + delta^2 * n_a * "
+        "n_b / n.")),
     (dict(plain_mean=True),
-     "the merged mean is the plain average of the two means. With unequal counts it must be "
-     "weighted by them: mean_a + delta * n_b / n, i.e. (n_a mean_a + n_b mean_b) / n."),
+     N_("the merged mean is the plain average of the two means. With unequal counts it must be "
+        "weighted by them: mean_a + delta * n_b / n, i.e. (n_a mean_a + n_b mean_b) / n.")),
     (dict(no_between=True),
-     "m2_a + m2_b misses the spread BETWEEN the parts: each part's M2 is measured about its own "
-     "mean, so add delta^2 * n_a * n_b / n, delta = mean_b - mean_a."),
+     N_("m2_a + m2_b misses the spread BETWEEN the parts: each part's M2 is measured about its own "
+        "mean, so add delta^2 * n_a * n_b / n, delta = mean_b - mean_a.")),
     (dict(between_no_division=True),
-     "the between-parts term is delta^2 * n_a * n_b / n: you left out the division by n = n_a + n_b."),
+     N_("the between-parts term is delta^2 * n_a * n_b / n: you left out the division by n = n_a + n_b.")),
     (dict(swapped_weight=True),
-     "the weights of the mean are swapped: moving from mean_a towards mean_b by delta * n_a / n "
-     "gives the larger part the smaller say. It is mean_a + delta * n_b / n."),
+     N_("the weights of the mean are swapped: moving from mean_a towards mean_b by delta * n_a / n "
+        "gives the larger part the smaller say. It is mean_a + delta * n_b / n.")),
     (dict(variance=True),
-     "you returned the variance (M2 / n) as the third value. Return M2 itself, the sum of "
-     "squared deviations: that is what merges again with the next part."),
+     N_("you returned the variance (M2 / n) as the third value. Return M2 itself, the sum of "
+        "squared deviations: that is what merges again with the next part.")),
 ]
 
 
 def _as_moments(result, shape):
     if not isinstance(result, (tuple, list)) or len(result) != 3:
-        return None, f"return (count, mean, m2), three values; got {type(result).__name__}."
+        return None, _("return (count, mean, m2), three values; got {value}.").format(value=type(result).__name__)
     count, mean, m2 = result
     try:
         count = float(count)
         mean, m2 = np.asarray(mean, dtype=np.float64), np.asarray(m2, dtype=np.float64)
     except (TypeError, ValueError):
-        return None, "count should be a number and mean and m2 arrays of numbers."
+        return None, _("count should be a number and mean and m2 arrays of numbers.")
     if mean.shape != shape or m2.shape != shape:
-        return None, f"mean and m2 should have shape {shape}, got {mean.shape} and {m2.shape}."
+        return None, _("mean and m2 should have shape {shape}, got {shape2} and {shape3}.").format(
+            shape=shape, shape2=mean.shape, shape3=m2.shape)
     return Moments(count, mean, m2), None
 
 
@@ -122,6 +123,7 @@ def check_merge(function) -> Feedback:
     feedback = Feedback(_("merging (count, mean, M2) of two parts"))
     found = []
     for label, a, b in _merge_cases():
+        shown = _(label)
         copies = [np.copy(a.mean), np.copy(a.m2), np.copy(b.mean), np.copy(b.m2)]
         try:
             result = call_reader_function(function, a, b)
@@ -129,15 +131,16 @@ def check_merge(function) -> Feedback:
             feedback.attempted = False
             return feedback
         except Exception as error:
-            message = f"your function raised {type(error).__name__}: {error} (parts of {label})."
+            message = _("your function raised {value}: {error} (parts of {label}).").format(
+                value=type(error).__name__, error=error, label=shown)
             if a.count == 0:
-                message += (" A part can be empty: a process that got no examples still takes part, "
-                            "with count 0. Divide only by n = n_a + n_b.")
+                message += _(" A part can be empty: a process that got no examples still takes part, "
+                             "with count 0. Divide only by n = n_a + n_b.")
             found.append(message)
             break
         if any(not np.array_equal(before, after) for before, after in
                zip(copies, [a.mean, a.m2, b.mean, b.m2])):
-            found.append("your function changed one of the parts in place; return new arrays.")
+            found.append(_("your function changed one of the parts in place; return new arrays."))
             break
         merged, problem = _as_moments(result, np.shape(a.mean))
         if problem:
@@ -145,28 +148,30 @@ def check_merge(function) -> Feedback:
             break
         expected = merge(a, b)
         if merged.count != expected.count:
-            found.append(f"the count should be n_a + n_b = {expected.count:g}, got {merged.count:g}.")
+            found.append(_("the count should be n_a + n_b = {count:g}, got {value:g}.").format(
+                count=expected.count, value=merged.count))
             break
         if _close(merged.mean, expected.mean) and _close(merged.m2, expected.m2):
             continue
         for flags, message in _MERGE_MISTAKES:
             _count, mean, m2 = _merge_variant(a, b, **flags)
             if _close(merged.mean, mean) and _close(merged.m2, m2):
-                found.append(message)
+                found.append(_(message))
                 break
         else:
             if a.count == 0 and not (np.all(np.isfinite(merged.mean)) and np.all(np.isfinite(merged.m2))):
-                found.append("with an empty part (count 0) your merge gives NaN or inf: divide only "
-                             "by n = n_a + n_b, which is not 0 here.")
+                found.append(_("with an empty part (count 0) your merge gives NaN or inf: divide only "
+                               "by n = n_a + n_b, which is not 0 here."))
             elif _close(merged.mean, expected.mean) and "1e8" in label:
-                found.append(_MERGE_MISTAKES[0][1])  # the shortcut, rounded in another order
+                found.append(_(_MERGE_MISTAKES[0][1]))  # the shortcut, rounded in another order
             elif _close(merged.mean, expected.mean):
-                found.append(f"the mean is right, M2 is not (parts of {label}): it is m2_a + m2_b + "
-                             "delta^2 * n_a * n_b / n.")
+                found.append(_("the mean is right, M2 is not (parts of {label}): it is m2_a + m2_b + "
+                               "delta^2 * n_a * n_b / n.").format(label=shown))
             elif _close(merged.m2, expected.m2):
-                found.append(f"M2 is right, the mean is not (parts of {label}): mean_a + delta * n_b / n.")
+                found.append(_("M2 is right, the mean is not (parts of {label}): mean_a + delta * n_b / n.").format(
+                    label=shown))
             else:
-                found.append(f"neither the mean nor M2 matches (parts of {label}).")
+                found.append(_("neither the mean nor M2 matches (parts of {label}).").format(label=shown))
         break
     return _dedupe_into(feedback, found)
 
@@ -181,9 +186,9 @@ def _backward_cases():
     and the shard sizes it is split into."""
     rng = np.random.default_rng(2018)
     cases = []
-    for label, shards, channels in [("shards of 5 and 11", (5, 11), 3),
-                                    ("shards of 2, 9 and 21", (2, 9, 21), 4),
-                                    ("shards of 1 and 6", (1, 6), 2)]:
+    for label, shards, channels in [(_("shards of 5 and 11"), (5, 11), 3),
+                                    (_("shards of 2, 9 and 21"), (2, 9, 21), 4),
+                                    (_("shards of 1 and 6"), (1, 6), 2)]:
         n = sum(shards)
         x = rng.normal(rng.uniform(-2, 2, channels), rng.uniform(0.5, 3, channels), size=(n, channels))
         cases.append((label, x, rng.normal(size=(n, channels)), rng.uniform(0.5, 2.0, channels), shards))
@@ -203,22 +208,22 @@ def _backward_variant(dy, x_hat, gamma, invstd, sum_dy, sum_dy_x_hat, count, *, 
 
 _BACKWARD_MISTAKES = [
     (dict(local_sums=True),
-     "you use this process's own sums of dy and dy * x_hat. The gradient couples every example of "
-     "the GLOBAL batch: use the all-reduced sum_dy and sum_dy_x_hat you are given."),
+     N_("you use this process's own sums of dy and dy * x_hat. The gradient couples every example of "
+        "the GLOBAL batch: use the all-reduced sum_dy and sum_dy_x_hat you are given.")),
     (dict(local_count=True),
-     "you divide the sums by this process's number of examples. The sums are over the whole "
-     "batch, so divide by total_count, the global N."),
+     N_("you divide the sums by this process's number of examples. The sums are over the whole "
+        "batch, so divide by total_count, the global N.")),
     (dict(local_sums=True, local_count=True),
-     "this is plain per-process BN's gradient: local sums divided by the local count. Use the "
-     "all-reduced sums and the global count total_count."),
+     N_("this is plain per-process BN's gradient: local sums divided by the local count. Use the "
+        "all-reduced sums and the global count total_count.")),
     (dict(no_gamma=True),
-     "gamma is missing: y = gamma * x_hat + beta, so dx carries the factor gamma / sqrt(var + eps)."),
+     N_("gamma is missing: y = gamma * x_hat + beta, so dx carries the factor gamma / sqrt(var + eps).")),
     (dict(no_invstd=True),
-     "the factor 1 / sqrt(var + eps) (invstd) is missing: x_hat = (x - mean) * invstd."),
+     N_("the factor 1 / sqrt(var + eps) (invstd) is missing: x_hat = (x - mean) * invstd.")),
     (dict(plus=True),
-     "the sign of the x_hat term: dx = gamma * invstd * (dy - sum_dy / N - x_hat * sum_dy_x_hat / N)."),
+     N_("the sign of the x_hat term: dx = gamma * invstd * (dy - sum_dy / N - x_hat * sum_dy_x_hat / N).")),
     (dict(no_mean=True),
-     "the mean term is missing: subtract sum_dy / N (the gradient through the batch mean)."),
+     N_("the mean term is missing: subtract sum_dy / N (the gradient through the batch mean).")),
 ]
 
 
@@ -247,25 +252,27 @@ def check_shard_backward(function) -> Feedback:
                 feedback.attempted = False
                 return feedback
             except Exception as error:
-                wrong = f"your function raised {type(error).__name__}: {error} ({label})."
+                wrong = _("your function raised {value}: {error} ({where}).").format(
+                    value=type(error).__name__, error=error, where=label)
                 break
             try:
                 dx = np.asarray(result, dtype=np.float64)
             except (TypeError, ValueError):
-                wrong = "return dx, an array of numbers."
+                wrong = _("return dx, an array of numbers.")
                 break
             if dx.shape != dy[rows].shape:
-                wrong = f"dx should have the shape of dy, {dy[rows].shape}; got {dx.shape} ({label})."
+                wrong = _("dx should have the shape of dy, {shape}; got {shape2} ({label}).").format(
+                    shape=dy[rows].shape, shape2=dx.shape, label=label)
                 break
             if _close(dx, dx_global[rows]):
                 continue
             for flags, message in _BACKWARD_MISTAKES:
                 if _close(dx, _backward_variant(*arguments, **flags)):
-                    wrong = message
+                    wrong = _(message)
                     break
             else:
-                wrong = (f"dx does not match the rows of BN's gradient on the whole batch ({label}, "
-                         f"the shard of {stop - start}).")
+                wrong = _("dx does not match the rows of BN's gradient on the whole batch ({label}, "
+                          "the shard of {size}).").format(label=label, size=stop - start)
             break
         if wrong:
             found.append(wrong)

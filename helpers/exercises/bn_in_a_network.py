@@ -26,7 +26,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
-from helpers.i18n import _
+from helpers.i18n import N_, _
 
 __all__ = ["OUTCOMES", "check_bn_sigmoid_layer", "check_gradient_factor", "check_outcome_prediction"]
 
@@ -45,10 +45,10 @@ def _layer_cases():
     def normal(*shape, scale=1.0):
         return scale * torch.randn(*shape, generator=generator, dtype=torch.float64)
 
-    yield ("a batch of 6 examples, 5 inputs, 4 units",
+    yield (_("a batch of 6 examples, 5 inputs, 4 units"),
            torch.rand(6, 5, generator=generator, dtype=torch.float64), normal(4, 5, scale=0.5),
            1.0 + normal(4, scale=0.3), normal(4, scale=0.5), 1e-5)
-    yield ("a batch of 12 x 7 inputs, 3 units, eps = 0.5 (every mistake about eps shows)",
+    yield (_("a batch of 12 x 7 inputs, 3 units, eps = 0.5 (every mistake about eps shows)"),
            normal(12, 7), normal(3, 7, scale=0.1), torch.tensor([2.0, 0.5, 1.0], dtype=torch.float64),
            torch.tensor([0.0, 1.0, -1.0], dtype=torch.float64), 0.5)
 
@@ -78,29 +78,29 @@ def _layer_mistakes(h, weight, gamma, beta, eps):
     g, b = gamma.numpy(), beta.numpy()
     return [
         (g * _standardize(z, eps) + b,
-         "The sigmoid is missing: the layer's output is sigmoid(gamma * z_hat + beta); BN goes "
-         "*before* the nonlinearity in the paper (Section 3.2)."),
+         _("The sigmoid is missing: the layer's output is sigmoid(gamma * z_hat + beta); BN goes "
+           "*before* the nonlinearity in the paper (Section 3.2).")),
         (_sigmoid(g * _standardize(z, eps, unbiased=True) + b),
-         "Your variance divides by N - 1. In training BN normalizes by the batch's biased variance "
-         "(1/N): torch's z.var(dim=0) is unbiased by default; use z.var(dim=0, unbiased=False) "
-         "(or correction=0)."),
+         _("Your variance divides by N - 1. In training BN normalizes by the batch's biased variance "
+           "(1/N): torch's z.var(dim=0) is unbiased by default; use z.var(dim=0, unbiased=False) "
+           "(or correction=0).")),
         (_sigmoid(g * _standardize(z, None) + b),
-         "eps is missing: divide by sqrt(var + eps), not sqrt(var)."),
+         _("eps is missing: divide by sqrt(var + eps), not sqrt(var).")),
         (_sigmoid(g * _standardize(z, eps, eps_inside=False) + b),
-         "eps is outside the square root: divide by sqrt(var + eps)."),
+         _("eps is outside the square root: divide by sqrt(var + eps).")),
         (_sigmoid(g * _standardize(z, eps, axis=1) + b),
-         "You normalized each example over its units (dim=1). BN normalizes each unit over the "
-         "batch: mean and variance over dim=0, one value per unit."),
+         _("You normalized each example over its units (dim=1). BN normalizes each unit over the "
+           "batch: mean and variance over dim=0, one value per unit.")),
         (g * _standardize(_sigmoid(z), eps) + b,
-         "You applied BN after the sigmoid. The paper's layer is sigmoid(BN(W h)): normalize the "
-         "linear output z = h W^T, then apply the sigmoid."),
+         _("You applied BN after the sigmoid. The paper's layer is sigmoid(BN(W h)): normalize the "
+           "linear output z = h W^T, then apply the sigmoid.")),
         (_sigmoid(b * _standardize(z, eps) + g),
-         "gamma and beta are swapped: gamma scales z_hat, beta shifts it."),
+         _("gamma and beta are swapped: gamma scales z_hat, beta shifts it.")),
         (_sigmoid(_standardize(z, eps)),
-         "gamma and beta are missing: after normalizing, scale and shift: gamma * z_hat + beta."),
+         _("gamma and beta are missing: after normalizing, scale and shift: gamma * z_hat + beta.")),
         (_sigmoid(g * _standardize(h.numpy() @ weight.numpy(), eps) + b)
          if weight.shape[0] == weight.shape[1] else None,
-         "Use h @ weight.T: weight has shape (units, inputs), as in torch.nn.Linear."),
+         _("Use h @ weight.T: weight has shape (units, inputs), as in torch.nn.Linear.")),
     ]
 
 
@@ -233,32 +233,33 @@ def check_gradient_factor(reader_factor) -> Feedback:
     measured = np.array([measured_gradient_factor(a) for a in scales])
     if np.allclose(answers, measured, rtol=1e-3):
         feedback.passed = True
-        feedback.add("Right: the gradient shrinks by 1/a (measured: "
-                     + ", ".join(f"a={a:g}: {m:.4f}" for a, m in zip(scales, measured))
-                     + "). The forward pass ignores the scale of W, so the loss does not change "
-                     "along W's direction; a step of size lr * |grad| ~ lr / a moves W by a "
-                     "relative amount ~ lr / a^2. Large weights learn slowly, small ones fast: "
-                     "BN keeps the scale out of the output, not out of the learning speed.")
+        feedback.add(_("Right: the gradient shrinks by 1/a (measured: {measured}). The forward pass "
+                       "ignores the scale of W, so the loss does not change "
+                       "along W's direction; a step of size lr * |grad| ~ lr / a moves W by a "
+                       "relative amount ~ lr / a^2. Large weights learn slowly, small ones fast: "
+                       "BN keeps the scale out of the output, not out of the learning speed.").format(
+            measured=", ".join(f"a={a:g}: {m:.4f}" for a, m in zip(scales, measured))))
         return feedback
     wrong = {
-        "a": (scales_array, "That is what a plain linear layer followed by a fixed readout would "
-              "suggest, but BN divides the scale away in the forward pass, and the gradient "
-              "scales the other way."),
-        "1": (np.ones_like(scales_array), "The output does not change when W is scaled "
-              "(BN(aWu) = BN(Wu), notebook 03), but the gradient does: it is computed with "
-              "respect to aW, and scaling the input of a scale-invariant function by a scales "
-              "its gradient by 1/a."),
-        "1/a^2": (1 / scales_array**2, "1/a^2 is how the *relative* change per step (the "
-                  "effective learning rate) scales; the gradient itself scales by 1/a."),
+        "a": (scales_array, _("That is what a plain linear layer followed by a fixed readout would "
+                              "suggest, but BN divides the scale away in the forward pass, and the gradient "
+                              "scales the other way.")),
+        "1": (np.ones_like(scales_array), _("The output does not change when W is scaled "
+                                            "(BN(aWu) = BN(Wu), notebook 03), but the gradient does: it is computed with "
+                                            "respect to aW, and scaling the input of a scale-invariant function by a scales "
+                                            "its gradient by 1/a.")),
+        "1/a^2": (1 / scales_array**2, _("1/a^2 is how the *relative* change per step (the "
+                                         "effective learning rate) scales; the gradient itself scales by 1/a.")),
     }
     for values, explanation in wrong.values():
         if np.allclose(answers, values, rtol=1e-3):
-            feedback.add(explanation + " Measured: " + ", ".join(
-                f"a={a:g}: {m:.4f}" for a, m in zip(scales, measured)) + ".")
+            feedback.add(explanation + _(" Measured: {measured}.").format(measured=", ".join(
+                f"a={a:g}: {m:.4f}" for a, m in zip(scales, measured))))
             return feedback
-    feedback.add("Your factors " + ", ".join(f"a={a:g}: {v:.4g}" for a, v in zip(scales, answers))
-                 + " do not match the measured " + ", ".join(f"{m:.4f}" for m in measured)
-                 + ". Hint: differentiate L(aW) = L(W) (scale invariance) with respect to W.")
+    feedback.add(_("Your factors {answers} do not match the measured {measured}. Hint: differentiate "
+                   "L(aW) = L(W) (scale invariance) with respect to W.").format(
+        answers=", ".join(f"a={a:g}: {v:.4g}" for a, v in zip(scales, answers)),
+        measured=", ".join(f"{m:.4f}" for m in measured)))
     return feedback
 
 
@@ -267,25 +268,25 @@ def check_gradient_factor(reader_factor) -> Feedback:
 # ----------------------------------------------------------------------------------------
 
 _WHY = {
-    ("plain", "stalls"): (
+    ("plain", "stalls"): N_(
         "Without BN the sigmoid inputs are free to grow: big early steps push them into the flat "
         "tails, where the sigmoid's slope is nearly 0, so little gradient reaches the lower "
         "layers and training stops while the loss stays at or above ln 10 = 2.3. (At small "
         "learning rates the plain network can also sit on its initial plateau for a while.)"),
-    ("plain", "diverges"): (
+    ("plain", "diverges"): N_(
         "The steps were so large that the loss exploded on a mini-batch (above 1000), so training "
         "stopped."),
-    ("plain", "trains"): (
+    ("plain", "trains"): N_(
         "At this rate the plain network's sigmoid inputs stay in a useful range long enough to "
         "learn."),
-    ("bn", "stalls"): (
+    ("bn", "stalls"): N_(
         "Even BN has a limit: it standardizes each unit's input, but gamma and beta are learned "
         "with the same huge steps, grow large, and push the sigmoid inputs back into saturation "
         "(and the output layer is not normalized at all)."),
-    ("bn", "diverges"): (
+    ("bn", "diverges"): N_(
         "Even BN has a limit: gamma, beta and the unnormalized output layer took steps so large "
         "that the loss exploded."),
-    ("bn", "trains"): (
+    ("bn", "trains"): N_(
         "BN re-standardizes every hidden layer's sigmoid input on each mini-batch, so large "
         "steps on the weights W cannot push the units into saturation (only gamma and beta "
         "can, and they grow more slowly); and as W grows its gradient shrinks (scale "
@@ -310,7 +311,7 @@ def check_outcome_prediction(prediction: dict, lr: float, *, steps: int | None =
         return feedback
     if all(value is None for value in prediction.values()):
         return Feedback(feedback.exercise, passed=False, attempted=False, messages=[
-            f"Replace each None in the prediction with one of {', '.join(map(repr, OUTCOMES))}."])
+            _("Replace each None in the prediction with one of {value}.").format(value=', '.join(map(repr, OUTCOMES)))])
     for name, value in prediction.items():
         if value not in OUTCOMES:
             feedback.add(_("The prediction for {name!r} is {value!r}: use one of {OUTCOMES}.").format(name=name, value=value, OUTCOMES=OUTCOMES))
@@ -320,9 +321,9 @@ def check_outcome_prediction(prediction: dict, lr: float, *, steps: int | None =
     right = 0
     for name, key in (("no BN", "plain"), ("BN", "bn")):
         actual = experiments.outcome(runs[key])
-        verdict = "right" if actual == prediction[name] else "not quite"
+        verdict = _("right") if actual == prediction[name] else _("not quite")
         right += actual == prediction[name]
         feedback.add(_("{name}: you said {value!r}, the run {value2} "
-                     "-> {actual!r} ({verdict}). {value3}").format(name=name, value=prediction[name], value2=experiments.describe(runs[key]), actual=actual, verdict=verdict, value3=_WHY[key, actual]))
+                     "-> {actual!r} ({verdict}). {value3}").format(name=name, value=prediction[name], value2=experiments.describe(runs[key]), actual=actual, verdict=verdict, value3=_(_WHY[key, actual])))
     feedback.passed = right == 2
     return feedback

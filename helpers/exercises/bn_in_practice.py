@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from helpers.feedback import Feedback, NotAttempted, call_reader_function
-from helpers.i18n import _
+from helpers.i18n import N_, _
 from helpers.renorm import batch_renorm_forward, renormalize
 from helpers.welford import welford_update
 
@@ -78,7 +78,7 @@ def check_freeze_batchnorm(function) -> Feedback:
         feedback.attempted = False
         return feedback
     except Exception as error:
-        return _raised(feedback, error, "on a model with a BatchNorm2d and a BatchNorm1d")
+        return _raised(feedback, error, _("on a model with a BatchNorm2d and a BatchNorm1d"))
     if returned is not None and returned is not model:
         feedback.add(_("your function returned a different model: change the model it is given "
                      "in place (and return it, or nothing), so that the caller's model is frozen."))
@@ -166,19 +166,19 @@ def _renorm_mistake(x, gamma, beta, running_mean, running_std, r_max, d_max, eps
 
 
 _RENORM_MISTAKES = [
-    ("no clipping", "your r and d are not clipped: r must stay in [1/r_max, r_max] and d in "
-                    "[-d_max, d_max] (np.clip). Unclipped, one odd batch could rescale its "
-                    "normalized values without limit; with r_max = 1 and d_max = 0 clipping "
-                    "is what turns Batch Renorm into plain BN."),
-    ("inverted r", "your r is running_std / batch_std, upside down: r = sigma_B / sigma, so that "
-                   "(x - mu_B) / sigma_B * r = (x - mu_B) / sigma."),
-    ("d sign", "your d has the wrong sign: d = (mu_B - mu) / sigma, so that adding it to "
-               "(x - mu_B) / sigma gives (x - mu) / sigma."),
-    ("unbiased", "your batch standard deviation uses the unbiased variance (ddof=1): Batch Renorm, "
-                 "like BN, normalizes with the biased one, sigma_B = sqrt(mean((x - mu_B)**2) + eps)."),
-    ("eps outside", "eps is added after the square root: sigma_B = sqrt(var_B + eps), eps inside."),
-    ("running var", "you treated running_std as a variance (took its square root): it already is "
-                    "the running standard deviation sigma."),
+    ("no clipping", N_("your r and d are not clipped: r must stay in [1/r_max, r_max] and d in "
+                       "[-d_max, d_max] (np.clip). Unclipped, one odd batch could rescale its "
+                       "normalized values without limit; with r_max = 1 and d_max = 0 clipping "
+                       "is what turns Batch Renorm into plain BN.")),
+    ("inverted r", N_("your r is running_std / batch_std, upside down: r = sigma_B / sigma, so that "
+                      "(x - mu_B) / sigma_B * r = (x - mu_B) / sigma.")),
+    ("d sign", N_("your d has the wrong sign: d = (mu_B - mu) / sigma, so that adding it to "
+                  "(x - mu_B) / sigma gives (x - mu) / sigma.")),
+    ("unbiased", N_("your batch standard deviation uses the unbiased variance (ddof=1): Batch Renorm, "
+                    "like BN, normalizes with the biased one, sigma_B = sqrt(mean((x - mu_B)**2) + eps).")),
+    ("eps outside", N_("eps is added after the square root: sigma_B = sqrt(var_B + eps), eps inside.")),
+    ("running var", N_("you treated running_std as a variance (took its square root): it already is "
+                       "the running standard deviation sigma.")),
 ]
 
 
@@ -198,32 +198,35 @@ def check_batch_renorm(function) -> Feedback:
             feedback.attempted = False
             return feedback
         except Exception as error:
-            return _raised(feedback, error, f"x of shape {x.shape}, r_max={r_max}, d_max={d_max}")
+            return _raised(feedback, error, _("x of shape {shape}, r_max={r_max}, d_max={d_max}").format(
+                shape=x.shape, r_max=r_max, d_max=d_max))
         if any(not np.array_equal(a, b) for a, b in zip(originals, case[:5])):
-            found.append("your function changed one of its input arrays in place: return a new array.")
+            found.append(_("your function changed one of its input arrays in place: return a new array."))
             break
         if isinstance(result, tuple):
-            found.append("return the output array alone (not a tuple with r, d or a cache).")
+            found.append(_("return the output array alone (not a tuple with r, d or a cache)."))
             break
         out = np.asarray(result, dtype=np.float64)
         if out.shape != x.shape:
-            found.append(f"the output has shape {out.shape}, expected {x.shape} (one value per input).")
+            found.append(_("the output has shape {shape}, expected {shape2} (one value per input).").format(
+                shape=out.shape, shape2=x.shape))
             break
         expected = batch_renorm_forward(x, gamma, beta, running_mean, running_std, r_max, d_max, eps)[0]
         if _close(out, expected):
             continue
         plain_bn = renormalize(x, gamma, beta, np.ones(x.shape[1]), np.zeros(x.shape[1]), eps)[0]
-        message = next((text for kind, text in _RENORM_MISTAKES
+        message = next((_(text) for kind, text in _RENORM_MISTAKES
                         if _close(out, _renorm_mistake(x, gamma, beta, running_mean, running_std,
                                                        r_max, d_max, eps, kind))), None)
         if message is None and _close(out, plain_bn):
-            message = ("your output is plain batch normalization: r and d are missing (they are 1 "
-                       "and 0 only when r_max = 1 and d_max = 0, or when the batch's statistics "
-                       "equal the running ones).")
-        found.append(message or (f"the output differs from the reference by up to "
-                                 f"{np.abs(out - expected).max():.3g} (x of shape {x.shape}, "
-                                 f"r_max={r_max}, d_max={d_max}); compare step by step with "
-                                 "helpers.renorm.batch_renorm_forward."))
+            message = _("your output is plain batch normalization: r and d are missing (they are 1 "
+                        "and 0 only when r_max = 1 and d_max = 0, or when the batch's statistics "
+                        "equal the running ones).")
+        found.append(message or _("the output differs from the reference by up to "
+                                  "{error:.3g} (x of shape {shape}, "
+                                  "r_max={r_max}, d_max={d_max}); compare step by step with "
+                                  "helpers.renorm.batch_renorm_forward.").format(
+            error=np.abs(out - expected).max(), shape=x.shape, r_max=r_max, d_max=d_max))
         break
     for message in dict.fromkeys(found):
         feedback.add(message)
@@ -253,17 +256,17 @@ def _welford_mistake(count, mean, m2, value, kind):
 
 
 _WELFORD_MISTAKES = [
-    ("delta squared", "M2 grows by delta**2 with delta = value - old mean: that overcounts. "
-                      "Welford multiplies the deviation from the old mean by the deviation from "
-                      "the new one: M2 += (value - old_mean) * (value - new_mean)."),
-    ("new mean twice", "M2 grows by (value - new_mean)**2: that undercounts. Use one deviation "
-                       "from the old mean and one from the new: M2 += (value - old_mean) * "
-                       "(value - new_mean)."),
-    ("count minus one", "the mean moves by delta / (count - 1): after the update the count is the "
-                        "number of values including the new one, and the mean moves by "
-                        "delta / new_count."),
-    ("variance", "your third value is the variance M2 / count: return M2 itself, the sum of "
-                 "squared deviations (the variance is M2 / count at the end)."),
+    ("delta squared", N_("M2 grows by delta**2 with delta = value - old mean: that overcounts. "
+                         "Welford multiplies the deviation from the old mean by the deviation from "
+                         "the new one: M2 += (value - old_mean) * (value - new_mean).")),
+    ("new mean twice", N_("M2 grows by (value - new_mean)**2: that undercounts. Use one deviation "
+                          "from the old mean and one from the new: M2 += (value - old_mean) * "
+                          "(value - new_mean).")),
+    ("count minus one", N_("the mean moves by delta / (count - 1): after the update the count is the "
+                           "number of values including the new one, and the mean moves by "
+                           "delta / new_count.")),
+    ("variance", N_("your third value is the variance M2 / count: return M2 itself, the sum of "
+                    "squared deviations (the variance is M2 / count at the end).")),
 ]
 
 
@@ -302,16 +305,18 @@ def check_welford_update(function) -> Feedback:
                 feedback.attempted = False
                 return feedback
             except Exception as error:
-                return _raised(feedback, error, f"at value {k + 1} of a stream of shape {stream.shape}")
+                return _raised(feedback, error, _("at value {k} of a stream of shape {shape}").format(
+                    k=k + 1, shape=stream.shape))
             if not isinstance(result, (tuple, list)) or len(result) != 3:
-                found.append("return three things: (count + 1, new_mean, new_m2).")
+                found.append(_("return three things: (count + 1, new_mean, new_m2)."))
                 break
             if any(not np.array_equal(a, b) for a, b in zip(before, state[1:])):
-                found.append("your function changed the mean or M2 it was given in place: return "
-                             "new values (mean = mean + ..., not mean += ...).")
+                found.append(_("your function changed the mean or M2 it was given in place: return "
+                               "new values (mean = mean + ..., not mean += ...)."))
                 break
             if result[0] != state[0] + 1:
-                found.append(f"the count should go from {state[0]} to {state[0] + 1}, yours is {result[0]}.")
+                found.append(_("the count should go from {count} to {count2}, yours is {value}.").format(
+                    count=state[0], count2=state[0] + 1, value=result[0]))
                 break
             state = tuple(result)
             states.append(state)
@@ -320,16 +325,17 @@ def check_welford_update(function) -> Feedback:
         reference = _stream_states(welford_update, stream)
         if _same_states(states, reference):
             if not _close(states[-1][2] / states[-1][0], np.var(stream, axis=0)):  # pragma: no cover
-                found.append("M2 / count does not equal numpy's variance at the end of the stream.")
+                found.append(_("M2 / count does not equal numpy's variance at the end of the stream."))
             continue
-        message = next((text for kind, text in _WELFORD_MISTAKES
+        message = next((_(text) for kind, text in _WELFORD_MISTAKES
                         if _same_states(states, _stream_states(
                             lambda c, m, s, v, kind=kind: _welford_mistake(c, m, s, v, kind), stream))), None)
         if message is None:
             k = next(i for i, (mine, ref) in enumerate(zip(states, reference))
                      if not (_close(mine[1], ref[1]) and _close(mine[2], ref[2])))
-            message = (f"after value {k + 1} of a stream of shape {stream.shape}, (mean, M2) differ "
-                       f"from the reference ({reference[k][1]}, {reference[k][2]}); compare step by step.")
+            message = _("after value {k} of a stream of shape {shape}, (mean, M2) differ "
+                        "from the reference ({mean}, {m2}); compare step by step.").format(
+                k=k + 1, shape=stream.shape, mean=reference[k][1], m2=reference[k][2])
         found.append(message)
         break
     for message in dict.fromkeys(found):

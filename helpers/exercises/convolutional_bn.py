@@ -28,7 +28,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
-from helpers.i18n import _
+from helpers.i18n import N_, _
 from helpers.norms import group_normalize, normalize
 
 __all__ = ["check_group_norm", "check_normalization_axes", "check_spatial_batchnorm_forward"]
@@ -90,11 +90,12 @@ def describe_axes(axes, ndim: int) -> str:
     names = AXIS_NAMES[ndim]
     axes = tuple(sorted(axes))
     kept = [names[a] for a in range(ndim) if a not in axes]
-    over = ", ".join(names[a] for a in axes) or "nothing"
-    per = ("one mean and variance in all" if not kept else
-           f"one mean and variance per {kept[0]}" if len(kept) == 1 else
-           f"one mean and variance per ({', '.join(kept)})")
-    return f"averages over {over} (axes {', '.join(map(str, axes))}): {per}"
+    over = ", ".join(names[a] for a in axes) or _("nothing")
+    per = (_("one mean and variance in all") if not kept else
+           _("one mean and variance per {axis}").format(axis=kept[0]) if len(kept) == 1 else
+           _("one mean and variance per ({axes})").format(axes=', '.join(kept)))
+    return _("averages over {over} (axes {axes}): {per}").format(over=over, axes=', '.join(map(str, axes)),
+                                                                 per=per)
 
 
 def _statistics_of(got, x, ndim, eps, affine=None):
@@ -137,38 +138,38 @@ def _spatial_mistakes(x, gamma, beta, eps):
     biased = (centred**2).mean(axis=(0, 2, 3), keepdims=True)
     return [
         (bn_rows(x.reshape(-1, c)).reshape(n, c, h, w),
-         "You reshaped (N, C, H, W) straight to (N*H*W, C) without transposing first. In "
-         "memory the last axis is W, so each 'row' holds C consecutive values in memory, "
-         "neighbouring positions of one channel (two where a channel's map ends), and each "
-         "'column' mixes all channels. Transpose to (N, H, W, C) first: "
-         "x.transpose(0, 2, 3, 1).reshape(-1, C)."),
+         _("You reshaped (N, C, H, W) straight to (N*H*W, C) without transposing first. In "
+           "memory the last axis is W, so each 'row' holds C consecutive values in memory, "
+           "neighbouring positions of one channel (two where a channel's map ends), and each "
+           "'column' mixes all channels. Transpose to (N, H, W, C) first: "
+           "x.transpose(0, 2, 3, 1).reshape(-1, C).")),
         (bn_rows(x.transpose(0, 2, 3, 1).reshape(-1, c)).reshape(n, c, h, w),
-         "The statistics are right, but the output is laid out wrongly: you reshaped the "
-         "(N*H*W, C) result directly to (N, C, H, W). Undo the steps in reverse order: "
-         "reshape to (N, H, W, C), then transpose(0, 3, 1, 2)."),
+         _("The statistics are right, but the output is laid out wrongly: you reshaped the "
+           "(N*H*W, C) result directly to (N, C, H, W). Undo the steps in reverse order: "
+           "reshape to (N, H, W, C), then transpose(0, 3, 1, 2).")),
         (affine(normalize(x, (0,), eps)),
-         "Your statistics are per (c, h, w), averaged over the batch only: the rule for "
-         "fully connected layers. A convolution applies the same filter at every position, "
-         "so BN uses one mean and variance per channel, over N, H and W (paper §3.2)."),
+         _("Your statistics are per (c, h, w), averaged over the batch only: the rule for "
+           "fully connected layers. A convolution applies the same filter at every position, "
+           "so BN uses one mean and variance per channel, over N, H and W (paper §3.2).")),
         (affine(normalize(x, (2, 3), eps)),
-         "Your statistics are per sample and channel, over H and W only (that is instance "
-         "norm). Batch norm averages over the batch too: axes (0, 2, 3)."),
+         _("Your statistics are per sample and channel, over H and W only (that is instance "
+           "norm). Batch norm averages over the batch too: axes (0, 2, 3).")),
         (affine(normalize(x, (1, 2, 3), eps)),
-         "Your statistics are per sample, over (C, H, W) (that is layer norm). Batch norm "
-         "keeps one mean and variance per channel: average over axes (0, 2, 3)."),
+         _("Your statistics are per sample, over (C, H, W) (that is layer norm). Batch norm "
+           "keeps one mean and variance per channel: average over axes (0, 2, 3).")),
         (affine(normalize(x, (0, 1, 2, 3), eps)),
-         "You used one mean and one variance for the whole array. Batch norm keeps one per "
-         "channel: average over axes (0, 2, 3)."),
+         _("You used one mean and one variance for the whole array. Batch norm keeps one per "
+           "channel: average over axes (0, 2, 3).")),
         (affine(centred / np.sqrt(unbiased + eps)),
-         "Your variance divides by N*H*W - 1 (unbiased). Normalization uses the biased "
-         "variance (divide by m' = N*H*W); only the running estimate is stored unbiased."),
+         _("Your variance divides by N*H*W - 1 (unbiased). Normalization uses the biased "
+           "variance (divide by m' = N*H*W); only the running estimate is stored unbiased.")),
         (affine(centred / np.sqrt(biased)),
-         "eps is missing: divide by sqrt(var + eps), not sqrt(var) (it matters for channels "
-         "with a tiny variance)."),
+         _("eps is missing: divide by sqrt(var + eps), not sqrt(var) (it matters for channels "
+           "with a tiny variance).")),
         (centred / np.sqrt(biased + eps),
-         "You return x_hat: gamma and beta (one per channel) still have to be applied."),
+         _("You return x_hat: gamma and beta (one per channel) still have to be applied.")),
         (beta[None, :, None, None] * centred / np.sqrt(biased + eps) + gamma[None, :, None, None],
-         "gamma and beta are swapped: out = gamma * x_hat + beta."),
+         _("gamma and beta are swapped: out = gamma * x_hat + beta.")),
     ]
 
 
@@ -213,7 +214,7 @@ def check_spatial_batchnorm_forward(spatial_forward) -> Feedback:
         precision = precision_of(raw)
         note = _precision_note(precision, got, expected)
         if note and precision is not None:   # a float64 answer: the usual mistakes first
-            feedback.add(note + f" (x of shape {shape})")
+            feedback.add(note + _(" (x of shape {shape})").format(shape=shape))
             return feedback
         loose = _rounding_tolerance(precision)
         for candidate, message in _spatial_mistakes(x, gamma, beta, eps):
@@ -227,7 +228,7 @@ def check_spatial_batchnorm_forward(spatial_forward) -> Feedback:
                          "{value2}.").format(value=describe_axes(axes, 4), value2=describe_axes(CORRECT_AXES['batch'], 4)))
             return feedback
         if note:
-            feedback.add(note + f" (x of shape {shape})")
+            feedback.add(note + _(" (x of shape {shape})").format(shape=shape))
             return feedback
         error = float(np.abs(got - expected).max())
         feedback.add(_("For x of shape {shape} your output differs from the reference by up "
@@ -248,46 +249,50 @@ def check_spatial_batchnorm_forward(spatial_forward) -> Feedback:
 #: x.reshape(N, G, C // G, H, W).
 CORRECT_AXES = {"batch": (0, 2, 3), "layer": (1, 2, 3), "instance": (2, 3), "group": (2, 3, 4)}
 
+#: what each kind is called in the feedback
+_KIND_NAMES = {"batch": N_("batch norm"), "layer": N_("layer norm"), "instance": N_("instance norm"),
+               "group": N_("group norm")}
+
 _AXIS_HINTS = {
     "batch": {
-        (0,): "that is one statistic per (c, h, w): the fully connected rule. A convolution "
-              "shares one mean and variance per channel over N, H and W.",
-        (2, 3): "that is instance norm (per sample and channel). Batch norm also averages "
-                "over the batch axis.",
-        (1, 2, 3): "that is layer norm (per sample). Batch norm keeps one statistic per "
-                   "channel and averages over everything else.",
-        (0, 1, 2, 3): "that averages over everything, channels included. Batch norm keeps "
-                      "one statistic per channel.",
+        (0,): N_("that is one statistic per (c, h, w): the fully connected rule. A convolution "
+                 "shares one mean and variance per channel over N, H and W."),
+        (2, 3): N_("that is instance norm (per sample and channel). Batch norm also averages "
+                   "over the batch axis."),
+        (1, 2, 3): N_("that is layer norm (per sample). Batch norm keeps one statistic per "
+                      "channel and averages over everything else."),
+        (0, 1, 2, 3): N_("that averages over everything, channels included. Batch norm keeps "
+                         "one statistic per channel."),
     },
     "layer": {
-        (0, 2, 3): "that is batch norm's choice (per channel, across the batch). Layer norm "
-                   "never mixes samples: one statistic per sample.",
-        (2, 3): "that is instance norm (per sample AND channel). Layer norm averages over "
-                "the channels as well.",
-        (1,): "that averages over the channels at each position separately. The layer norm "
-              "of a feature map (torch's nn.LayerNorm([C, H, W]), GroupNorm(1, C)) averages "
-              "over all of C, H and W.",
-        (0, 1, 2, 3): "that includes the batch axis. Layer norm never mixes samples.",
+        (0, 2, 3): N_("that is batch norm's choice (per channel, across the batch). Layer norm "
+                      "never mixes samples: one statistic per sample."),
+        (2, 3): N_("that is instance norm (per sample AND channel). Layer norm averages over "
+                   "the channels as well."),
+        (1,): N_("that averages over the channels at each position separately. The layer norm "
+                 "of a feature map (torch's nn.LayerNorm([C, H, W]), GroupNorm(1, C)) averages "
+                 "over all of C, H and W."),
+        (0, 1, 2, 3): N_("that includes the batch axis. Layer norm never mixes samples."),
     },
     "instance": {
-        (0, 2, 3): "that is batch norm's choice. Instance norm never mixes samples: one "
-                   "statistic per sample and channel.",
-        (1, 2, 3): "that is layer norm (all channels together). Instance norm keeps one "
-                   "statistic per channel of each sample.",
-        (0, 1, 2, 3): "that averages over everything. Instance norm keeps one statistic per "
-                      "sample and channel.",
+        (0, 2, 3): N_("that is batch norm's choice. Instance norm never mixes samples: one "
+                      "statistic per sample and channel."),
+        (1, 2, 3): N_("that is layer norm (all channels together). Instance norm keeps one "
+                      "statistic per channel of each sample."),
+        (0, 1, 2, 3): N_("that averages over everything. Instance norm keeps one statistic per "
+                         "sample and channel."),
     },
     "group": {
-        (1, 2, 3, 4): "that averages over all groups of a sample: layer norm. Group norm "
-                      "keeps one statistic per (sample, group): leave axis 1 (G) out.",
-        (3, 4): "that averages over positions only, one statistic per channel of each "
-                "sample: instance norm. Include the channels of the group (axis 2).",
-        (2,): "that averages the channels of a group at each position separately. Group norm "
-              "averages over all H x W positions too: axes (2, 3, 4).",
-        (0, 2, 3, 4): "that mixes samples (axis 0). Group norm, like layer norm, works on "
-                      "each sample alone.",
-        (1, 3, 4): "axis 1 indexes the groups and axis 2 the channels inside a group: "
-                   "average over the channels of one group (axis 2), not across groups.",
+        (1, 2, 3, 4): N_("that averages over all groups of a sample: layer norm. Group norm "
+                         "keeps one statistic per (sample, group): leave axis 1 (G) out."),
+        (3, 4): N_("that averages over positions only, one statistic per channel of each "
+                   "sample: instance norm. Include the channels of the group (axis 2)."),
+        (2,): N_("that averages the channels of a group at each position separately. Group norm "
+                 "averages over all H x W positions too: axes (2, 3, 4)."),
+        (0, 2, 3, 4): N_("that mixes samples (axis 0). Group norm, like layer norm, works on "
+                         "each sample alone."),
+        (1, 3, 4): N_("axis 1 indexes the groups and axis 2 the channels inside a group: "
+                      "average over the channels of one group (axis 2), not across groups."),
     },
 }
 
@@ -336,7 +341,10 @@ def check_normalization_axes(answer_function) -> Feedback:
             feedback.add(_("{kind}: {axes} is right.").format(kind=kind, axes=axes))
         else:
             hint = _AXIS_HINTS[kind].get(axes)
-            named = f"{axes} {describe_axes(axes, ndim)}; {kind} norm {describe_axes(correct, ndim)}."
+            hint = _(hint) if hint else hint
+            named = _("{axes} {value}; {name} {value2}.").format(axes=axes, value=describe_axes(axes, ndim),
+                                                               name=_(_KIND_NAMES[kind]),
+                                                               value2=describe_axes(correct, ndim))
             feedback.add(_("{kind}: {axes} is not right: {hint} Your {named}").format(kind=kind, axes=axes, hint=hint, named=named) if hint
                          else _("{kind}: {named}").format(kind=kind, named=named))
             all_right = False
@@ -360,26 +368,26 @@ def _group_mistakes(x, num_groups, eps):
     biased = (centred**2).mean(axis=(2, 3, 4), keepdims=True)
     return [
         (interleaved,
-         "Your groups are interleaved (channels 0, G, 2G, ... together): you reshaped to "
-         "(N, C // G, G, H, W). torch's GroupNorm puts CONSECUTIVE channels in a group: "
-         "reshape to (N, G, C // G, H, W)."),
+         _("Your groups are interleaved (channels 0, G, 2G, ... together): you reshaped to "
+           "(N, C // G, G, H, W). torch's GroupNorm puts CONSECUTIVE channels in a group: "
+           "reshape to (N, G, C // G, H, W).")),
         (normalize(x, (1, 2, 3), eps),
-         "You normalized each sample over all its channels: that is layer norm (G = 1). "
-         "Give each group of C // G channels its own mean and variance."),
+         _("You normalized each sample over all its channels: that is layer norm (G = 1). "
+           "Give each group of C // G channels its own mean and variance.")),
         (normalize(x, (2, 3), eps),
-         "You normalized each channel on its own: that is instance norm (G = C). Average "
-         "over the C // G channels of a group together."),
+         _("You normalized each channel on its own: that is instance norm (G = C). Average "
+           "over the C // G channels of a group together.")),
         (normalize(grouped, (0, 2, 3, 4), eps).reshape(n, c, h, w),
-         "Your statistics mix the samples of the batch (axis 0). Group norm works on each "
-         "sample alone."),
+         _("Your statistics mix the samples of the batch (axis 0). Group norm works on each "
+           "sample alone.")),
         (normalize(grouped, (2,), eps).reshape(n, c, h, w),
-         "Your statistics are per position: average over H and W too, axes (2, 3, 4) of the "
-         "(N, G, C // G, H, W) array."),
+         _("Your statistics are per position: average over H and W too, axes (2, 3, 4) of the "
+           "(N, G, C // G, H, W) array.")),
         ((centred / np.sqrt(unbiased + eps)).reshape(n, c, h, w),
-         "Your variance divides by (count - 1) (unbiased). Use the biased variance, as torch "
-         "does."),
+         _("Your variance divides by (count - 1) (unbiased). Use the biased variance, as torch "
+           "does.")),
         ((centred / np.sqrt(biased)).reshape(n, c, h, w),
-         "eps is missing: divide by sqrt(var + eps)."),
+         _("eps is missing: divide by sqrt(var + eps).")),
     ]
 
 
@@ -413,12 +421,12 @@ def check_group_norm(group_norm) -> Feedback:
         precision = precision_of(raw)
         note = _precision_note(precision, got, expected)
         if note and precision is not None:   # a float64 answer: the usual mistakes first
-            feedback.add(note + f" (x of shape {shape}, G = {num_groups})")
+            feedback.add(note + _(" (x of shape {shape}, G = {num_groups})").format(shape=shape, num_groups=num_groups))
             return feedback
         loose = _rounding_tolerance(precision)
         for candidate, message in _group_mistakes(x, num_groups, 1e-5):
             if _close(got, candidate, loose):
-                feedback.add(message + f" (x of shape {shape}, G = {num_groups})")
+                feedback.add(message + _(" (x of shape {shape}, G = {num_groups})").format(shape=shape, num_groups=num_groups))
                 return feedback
         n, c, h, w = shape
         axes = _statistics_of(got, x.reshape(n, num_groups, c // num_groups, h, w), 5, 1e-5)
@@ -428,7 +436,7 @@ def check_group_norm(group_norm) -> Feedback:
                          "G = {num_groups}).").format(value=describe_axes(axes, 5), value2=describe_axes(CORRECT_AXES['group'], 5), shape=shape, num_groups=num_groups))
             return feedback
         if note:
-            feedback.add(note + f" (x of shape {shape}, G = {num_groups})")
+            feedback.add(note + _(" (x of shape {shape}, G = {num_groups})").format(shape=shape, num_groups=num_groups))
             return feedback
         error = float(np.abs(got - expected).max())
         feedback.add(_("For x of shape {shape} and G = {num_groups} your output differs from "

@@ -26,7 +26,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
-from helpers.i18n import _
+from helpers.i18n import N_, _
 
 __all__ = ["RTOL", "check_drop_bias", "check_mean_only_bn", "drop_bias_cases", "mean_only_cases",
            "reference_drop_bias", "reference_mean_only_bn"]
@@ -80,11 +80,11 @@ def mean_only_cases():
     whose mean is a million times its spread (a one-pass mean would still be fine there)."""
     rng = np.random.default_rng(2016)
     return [
-        ("a batch of 6 examples with 3 features", rng.normal([3.0, -1.0, 10.0], [2.0, 0.5, 4.0], (6, 3)),
+        (N_("a batch of 6 examples with 3 features"), rng.normal([3.0, -1.0, 10.0], [2.0, 0.5, 4.0], (6, 3)),
          np.array([0.5, -2.0, 1.0])),
-        ("a batch of 40 x 4 whose spreads go from 0.05 to 30",
+        (N_("a batch of 40 x 4 whose spreads go from 0.05 to 30"),
          rng.normal(size=(40, 4)) * [0.05, 0.3, 3.0, 30.0] + [1.0, -2.0, 0.0, 5.0], np.array([0.0, 1.0, -1.0, 2.5])),
-        ("a batch of 9 x 2 whose mean (1e6) dwarfs its spread (0.01)",
+        (N_("a batch of 9 x 2 whose mean (1e6) dwarfs its spread (0.01)"),
          1e6 + 1e-2 * rng.normal(size=(9, 2)), np.array([0.25, -0.25])),
     ]
 
@@ -94,23 +94,23 @@ def _mean_only_mistakes(x, beta):
     n = len(x)
     full = batchnorm_forward(x, np.ones(x.shape[1]), beta, 1e-5)[0]
     return [
-        (full, "That is full batch normalization: you also divided by sqrt(var + eps). Mean-only BN "
-               "keeps the centering (line 1 and the subtraction of line 3) and drops the division "
-               "by the spread: y = x - mean + beta. Its output keeps each feature's own spread."),
+        (full, _("That is full batch normalization: you also divided by sqrt(var + eps). Mean-only BN "
+                 "keeps the centering (line 1 and the subtraction of line 3) and drops the division "
+                 "by the spread: y = x - mean + beta. Its output keeps each feature's own spread.")),
         (x - x.mean(axis=1, keepdims=True) + beta,
-         "You subtracted each example's own mean (over axis 1, across its features). BN, mean-only "
-         "or not, takes one mean per feature over the batch: x.mean(axis=0), shape (D,)."),
+         _("You subtracted each example's own mean (over axis 1, across its features). BN, mean-only "
+           "or not, takes one mean per feature over the batch: x.mean(axis=0), shape (D,).")),
         (x - x.mean() + beta,
-         "You subtracted one mean over the whole array. Each feature needs its own: x.mean(axis=0)."),
+         _("You subtracted one mean over the whole array. Each feature needs its own: x.mean(axis=0).")),
         (x - x.mean(axis=0),
-         "beta is missing: after centering, the shift beta is added, y = x - mean + beta."),
-        (x - x.mean(axis=0) - beta, "beta has the wrong sign: y = x - mean + beta."),
-        (x + beta, "You did not subtract the batch mean: y = x - x.mean(axis=0) + beta."),
+         _("beta is missing: after centering, the shift beta is added, y = x - mean + beta.")),
+        (x - x.mean(axis=0) - beta, _("beta has the wrong sign: y = x - mean + beta.")),
+        (x + beta, _("You did not subtract the batch mean: y = x - x.mean(axis=0) + beta.")),
         (x - x.sum(axis=0) + beta,
-         "You subtracted the sum over the batch, not the mean: divide it by N (x.mean(axis=0))."),
+         _("You subtracted the sum over the batch, not the mean: divide it by N (x.mean(axis=0)).")),
         (x - x.sum(axis=0) / (n - 1) + beta,
-         "You divided the sum by N - 1: that belongs to the unbiased variance, not to the mean. "
-         "The mean is the sum divided by N."),
+         _("You divided the sum by N - 1: that belongs to the unbiased variance, not to the mean. "
+           "The mean is the sum divided by N.")),
     ]
 
 
@@ -120,6 +120,7 @@ def check_mean_only_bn(fn) -> Feedback:
     Returns a Feedback: passed, or messages that name the mistake, or "not attempted"."""
     feedback = Feedback(_("mean-only batch normalization, my_mean_only_bn"))
     for description, x, beta in mean_only_cases():
+        description = _(description)
         given = x.copy()
         try:
             result = call_reader_function(fn, given, beta.copy())
@@ -134,7 +135,7 @@ def check_mean_only_bn(fn) -> Feedback:
                          "array, the caller still needs x."))
             return feedback
         precision = precision_of(result)
-        y = _as_array(result, "your output", x.shape, feedback)
+        y = _as_array(result, _("your output"), x.shape, feedback)
         if y is None:
             return feedback
         expected = reference_mean_only_bn(x, beta)
@@ -150,11 +151,11 @@ def check_mean_only_bn(fn) -> Feedback:
             feedback.add(_("On {description}: {note}").format(description=description, note=note))
             return feedback
         means = y.mean(axis=0)
-        hint = ("each output column should have mean beta = "
-                f"{np.round(beta, 4)}, yours have {np.round(means, 4)}"
+        hint = (_("each output column should have mean beta = "
+                  "{beta}, yours have {means}").format(beta=np.round(beta, 4), means=np.round(means, 4))
                 if not np.allclose(means, beta, rtol=1e-6, atol=1e-6 * np.abs(x).max())
-                else "the column means are right (beta), but the values are not x - mean + beta: "
-                     "mean-only BN changes no spread")
+                else _("the column means are right (beta), but the values are not x - mean + beta: "
+                       "mean-only BN changes no spread"))
         feedback.add(_("On {description}: your output differs from the reference by up to "
                      "{value:.3g}; {hint}.").format(description=description, value=np.max(np.abs(y - expected)), hint=hint))
         return feedback
@@ -185,8 +186,8 @@ def drop_bias_cases():
     (measured on inputs that contain the bias)."""
     rng = np.random.default_rng(1502)
     cases = []
-    for description, n, d_in, d_out in [("a layer 5 -> 3 and a batch of 8", 8, 5, 3),
-                                         ("a layer 4 -> 6 and a batch of 16", 16, 4, 6)]:
+    for description, n, d_in, d_out in [(N_("a layer 5 -> 3 and a batch of 8"), 8, 5, 3),
+                                         (N_("a layer 4 -> 6 and a batch of 16"), 16, 4, 6)]:
         weight = rng.normal(size=(d_out, d_in))
         bias = rng.normal(0.0, 3.0, d_out)
         gamma, beta = rng.uniform(0.5, 2.0, d_out), rng.normal(size=d_out)
@@ -207,7 +208,7 @@ def _outputs(u, weight, bias, gamma, beta, running_mean, running_var):
 
 def _drop_bias_diagnosis(answer, case) -> str | None:
     """The explanation of a known mistake in ``answer`` (gamma, beta, running_mean, running_var)."""
-    _x, _mean, _var, bias, gamma, beta, running_mean, running_var = case
+    _description, _u, _weight, bias, gamma, beta, running_mean, running_var = case
     new_gamma, new_beta, new_mean, new_var = answer
 
     def same(a, b):  # compares values, not outputs: loose enough to let a float32 answer through
@@ -217,36 +218,36 @@ def _drop_bias_diagnosis(answer, case) -> str | None:
     right = dict(gamma=same(new_gamma, gamma), beta=same(new_beta, beta),
                  mean=same(new_mean, running_mean - bias), var=same(new_var, running_var))
     if same(new_beta, beta + gamma * bias / scale) and same(new_mean, running_mean):
-        return ("You moved b into beta the way folding does for eval mode (beta + gamma * b / "
-                "sqrt(running_var + eps)) and kept the running mean. That keeps eval mode right but "
-                "breaks training mode: there BN subtracts the batch mean, which already lost b, so "
-                "the output would shift by gamma * b / sqrt(running_var + eps). Change the running "
-                "mean instead, and leave beta alone.")
+        return (_("You moved b into beta the way folding does for eval mode (beta + gamma * b / "
+                  "sqrt(running_var + eps)) and kept the running mean. That keeps eval mode right but "
+                  "breaks training mode: there BN subtracts the batch mean, which already lost b, so "
+                  "the output would shift by gamma * b / sqrt(running_var + eps). Change the running "
+                  "mean instead, and leave beta alone."))
     if not right["beta"] and same(new_beta, beta + bias):
-        return ("You added b to beta. In training mode BN subtracts the batch mean, and the batch "
-                "mean contains b: BN(W u + b) = BN(W u), so b never reached the output and beta "
-                "must stay as it is (with beta + b every output would shift by b).")
+        return (_("You added b to beta. In training mode BN subtracts the batch mean, and the batch "
+                  "mean contains b: BN(W u + b) = BN(W u), so b never reached the output and beta "
+                  "must stay as it is (with beta + b every output would shift by b)."))
     if not right["beta"] and same(new_beta, beta - bias):
-        return ("You subtracted b from beta. In training mode b never reached the output (the batch "
-                "mean absorbs it), so beta stays as it is.")
+        return (_("You subtracted b from beta. In training mode b never reached the output (the batch "
+                  "mean absorbs it), so beta stays as it is."))
     if not right["gamma"]:
-        return ("gamma changed. A constant shift of the inputs does not change their spread, so the "
-                "scale gamma stays as it is.")
+        return (_("gamma changed. A constant shift of the inputs does not change their spread, so the "
+                  "scale gamma stays as it is."))
     if not right["var"]:
         if same(new_var, running_var - bias**2) or same(new_var, running_var + bias**2):
-            return ("You changed the running variance by b². Adding a constant to every input does "
-                    "not change their variance: the running variance stays as it is.")
-        return ("The running variance changed. A constant shift b does not change the variance of "
-                "the inputs, so it stays as it is.")
+            return (_("You changed the running variance by b². Adding a constant to every input does "
+                      "not change their variance: the running variance stays as it is."))
+        return (_("The running variance changed. A constant shift b does not change the variance of "
+                  "the inputs, so it stays as it is."))
     if not right["mean"]:
         if same(new_mean, running_mean):
-            return ("gamma, beta and the running variance are right, and training mode is: but in "
-                    "eval mode BN subtracts the running mean, which was estimated on inputs that "
-                    "contained b. Without the bias the inputs are b lower, so the running mean must "
-                    "be too: running_mean - b.")
+            return (_("gamma, beta and the running variance are right, and training mode is: but in "
+                      "eval mode BN subtracts the running mean, which was estimated on inputs that "
+                      "contained b. Without the bias the inputs are b lower, so the running mean must "
+                      "be too: running_mean - b."))
         if same(new_mean, running_mean + bias):
-            return ("The running mean moves the wrong way: without the bias the inputs are b lower, "
-                    "so the running mean becomes running_mean - b.")
+            return (_("The running mean moves the wrong way: without the bias the inputs are b lower, "
+                      "so the running mean becomes running_mean - b."))
     return None
 
 
@@ -257,6 +258,7 @@ def check_drop_bias(fn) -> Feedback:
     feedback = Feedback(_("dropping the bias in front of BN, drop_bias"))
     for case in drop_bias_cases():
         description, u, weight, bias, gamma, beta, running_mean, running_var = case
+        description = _(description)
         arguments = [a.copy() for a in (bias, gamma, beta, running_mean, running_var)]
         try:
             result = call_reader_function(fn, *arguments)
@@ -294,12 +296,12 @@ def check_drop_bias(fn) -> Feedback:
             return feedback
         error = max(_relative_error(a, b) for a, b in zip(after, before))
         note = low_precision_message(precision, error, RTOL)
-        modes = [mode for mode, a, b in zip(("training", "eval"), after, before) if not _close(a, b)]
+        modes = [mode for mode, a, b in zip((N_("training"), N_("eval")), after, before) if not _close(a, b)]
         feedback.add(_("On {description}: {note}").format(description=description, note=note) if note else
                      _("On {description}: with your values the {value}-mode output "
                      "differs from the layer with the bias by up to {error:.2g} (relative). "
                      "Work out what each mode subtracts: training mode the batch mean, eval mode "
-                     "the running mean.").format(description=description, value=' and '.join(modes), error=error))
+                     "the running mean.").format(description=description, value=_(" and ").join(_(mode) for mode in modes), error=error))
         return feedback
     feedback.passed = True
     feedback.add(_("Without the bias, BN gives the same outputs in training and in eval mode on every "

@@ -23,7 +23,7 @@ from helpers.feedback import (
     low_precision_message,
     precision_of,
 )
-from helpers.i18n import _
+from helpers.i18n import N_, _
 
 __all__ = ["check_fold_batchnorm", "check_running_stats_update"]
 
@@ -62,15 +62,17 @@ def _precision_note(precision, pairs) -> str | None:
 def _as_pair(result, shapes, what: str):
     """The reader's result as two float arrays of the given shapes, or a message saying why not."""
     if not isinstance(result, (tuple, list)) or len(result) != 2:
-        return None, f"{what} should return a pair ({type(result).__name__} returned instead)."
+        return None, _("{what} should return a pair ({value} returned instead).").format(
+            what=what, value=type(result).__name__)
     arrays = []
-    for value, shape, name in zip(result, shapes, ("first", "second")):
+    for value, shape, name in zip(result, shapes, (N_("first"), N_("second"))):
         try:
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
-            return None, f"the {name} value returned is not an array of numbers."
+            return None, _("the {name} value returned is not an array of numbers.").format(name=_(name))
         if array.shape != shape:
-            return None, f"the {name} value returned has shape {array.shape}, expected {shape}."
+            return None, _("the {name} value returned has shape {shape}, expected {shape2}.").format(
+                name=_(name), shape=array.shape, shape2=shape)
         arrays.append(array)
     return arrays, None
 
@@ -108,23 +110,23 @@ def _running_reference(running_mean, running_var, x, momentum, *, keras=False, b
 
 _RUNNING_MISTAKES = [
     (dict(keras=True),
-     "momentum weights the old value in your update: new = momentum * old + (1 - momentum) * batch "
-     "is the Keras / Flax convention (their momentum=0.99). In torch's convention momentum weights "
-     "the new batch: new = (1 - momentum) * old + momentum * batch."),
+     N_("momentum weights the old value in your update: new = momentum * old + (1 - momentum) * batch "
+        "is the Keras / Flax convention (their momentum=0.99). In torch's convention momentum weights "
+        "the new batch: new = (1 - momentum) * old + momentum * batch.")),
     (dict(biased=True),
-     "your running variance stores the biased batch variance (divided by n). The running "
-     "variance estimates the population variance, so torch stores the unbiased one: "
-     "batch_var * n / (n - 1) (the paper's m/(m-1), Algorithm 2, step 10)."),
+     N_("your running variance stores the biased batch variance (divided by n). The running "
+        "variance estimates the population variance, so torch stores the unbiased one: "
+        "batch_var * n / (n - 1) (the paper's m/(m-1), Algorithm 2, step 10).")),
     (dict(unbiased_mean=True),
-     "your running mean multiplies the batch mean by n / (n - 1). The batch mean is already an "
-     "unbiased estimate of the population mean; only the variance needs the correction."),
+     N_("your running mean multiplies the batch mean by n / (n - 1). The batch mean is already an "
+        "unbiased estimate of the population mean; only the variance needs the correction.")),
     (dict(std=True),
-     "your running variance averages the standard deviation (a square root). Store the "
-     "(unbiased) variance; the square root is taken at inference, as sqrt(running_var + eps)."),
+     N_("your running variance averages the standard deviation (a square root). Store the "
+        "(unbiased) variance; the square root is taken at inference, as sqrt(running_var + eps).")),
     (dict(biased=True, keras=True),
-     "two things: momentum weights the old value (the Keras convention; torch's momentum weights "
-     "the new batch), and the running variance stores the biased batch variance (torch stores "
-     "batch_var * n / (n - 1))."),
+     N_("two things: momentum weights the old value (the Keras convention; torch's momentum weights "
+        "the new batch), and the running variance stores the biased batch variance (torch stores "
+        "batch_var * n / (n - 1)).")),
 ]
 
 
@@ -153,13 +155,19 @@ def check_running_stats_update(function) -> Feedback:
                    if not np.array_equal(before, after)]
         if changed:
             found.append(
-                f"your function changed its input{'s' if len(changed) > 1 else ''} "
-                f"{', '.join(changed)} in place (e.g. with `running_mean *= ...`). Return new "
-                "arrays and leave the inputs alone: the caller may still need the old values "
-                "(this checker, a checkpoint, or the old mean while updating the variance).")
+                (_("your function changed its inputs "
+                   "{names} in place (e.g. with `running_mean *= ...`). Return new "
+                   "arrays and leave the inputs alone: the caller may still need the old values "
+                   "(this checker, a checkpoint, or the old mean while updating the variance).")
+                 if len(changed) > 1 else
+                 _("your function changed its input "
+                   "{names} in place (e.g. with `running_mean *= ...`). Return new "
+                   "arrays and leave the inputs alone: the caller may still need the old values "
+                   "(this checker, a checkpoint, or the old mean while updating the variance)."))
+                .format(names=', '.join(changed)))
             running_mean, running_var, x = originals
         d = x.shape[1]
-        pair, problem = _as_pair(result, [(d,), (d,)], "update")
+        pair, problem = _as_pair(result, [(d,), (d,)], _("update"))
         if problem:
             found.append(problem)
             break
@@ -177,26 +185,32 @@ def check_running_stats_update(function) -> Feedback:
         for flags, message in _RUNNING_MISTAKES:
             mistake_mean, mistake_var = _running_reference(running_mean, running_var, x, momentum, **flags)
             if _close(new_mean, mistake_mean, loose) and _close(new_var, mistake_var, loose):
-                found.append(message)
+                found.append(_(message))
                 break
         else:
             if note:
                 found.append(note)
             elif _close(new_mean, expected_mean):
                 found.append(
-                    f"the running mean is right but the running variance is not (expected "
-                    f"{np.round(expected_var, 4)}, got {np.round(new_var, 4)} for a batch of "
-                    f"{x.shape[0]}, momentum={momentum}).")
+                    _("the running mean is right but the running variance is not (expected "
+                      "{expected}, got {got} for a batch of "
+                      "{n}, momentum={momentum}).").format(expected=np.round(expected_var, 4),
+                                                          got=np.round(new_var, 4), n=x.shape[0],
+                                                          momentum=momentum))
             elif _close(new_var, expected_var):
                 found.append(
-                    f"the running variance is right but the running mean is not (expected "
-                    f"{np.round(expected_mean, 4)}, got {np.round(new_mean, 4)}).")
+                    _("the running variance is right but the running mean is not (expected "
+                      "{expected}, got {got}).").format(expected=np.round(expected_mean, 4),
+                                                       got=np.round(new_mean, 4)))
             else:
                 found.append(
-                    f"neither value matches (batch of {x.shape[0]}, momentum={momentum}): expected "
-                    f"mean {np.round(expected_mean, 4)} and variance {np.round(expected_var, 4)}, "
-                    f"got {np.round(new_mean, 4)} and {np.round(new_var, 4)}. Is the batch "
-                    "mean taken over axis 0 (the examples)?")
+                    _("neither value matches (batch of {n}, momentum={momentum}): expected "
+                      "mean {mean} and variance {var}, "
+                      "got {got_mean} and {got_var}. Is the batch "
+                      "mean taken over axis 0 (the examples)?").format(
+                        n=x.shape[0], momentum=momentum, mean=np.round(expected_mean, 4),
+                        var=np.round(expected_var, 4), got_mean=np.round(new_mean, 4),
+                        got_var=np.round(new_var, 4)))
         break
     for message in dict.fromkeys(found):
         feedback.add(message)
@@ -243,28 +257,29 @@ def _fold_variant(weight, bias, gamma, beta, mean, var, eps, *, no_bias=False, n
 
 _FOLD_MISTAKES = [
     (dict(no_bias=True),
-     "your folded bias leaves out the layer's own bias b. BN sees z = W u + b, so the new bias "
-     "is scale * (b - running_mean) + beta, with scale = gamma / sqrt(running_var + eps)."),
+     N_("your folded bias leaves out the layer's own bias b. BN sees z = W u + b, so the new bias "
+        "is scale * (b - running_mean) + beta, with scale = gamma / sqrt(running_var + eps).")),
     (dict(no_eps=True),
-     "you divide by sqrt(running_var) (the standard deviation) instead of "
-     "sqrt(running_var + eps). BN at inference uses sqrt(running_var + eps); with small "
-     "variances the difference is large."),
+     N_("you divide by sqrt(running_var) (the standard deviation) instead of "
+        "sqrt(running_var + eps). BN at inference uses sqrt(running_var + eps); with small "
+        "variances the difference is large.")),
     (dict(wrong_axis=True),
-     "you scaled the weight along its input axis (axis 1). Each BN channel belongs to one OUTPUT "
-     "of the layer, which is axis 0 of the weight: multiply row c (Linear) or filter c (Conv) "
-     "by scale[c], e.g. weight * scale[:, None] or scale.reshape(-1, 1, 1, 1)."),
+     N_("you scaled the weight along its input axis (axis 1). Each BN channel belongs to one OUTPUT "
+        "of the layer, which is axis 0 of the weight: multiply row c (Linear) or filter c (Conv) "
+        "by scale[c], e.g. weight * scale[:, None] or scale.reshape(-1, 1, 1, 1).")),
     (dict(plus_mean=True),
-     "the sign of the mean term: the folded bias is beta + scale * (b - running_mean), "
-     "not beta + scale * (b + running_mean) (Algorithm 2, step 11: beta - gamma E[x] / sqrt(Var[x] + eps))."),
+     N_("the sign of the mean term: the folded bias is beta + scale * (b - running_mean), "
+        "not beta + scale * (b + running_mean) (Algorithm 2, step 11: beta - gamma E[x] / sqrt(Var[x] + eps)).")),
     (dict(no_bias=True, no_eps=True),
-     "two things: the folded bias leaves out the layer's own bias b, and you divide by "
-     "sqrt(running_var) instead of sqrt(running_var + eps)."),
+     N_("two things: the folded bias leaves out the layer's own bias b, and you divide by "
+        "sqrt(running_var) instead of sqrt(running_var + eps).")),
 ]
 
 
 def _describe(weight, bias):
     kind = "Linear" if weight.ndim == 2 else "Conv"
-    return f"{kind} weight {weight.shape}, bias {'None' if bias is None else bias.shape}"
+    return _("{kind} weight {shape}, bias {bias}").format(kind=kind, shape=weight.shape,
+                                                         bias='None' if bias is None else bias.shape)
 
 
 def check_fold_batchnorm(function) -> Feedback:
@@ -285,12 +300,13 @@ def check_fold_batchnorm(function) -> Feedback:
             feedback.attempted = False
             return feedback
         except Exception as error:
-            message = f"your function raised {type(error).__name__}: {error} ({where})."
+            message = _("your function raised {value}: {error} ({where}).").format(
+                value=type(error).__name__, error=error, where=where)
             if "broadcast" in str(error) and weight.shape[0] != weight.shape[1]:
-                message += (" A broadcasting error here usually means the scale is applied along "
-                            "the weight's input axis: it belongs on axis 0, the outputs.")
+                message += _(" A broadcasting error here usually means the scale is applied along "
+                             "the weight's input axis: it belongs on axis 0, the outputs.")
             elif bias is None and isinstance(error, TypeError):
-                message += " A layer may have no bias (bias=None): treat it as zeros."
+                message += _(" A layer may have no bias (bias=None): treat it as zeros.")
             found.append(message)
             break
         changed = [name for name, before, after in
@@ -298,10 +314,11 @@ def check_fold_batchnorm(function) -> Feedback:
                        originals, case[:6])
                    if before is not None and not np.array_equal(before, after)]
         if changed:
-            found.append(f"your function changed {', '.join(changed)} in place; return new arrays "
-                         "(the unfolded model may still be needed, e.g. to fine-tune it).")
+            found.append(_("your function changed {names} in place; return new arrays "
+                           "(the unfolded model may still be needed, e.g. to fine-tune it).").format(
+                names=', '.join(changed)))
             weight, bias, gamma, beta, mean, var = originals
-        pair, problem = _as_pair(result, [weight.shape, (weight.shape[0],)], "the folding")
+        pair, problem = _as_pair(result, [weight.shape, (weight.shape[0],)], _("the folding"))
         if problem:
             found.append(problem + f" ({where})")
             break
@@ -319,25 +336,25 @@ def check_fold_batchnorm(function) -> Feedback:
             mistake = _fold_variant(weight, bias, gamma, beta, mean, var, eps, **flags)
             if mistake is not None and _close(folded_weight, mistake[0], loose) and \
                     _close(folded_bias, mistake[1], loose):
-                found.append(message)
+                found.append(_(message))
                 break
         else:
             if note:
                 found.append(note + f" ({where})")
             elif _close(folded_weight, expected[0]):
-                found.append(f"the folded weight is right, the folded bias is not ({where}): "
-                             "it should be beta + scale * (b - running_mean).")
+                found.append(_("the folded weight is right, the folded bias is not ({where}): "
+                               "it should be beta + scale * (b - running_mean).").format(where=where))
             elif _close(folded_bias, expected[1]):
-                message = (f"the folded bias is right, the folded weight is not ({where}): "
-                           "multiply output channel c of the weight by scale[c] = "
-                           "gamma[c] / sqrt(running_var[c] + eps).")
+                message = _("the folded bias is right, the folded weight is not ({where}): "
+                            "multiply output channel c of the weight by scale[c] = "
+                            "gamma[c] / sqrt(running_var[c] + eps).").format(where=where)
                 if weight.ndim == 4:
-                    message += (" A Conv weight is (out, in, kh, kw): scale[:, None] lines up with "
-                                "its LAST axes, not the first; use scale.reshape(-1, 1, 1, 1), or "
-                                "scale.reshape((-1,) + (1,) * (weight.ndim - 1)) for both kinds.")
+                    message += _(" A Conv weight is (out, in, kh, kw): scale[:, None] lines up with "
+                                 "its LAST axes, not the first; use scale.reshape(-1, 1, 1, 1), or "
+                                 "scale.reshape((-1,) + (1,) * (weight.ndim - 1)) for both kinds.")
                 found.append(message)
             else:
-                found.append(f"neither the folded weight nor the folded bias matches ({where}).")
+                found.append(_("neither the folded weight nor the folded bias matches ({where}).").format(where=where))
         break
     for message in dict.fromkeys(found):
         feedback.add(message)

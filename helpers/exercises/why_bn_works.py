@@ -87,12 +87,12 @@ def _group_cases():
     # channels get different offsets and spreads, so that every wrong grouping shows
     offsets = np.array([0.0, 3.0, -2.0, 5.0, 1.0, -4.0])[None, :, None, None]
     spreads = np.array([1.0, 0.5, 2.0, 0.2, 3.0, 1.5])[None, :, None, None]
-    yield "x of shape (5, 6, 4, 3) with 3 groups", offsets + spreads * rng.normal(size=(5, 6, 4, 3)), 3
-    yield "x of shape (4, 6, 2, 2) with 2 groups", offsets + spreads * rng.normal(size=(4, 6, 2, 2)), 2
-    yield "x of shape (3, 8) (a fully connected layer) with 4 groups", \
+    yield _("x of shape (5, 6, 4, 3) with 3 groups"), offsets + spreads * rng.normal(size=(5, 6, 4, 3)), 3
+    yield _("x of shape (4, 6, 2, 2) with 2 groups"), offsets + spreads * rng.normal(size=(4, 6, 2, 2)), 2
+    yield _("x of shape (3, 8) (a fully connected layer) with 4 groups"), \
         rng.normal(size=(3, 8)) * np.arange(1, 9) + np.arange(8), 4
-    yield "x of shape (2, 6, 3, 3) with 1 group (LayerNorm)", offsets + spreads * rng.normal(size=(2, 6, 3, 3)), 1
-    yield "x of shape (2, 6, 3, 3) with 6 groups (InstanceNorm)", offsets + spreads * rng.normal(size=(2, 6, 3, 3)), 6
+    yield _("x of shape (2, 6, 3, 3) with 1 group (LayerNorm)"), offsets + spreads * rng.normal(size=(2, 6, 3, 3)), 1
+    yield _("x of shape (2, 6, 3, 3) with 6 groups (InstanceNorm)"), offsets + spreads * rng.normal(size=(2, 6, 3, 3)), 6
 
 
 def _interleaved(x, g):
@@ -120,35 +120,35 @@ def _std(x, g):
 
 _GROUP_MISTAKES = [
     (_interleaved,
-     "Your groups interleave the channels (channel c in group c % G). GroupNorm's groups are "
-     "blocks of consecutive channels: group g holds channels g*C/G ... (g+1)*C/G - 1, which is "
-     "what x.reshape(N, G, -1) gives."),
+     N_("Your groups interleave the channels (channel c in group c % G). GroupNorm's groups are "
+        "blocks of consecutive channels: group g holds channels g*C/G ... (g+1)*C/G - 1, which is "
+        "what x.reshape(N, G, -1) gives.")),
     (_with_batch,
-     "Your statistics average over the batch too, so every example gets the same numbers: that "
-     "is a batch statistic. GroupNorm's statistics belong to one example: average over the "
-     "group's channels and the positions only (axis 2 of x.reshape(N, G, -1))."),
+     N_("Your statistics average over the batch too, so every example gets the same numbers: that "
+        "is a batch statistic. GroupNorm's statistics belong to one example: average over the "
+        "group's channels and the positions only (axis 2 of x.reshape(N, G, -1)).")),
     (_unbiased,
-     "Your variance divides by n - 1 (ddof=1). Normalization uses the biased variance: divide "
-     "by the number of values (np.var's default)."),
+     N_("Your variance divides by n - 1 (ddof=1). Normalization uses the biased variance: divide "
+        "by the number of values (np.var's default).")),
     (_std,
-     "Your second array is the standard deviation; return the variance (GroupNorm divides by "
-     "sqrt(var + eps) later)."),
+     N_("Your second array is the standard deviation; return the variance (GroupNorm divides by "
+        "sqrt(var + eps) later).")),
     (lambda x, g: group_statistics(x, g)[::-1],
-     "Your two arrays are in the wrong order: return (mean, var)."),
+     N_("Your two arrays are in the wrong order: return (mean, var).")),
 ]
 
 
 def _shape_hint(shape, n, c, g) -> str:
     if shape == (g,):
-        return ("one value per group for the whole batch: you averaged over the examples too. "
-                "GroupNorm computes statistics per example: the result is (N, G).")
+        return _("one value per group for the whole batch: you averaged over the examples too. "
+                 "GroupNorm computes statistics per example: the result is (N, G).")
     if shape == (n, c):
-        return ("one value per channel: that is InstanceNorm's statistic (each channel alone). "
-                "Average over the C/G channels of each group as well: the result is (N, G).")
+        return _("one value per channel: that is InstanceNorm's statistic (each channel alone). "
+                 "Average over the C/G channels of each group as well: the result is (N, G).")
     if len(shape) > 2 and shape[:2] == (n, g):
-        return ("you averaged over the group's channels but not over the positions (H, W). "
-                "Average over both: x.reshape(N, G, -1).mean(axis=2).")
-    return f"expected (N, G) = ({n}, {g})."
+        return _("you averaged over the group's channels but not over the positions (H, W). "
+                 "Average over both: x.reshape(N, G, -1).mean(axis=2).")
+    return _("expected (N, G) = ({n}, {g}).").format(n=n, g=g)
 
 
 def check_group_statistics(reader_function) -> Feedback:
@@ -168,14 +168,14 @@ def check_group_statistics(reader_function) -> Feedback:
         if not np.array_equal(x, original):
             feedback.add(_("Your function changed its input x in place; compute new arrays instead."))
             return feedback
-        pair = _pair(result, "(mean, var), each of shape (N, G)", feedback)
+        pair = _pair(result, _("(mean, var), each of shape (N, G)"), feedback)
         if pair is None:
             return feedback
         mean, var = pair
         for name, value in (("mean", mean), ("var", var)):
             if value.shape != (n, g):
-                feedback.add(f"On {description}, your {name} has shape {value.shape}: "
-                             + _shape_hint(value.shape, n, c, g))
+                feedback.add(_("On {description}, your {name} has shape {shape}: {hint}").format(
+                    description=description, name=name, shape=value.shape, hint=_shape_hint(value.shape, n, c, g)))
                 return feedback
         expected_mean, expected_var = group_statistics(x, g)
         if _close(mean, expected_mean) and _close(var, expected_var):
@@ -187,7 +187,7 @@ def check_group_statistics(reader_function) -> Feedback:
         for mistake, explanation in _GROUP_MISTAKES:
             candidate_mean, candidate_var = mistake(x, g)
             if _close(mean, candidate_mean, loose) and _close(var, candidate_var, loose):
-                feedback.add(_("On {description}: {explanation}").format(description=description, explanation=explanation))
+                feedback.add(_("On {description}: {explanation}").format(description=description, explanation=_(explanation)))
                 return feedback
         if note:
             feedback.add(_("On {description}: {note}").format(description=description, note=note))
@@ -195,7 +195,7 @@ def check_group_statistics(reader_function) -> Feedback:
         which = [name for name, ok in (("mean", _close(mean, expected_mean)),
                                         ("var", _close(var, expected_var))) if not ok]
         feedback.add(_("On {description}, your {value} differ from the reference "
-                     "(largest difference {value2:.3g}).").format(description=description, value=' and '.join(which), value2=max(np.abs(mean - expected_mean).max(), np.abs(var - expected_var).max())))
+                     "(largest difference {value2:.3g}).").format(description=description, value=_(" and ").join(which), value2=max(np.abs(mean - expected_mean).max(), np.abs(var - expected_var).max())))
         return feedback
     feedback.passed = True
     feedback.add(_("Your statistics match GroupNorm's on every hidden case, including G = 1 "
@@ -217,7 +217,7 @@ def _quadratic():
     def loss_and_gradient(w):
         return float(0.5 * w @ a @ w + b @ w), a @ w + b
 
-    return "a quadratic in 5 variables", loss_and_gradient, rng.normal(size=5), np.array([0.01, 0.05, 0.1, 0.3])
+    return _("a quadratic in 5 variables"), loss_and_gradient, rng.normal(size=5), np.array([0.01, 0.05, 0.1, 0.3])
 
 
 def _softplus_matrix():
@@ -230,7 +230,7 @@ def _softplus_matrix():
         gradient = (1 / (1 + np.exp(-z))).T @ inputs / z.size + 0.5 * w ** 2 * np.sign(w)
         return loss, gradient
 
-    return "a non-quadratic loss of a (2, 3) weight matrix", loss_and_gradient, \
+    return _("a non-quadratic loss of a (2, 3) weight matrix"), loss_and_gradient, \
         rng.normal(size=(2, 3)), np.array([0.2, 0.5, 1.0, 2.0])
 
 
@@ -258,19 +258,19 @@ def _walk_variant(direction="gradient", change="norm of difference", loss="loss"
 
 _WALK_MISTAKES = [
     (_walk_variant(direction="uphill"),
-     "You step along +gradient (uphill). Gradient descent, and the probe, move to w - eta * g."),
+     N_("You step along +gradient (uphill). Gradient descent, and the probe, move to w - eta * g.")),
     (_walk_variant(direction="unit"),
-     "You step along the unit vector g / ||g||. The probe moves by eta times the gradient itself, "
-     "w - eta * g, as an SGD step of learning rate eta would."),
+     N_("You step along the unit vector g / ||g||. The probe moves by eta times the gradient itself, "
+        "w - eta * g, as an SGD step of learning rate eta would.")),
     (_walk_variant(change="difference of norms"),
-     "Your gradient change is | ||g'|| - ||g|| |, the change of the gradient's length. Measure the "
-     "length of the difference, ||g' - g||: a gradient that turns without growing has changed too."),
+     N_("Your gradient change is | ||g'|| - ||g|| |, the change of the gradient's length. Measure the "
+        "length of the difference, ||g' - g||: a gradient that turns without growing has changed too.")),
     (_walk_variant(change="squared"),
-     "Your gradient change is the squared norm ||g' - g||^2; take the square root (np.linalg.norm)."),
+     N_("Your gradient change is the squared norm ||g' - g||^2; take the square root (np.linalg.norm).")),
     (_walk_variant(change="relative"),
-     "Your gradient change is divided by ||g||. The exercise asks for the change itself, ||g' - g||."),
+     N_("Your gradient change is divided by ||g||. The exercise asks for the change itself, ||g' - g||.")),
     (_walk_variant(loss="difference"),
-     "Your losses are L(w - eta g) - L(w), differences from the start. Return the losses themselves."),
+     N_("Your losses are L(w - eta g) - L(w), differences from the start. Return the losses themselves.")),
 ]
 
 
@@ -291,7 +291,7 @@ def check_gradient_walk(reader_function) -> Feedback:
             feedback.add(_("Your function changed w in place (w -= ...). Compute w - eta * g as a new "
                          "array for every step size: each step starts from the same w."))
             return feedback
-        pair = _pair(result, "(losses, gradient_changes), one value per step size", feedback)
+        pair = _pair(result, _("(losses, gradient_changes), one value per step size"), feedback)
         if pair is None:
             return feedback
         losses, changes = pair
@@ -312,22 +312,25 @@ def check_gradient_walk(reader_function) -> Feedback:
             loss_ok = _close(losses, candidate_losses, loose)
             change_ok = _close(changes, candidate_changes, loose)
             if loss_ok and change_ok:
-                feedback.add(_("On {description}: {explanation}").format(description=description, explanation=explanation))
+                feedback.add(_("On {description}: {explanation}").format(description=description, explanation=_(explanation)))
                 return feedback
             right_losses = _close(losses, reference.losses, loose)
             if right_losses and change_ok:  # losses right, only the gradient change is off
-                feedback.add(_("On {description}: your losses are right. {explanation}").format(description=description, explanation=explanation))
+                feedback.add(_("On {description}: your losses are right. {explanation}").format(description=description, explanation=_(explanation)))
                 return feedback
         if note:
             feedback.add(_("On {description}: {note}").format(description=description, note=note))
             return feedback
         parts = []
         if not np.allclose(losses, reference.losses, rtol=1e-9, atol=1e-12):
-            parts.append(f"losses {np.round(losses, 5)} (expected {np.round(reference.losses, 5)})")
+            parts.append(_("losses {value} (expected {expected})").format(
+                value=np.round(losses, 5), expected=np.round(reference.losses, 5)))
         if not np.allclose(changes, reference.grad_changes, rtol=1e-9, atol=1e-12):
-            parts.append(f"gradient changes {np.round(changes, 5)} "
-                         f"(expected {np.round(reference.grad_changes, 5)})")
-        feedback.add(f"On {description}, your " + " and ".join(parts) + ".")
+            parts.append(_("gradient changes {value} "
+                           "(expected {expected})").format(value=np.round(changes, 5),
+                                                           expected=np.round(reference.grad_changes, 5)))
+        feedback.add(_("On {description}, your {parts}.").format(description=description,
+                                                                 parts=_(" and ").join(parts)))
         return feedback
     feedback.passed = True
     feedback.add(_("Your walk matches helpers.lessons.why_bn_works.probe_along_gradient, on a quadratic "
