@@ -255,7 +255,7 @@ def check_mean_only_backward(fn) -> Feedback:
         return feedback
     feedback.passed = True
     feedback.add(_("dx = dout - mean(dout) and dbeta = sum(dout) on every hidden case. Note what does "
-                 "not appear: x and beta. Every row of dx sums to 0 over the batch, as in full BN."))
+                 "not appear: x and beta. Every column of dx sums to 0 over the batch, as in full BN."))
     return feedback
 
 
