@@ -319,6 +319,8 @@ def printed_numbers(notebook) -> list[str]:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream" and output.get("name") == "stdout":
                 numbers += NUMBER.findall(output.get("text", ""))
+            elif "application/vnd.jupyter.widget-view+json" in output.get("data", {}):
+                continue  # a widget's text/plain is its repr, cut at a length that depends on the labels
             elif "text/plain" in output.get("data", {}):
                 numbers += NUMBER.findall(output["data"]["text/plain"])
     return numbers
