@@ -236,3 +236,23 @@ def test_every_recorded_file_s_checksum_is_the_documented_one():
         assert f"`{filename}`" in readme and sha256 in readme, filename
         assert f"Size {path.stat().st_size:,} bytes" in readme, filename
         assert path.stat().st_size < 500_000, filename
+
+
+def test_load_mnist_head_is_the_start_of_every_array():
+    full = data.load_mnist()
+    head = data.load_mnist_head(600, 50)
+    for whole, start, n in zip(full, head, (600, 600, 50, 50)):
+        assert start.dtype == whole.dtype and start.shape == (n, *whole.shape[1:])
+        np.testing.assert_array_equal(start, whole[:n])
+    assert [len(a) for a in data.load_mnist_head(0, 10**6)] == [0, 0, 10000, 10000]
+
+
+def test_load_mnist_head_checks_the_file(tmp_path):
+    damaged = tmp_path / "mnist.npz"
+    damaged.write_bytes(b"not a zip")
+    with pytest.raises(data.DataFileError, match="sha256"):
+        data.load_mnist_head(10, 10, path=damaged)
+    with pytest.raises(data.DataFileError, match="could not be read"):
+        data.load_mnist_head(10, 10, path=damaged, verify=False)
+    with pytest.raises(ValueError, match="0 or more"):
+        data.load_mnist_head(-1, 10)

@@ -429,12 +429,13 @@ def frozen_bn_layer(train_examples: int = 6000, test_examples: int = 500, seed: 
     """
     import torch
 
-    from helpers.data import load_mnist
+    from helpers.data import load_mnist_head
 
     if recorded and seed != 0:
         raise ValueError(f"only seed 0 is recorded, got seed {seed}")
     model = recorded_bn_mlp() if recorded else trained_bn_mlp(seed=seed)[0]
-    data = load_mnist()  # only the images used are converted, as mnist_flat() converts them
+    # only the images used are read and converted, as mnist_flat() converts them
+    data = load_mnist_head(train_examples, test_examples)
 
     def images(x):
         return torch.from_numpy(x.astype(np.float32) / 255.0).reshape(len(x), -1)

@@ -194,11 +194,11 @@ def _build_forward_figure(result):
     """The four plots with what no control changes (the population, the noise curves: only
     those entries of ``result`` are used) and empty artists for the rest, in two layers.
 
-    The still layer: three axes with their ticks, the noise curves, the x label and the
-    noise plot's legend; a ``Backdrop`` draws it once and pastes it back on later draws. The
-    moving layer: the output plot's axes (its x range follows gamma and beta), and on each
-    axes a see-through ``overlay_axes`` with the histograms, the lines, the titles and the
-    legends whose words change. The artists that change are kept in
+    The still layer: the four axes with their ticks, the noise curves, the x label and the
+    legends; a ``Backdrop`` draws it once per key (the x limits and the legends' words, which
+    gamma, beta and the batch change) and pastes it back on later draws. The moving layer: on
+    each axes a see-through ``overlay_axes`` with the histograms, the lines and the titles.
+    The artists that change are kept in
     ``figure.artists_to_update`` for ``update_forward_histograms`` to fill.
     """
     import matplotlib.pyplot as plt
@@ -220,7 +220,9 @@ def _build_forward_figure(result):
         a.moving_in.axvline(result["population_mean"], color="#555", ls="--", lw=1.2,
                             label=_("population mean {value}").format(value=_number(result['population_mean'])))
         a.batch_mean = a.moving_in.axvline(0, color="#d62728", lw=1.6, label=_("batch mean"))
-        a.in_legend = a.moving_in.legend(loc="upper right", fontsize=7.5, frameon=False)
+        # on the still axes: the legend is drawn with the still layer (its words are in the key)
+        a.in_legend = ax_in.legend(*a.moving_in.get_legend_handles_labels(), loc="upper right",
+                                   fontsize=7.5, frameon=False)
         ax_in.set_yticks([])
 
         # 2. x_hat: centred and scaled, but exactly as skewed as the input
@@ -262,9 +264,10 @@ def _build_forward_figure(result):
                         loc="lower left", fontsize=7.5, frameon=False)
         for ax in axes.flat:
             _fix_label_place(ax)
-    # the output plot's x range follows gamma and beta: that axes is drawn anew on each move
-    a.still_axes = [ax_in, ax_hat, ax_noise]
-    a.backdrop = Backdrop(fig, a.still_axes)
+    # the output plot's x range and its legend follow gamma and beta: they are in the key
+    a.still_axes = [ax_in, ax_hat, ax_out, ax_noise]
+    a.out_legend_labels = None  # the labels of the output plot's legend, once made
+    a.backdrop = Backdrop(fig, a.still_axes, keys=24)
     fig.artists_to_update = a
     return fig
 
@@ -318,9 +321,11 @@ def update_forward_histograms(figure, result):
         for artist in (a.out_bars, *a.spread):
             artist.set_visible(stretched)
         a.forgotten.set_visible(not stretched)
-        a.moving_out.legend(handles=[a.beta, a.spread_key] if stretched else [a.beta],
-                            labels=[a.beta.get_label(), "β ± |γ|"][:2 if stretched else 1],
+        labels = [a.beta.get_label(), "β ± |γ|"][:2 if stretched else 1]
+        if labels != a.out_legend_labels:  # on the still axes, made again only when its words change
+            a.ax_out.legend(handles=[a.beta, a.spread_key][:len(labels)], labels=labels,
                             loc="upper right", fontsize=7.5, frameon=False)
+            a.out_legend_labels = labels
         low, high = min(-9.0, float(r["y"].min()) - 0.5), max(9.0, float(r["y"].max()) + 0.5)
         a.ax_out.set_xlim(low, high)
 
@@ -333,10 +338,12 @@ def update_forward_histograms(figure, result):
 
 
 def _forget_if_limits_changed(a):
-    """The x limits are the only part of the still layer a result changes (the histograms'
-    y axes have no ticks): when they differ from the ones the backdrop was drawn with, the
-    backdrop draws the still layer again."""
-    a.backdrop.redraw_if_changed([ax.get_xlim() for ax in a.still_axes])
+    """The x limits and the legends' words are the only parts of the still layer a result
+    changes (the histograms' y axes have no ticks): when they differ from the ones the backdrop
+    was drawn with, the backdrop pastes the pixels it kept for them or draws the still layer
+    again."""
+    a.backdrop.redraw_if_changed([[ax.get_xlim() for ax in a.still_axes],
+                                  a.in_legend.get_texts()[2].get_text(), a.out_legend_labels])
 
 
 @lru_cache(maxsize=1)

@@ -53,6 +53,18 @@ def _redraw_still_axes_if_moved(artists):
                                            for ax in artists["still_axes"]])
 
 
+def _spines_on_top(overlay, ax):
+    """Draw ``ax``'s spines on its ``overlay`` instead, over the data as in a plain figure
+    (the still layer is drawn under the overlays)."""
+    overlay.set_axis_on()
+    overlay.patch.set_visible(False)
+    overlay.xaxis.set_visible(False)
+    overlay.yaxis.set_visible(False)
+    for name, spine in ax.spines.items():
+        overlay.spines[name].set_visible(spine.get_visible())
+        spine.set_visible(False)
+
+
 def _style():
     """The look of this notebook's figures. Titles sit just above their axes (axes.titley 1.0,
     where matplotlib would put them anyway: no tick labels on top); fixing their place saves
@@ -260,25 +272,33 @@ def draw_gradient_walk(result):
 def _build_gradient_walk(lr):
     """The walk figure without data: per network a loss line, its dashed prediction and a
     gradient-change line, and a dotted mark at one learning rate ``lr``; kept in
-    ``figure._panel_artists``."""
+    ``figure._panel_artists``. The two axes (ticks, labels, the right title) are the still
+    layer, drawn by a ``Backdrop`` that keeps the last few ranges; the lines, marks, the legend
+    (its words follow the checkpoint) and the left title are on see-through ``overlay_axes``."""
     import matplotlib.pyplot as plt
 
     with _style():
         figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
         figure.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.85, wspace=0.25)
+        moving_left, moving_right = overlay_axes(left), overlay_axes(right)
+        _spines_on_top(moving_left, left)
+        _spines_on_top(moving_right, right)
         lines = {}
         for norm in ("none", "batch"):
             color = COLORS[norm]
-            lines[norm] = dict(loss=left.plot([], [], "o-", ms=3, color=color)[0],
-                               prediction=left.plot([], [], "--", color=color, lw=1)[0],
-                               change=right.plot([], [], "o-", ms=3, color=color)[0])
+            lines[norm] = dict(loss=moving_left.plot([], [], "o-", ms=3, color=color)[0],
+                               prediction=moving_left.plot([], [], "--", color=color, lw=1)[0],
+                               change=moving_right.plot([], [], "o-", ms=3, color=color)[0])
         left.set(xlabel=_("step size eta"), ylabel=_("training loss at w - eta g"))
         right.set(xlabel=_("step size eta"), ylabel=_("|| grad(w - eta g) - g ||"),
                   title=_("how much the gradient changes\n(gray: no BN, blue: BN)"))
-        legend = right.legend([lines[norm]["change"] for norm in lines], ["", ""],
-                              loc="upper left")
-        lr_marks = [ax.axvline(lr, color="k", lw=0.6, ls=":") for ax in (left, right)]
-    figure._panel_artists = dict(lines=lines, legend=legend, lr_marks=lr_marks)
+        legend = moving_right.legend([lines[norm]["change"] for norm in lines], ["", ""],
+                                     loc="upper left")
+        lr_marks = [ax.axvline(lr, color="k", lw=0.6, ls=":") for ax in (moving_left, moving_right)]
+    still = [left, right]
+    figure._panel_artists = dict(lines=lines, legend=legend, lr_marks=lr_marks, still_axes=still,
+                                 moving=(moving_left, moving_right),
+                                 backdrop=Backdrop(figure, still, keys=24))
     return figure
 
 
@@ -297,15 +317,16 @@ def update_gradient_walk(figure, result):
     for mark in artists["lr_marks"]:  # the learning rate, if the walk reaches it
         mark.set_xdata([result["lr"], result["lr"]])
         mark.set_visible(result["lr"] <= result["step_sizes"][-1])
-    left, right = figure.axes
+    moving_left, moving_right = artists["moving"]
     top = max(max(p.loss0, p.losses.max()) for p in probes.values())
     with _style():
-        left.set_title(_("loss along the gradient at step {step}\n"
-                       "(dashed: the gradient's prediction L(w) - eta ||g||^2)").format(step=result['step']))
-    left.set_ylim(0, 1.15 * top)
-    for ax in (left, right):
+        moving_left.set_title(_("loss along the gradient at step {step}\n"
+                              "(dashed: the gradient's prediction L(w) - eta ||g||^2)").format(step=result['step']))
+    moving_left.set_ylim(0, 1.15 * top)
+    for ax in (moving_left, moving_right):  # shares its limits with the still axes under it
         ax.relim(visible_only=True)
         ax.autoscale_view()
+    _redraw_still_axes_if_moved(artists)
 
 
 def draw_landscape(landscapes: dict):
@@ -389,10 +410,9 @@ MEAN_BINS = 40
 def _build_batch_size():
     """The batch-size figure without data: an error line per normalization, a ring for the
     chosen setting, a histogram (one outline, ``ax.stairs``) and the eval-mode mean; kept in
-    ``figure._panel_artists``. The error plot's axes (fixed batch sizes; its error range
-    changes only when new runs join) is the still layer, drawn by a ``Backdrop``; its lines,
-    legend and title are on a see-through ``overlay_axes``. The histogram, fitted to each
-    result, is drawn on every move."""
+    ``figure._panel_artists``. Both axes are the still layer, drawn by a ``Backdrop`` that
+    keeps the last few ranges; the lines, the histogram, the legends (over them, as in a plain
+    figure) and the titles are on see-through ``overlay_axes``."""
     import matplotlib.pyplot as plt
 
     sizes = np.array(why.BATCH_SIZES)
@@ -408,15 +428,19 @@ def _build_batch_size():
         left.set_xlim(sizes[0] / 1.25, sizes[-1] * 1.25)  # every batch size, whatever has run
         left.set(xlabel=_("examples per BN statistic (batch size)"), ylabel=_("test error (%)"))
 
-        histogram = right.stairs(np.zeros(MEAN_BINS), np.arange(MEAN_BINS + 1.0), fill=True,
-                                 alpha=0.7)
-        eval_mean = right.axvline(0, color="k", lw=1.2, label=_("running mean (eval mode)"))
-        eval_legend = right.legend(loc="upper right")
+        moving_means = overlay_axes(right)
+        _spines_on_top(moving, left)
+        _spines_on_top(moving_means, right)
+        histogram = moving_means.stairs(np.zeros(MEAN_BINS), np.arange(MEAN_BINS + 1.0),
+                                        fill=True, alpha=0.7)
+        eval_mean = moving_means.axvline(0, color="k", lw=1.2, label=_("running mean (eval mode)"))
+        eval_legend = moving_means.legend(loc="upper right")
         right.set(xlabel=_("mean that normalizes an image, layer 1, channel 0"), ylabel=_("test images"))
     figure._panel_artists = dict(errors=errors, chosen=chosen, histogram=histogram,
                                  eval_mean=eval_mean, eval_legend=eval_legend, moving_errors=moving,
-                                 means_axes=right, still_axes=[left],
-                                 backdrop=Backdrop(figure, [left]))
+                                 means_axes=moving_means, still_axes=[left, right],
+                                 errors_legend=None, errors_legend_key=None,
+                                 backdrop=Backdrop(figure, [left, right], keys=24))
     return figure
 
 
@@ -443,7 +467,11 @@ def _show_errors(ax, artists, result):
         if sizes:
             shown.append(line)
     artists["chosen"].set_data([result["batch_size"]], [100 * result["run"].test_error])
-    ax.legend(handles=[*shown, artists["chosen"]], loc="upper right")
+    handles = [*shown, artists["chosen"]]
+    key = [(line.get_label(), line.get_linewidth()) for line in handles]
+    if key != artists["errors_legend_key"]:  # made again only when it changes
+        artists["errors_legend"] = ax.legend(handles=handles, loc="upper right")
+        artists["errors_legend_key"] = key
     ax.set_title(_("{value}, seed 0").format(value=MODEL_NAMES[result['model_kind']]))
     ax.set_autoscaley_on(True)
     ax.relim(visible_only=True)
