@@ -113,7 +113,8 @@ def test_collectives_a_stalled_peer_and_a_peer_that_leaves():
     assert "RuntimeError: Timed out" in seen[0]["stalled"] and 2.0 <= stalled < 10, seen[0]["stalled"]
     assert "in a barrier of the main group instead" in seen[1]["stalled"] and seen[1]["waited"] is None
     # a peer whose process ends: gloo fails at once, long before the 60 s timeout
-    assert "Connection closed by peer" in seen[0]["exited"] and exited < 30, seen[0]["exited"]
+    assert any(reason in seen[0]["exited"] for reason in ("closed by peer", "reset by peer")), seen[0]["exited"]
+    assert exited < 30, seen[0]["exited"]
     assert "process ended" in seen[1]["exited"]
     no_children_left()
 
