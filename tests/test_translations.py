@@ -310,7 +310,7 @@ def test_the_two_editions_link_each_other(path):
 
 # --- the Chinese notebooks run like the English ------------------------------------------------
 
-NUMBER = re.compile(r"(?<![\w.])[-+−]?\d+(?:[.,]\d+)*(?:e[-+]?\d+)?%?(?!\d|[.,]\d|\s*(?:s\b|ms\b|秒|毫秒))")
+NUMBER = re.compile(r"(?<![\w.])[-+−]?\d+(?:[.,]\d+)*(?:e[-+]?\d+)?%?(?!\d|[.,]\d|\s*(?:s\b|ms\b|[GMk]B/s|秒|毫秒))")
 
 
 def printed_numbers(notebook) -> list[str]:
