@@ -273,6 +273,30 @@ def float32_values(values) -> list:
     return np.array(flat, dtype=object).reshape(array.shape).tolist()
 
 
+def run_each(function, items, jobs: int = 1) -> list:
+    """``[function(item) for item in items]``, in ``jobs`` spawned processes when ``jobs > 1``
+    (what the maintainer commands that record training results use). ``function`` must be
+    importable by name, as spawn requires."""
+    items = list(items)
+    if jobs <= 1:
+        return [function(item) for item in items]
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(function, items))
+
+
+def record_versions() -> dict:
+    """The versions a record was made with: {"python", "torch", "numpy"}."""
+    import platform
+
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
+            "numpy": np.__version__}
+
+
 def write_record(path, record: dict) -> str:
     """Write ``record`` as JSON (one line per top-level key and per entry of a top-level dict
     of entries, so that a diff shows which entries changed) and return the file's sha256."""
@@ -301,7 +325,8 @@ def record_path(filename: str) -> Path:
         return Path(filename)
 
 
-def load_record(filename: str, sha256: str, command: str, path=None, verify: bool = True) -> dict:
+def load_record(filename: str, sha256: str, command: str, path=None, verify: bool = True,
+                what: str = "the recorded file", update: str = "its checksum in the code and in data/README.md") -> dict:
     """Read a recorded JSON file from data/ after checking its sha256.
 
     Args:
@@ -309,6 +334,7 @@ def load_record(filename: str, sha256: str, command: str, path=None, verify: boo
         sha256:   the checksum it must have
         command:  the maintainer command that records it (named in the error message)
         path:     read this file instead
+        what, update: how the error message names the file and what a maintainer updates
     Raises:
         DataFileError: the file is missing or is not the recorded one.
     """
@@ -321,7 +347,7 @@ def load_record(filename: str, sha256: str, command: str, path=None, verify: boo
         actual = sha256_of(path)
         if actual != sha256:
             raise DataFileError(
-                f"{path} is not the recorded file: its sha256 is {actual}, expected {sha256}. "
+                f"{path} is not {what}: its sha256 is {actual}, expected {sha256}. "
                 f"Get a fresh copy of the course's data/ folder, or (maintainers) re-record it "
-                f"with `{command}` and update its checksum in the code and in data/README.md.")
+                f"with `{command}` and update {update}.")
     return json.loads(path.read_text(encoding="utf-8"))

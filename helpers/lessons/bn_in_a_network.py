@@ -459,11 +459,7 @@ def record_full_run(path=None, jobs: int = 1) -> tuple[Path, str]:
     Returns:
         (path, sha256 of the file written)
     """
-    import platform
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    from helpers.data import sha256_of
+    from helpers.data import record_versions, run_each, sha256_of
 
     sweep = learning_rate_sweep(LEARNING_RATES, init_std=BASE_INIT_STD, progress=False)
     best_plain_lr = best_learning_rate(sweep, "plain")
@@ -471,11 +467,7 @@ def record_full_run(path=None, jobs: int = 1) -> tuple[Path, str]:
     regularization = {(name, seed): regularization_settings(name, seed, REG_FULL_STEPS)
                       for name in REG_VARIANTS for seed in REG_FULL_SEEDS}
     tasks = list(figure1.values()) + list(regularization.values())
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(_train_and_record, tasks))
-    else:
-        results = [_train_and_record(settings) for settings in tasks]
+    results = run_each(_train_and_record, tasks, jobs)
     figure1_results = dict(zip(figure1, results[:len(figure1)]))
     regularization_results = results[len(figure1):]
 
@@ -483,8 +475,7 @@ def record_full_run(path=None, jobs: int = 1) -> tuple[Path, str]:
         "what": "notebook 06's FULL_RUN: the paper-length runs of Figure 1 (section 2) and the "
                 "longer regularization runs (section 6), trained once and recorded",
         "command": "python -m tools.record_full_run",
-        "versions": {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
-                     "numpy": np.__version__},
+        "versions": record_versions(),
         "best_plain_lr": best_plain_lr,
         "sweep_settings": dict(learning_rates=list(LEARNING_RATES), steps=SWEEP_STEPS,
                                init_std=BASE_INIT_STD, eval_size=SWEEP_EVAL_SIZE),
@@ -576,22 +567,11 @@ def load_full_run(path=None, verify: bool = True) -> FullRunRecord:
     Raises:
         helpers.data.DataFileError: the file is missing or is not the recorded one.
     """
-    import json
-
-    from helpers.data import DataFileError, find_data_file, sha256_of
+    from helpers.data import find_data_file, load_record
 
     path = find_data_file(FULL_RUN_FILENAME) if path is None else Path(path)
-    if not path.is_file():
-        raise DataFileError(f"{path} does not exist; it ships with the course in data/.")
-    if verify:
-        actual = sha256_of(path)
-        if actual != FULL_RUN_SHA256:
-            raise DataFileError(
-                f"{path} is not the recorded FULL_RUN of notebook 06: its sha256 is {actual}, "
-                f"expected {FULL_RUN_SHA256}. Get a fresh copy of the course's data/ folder, or "
-                "(maintainers) re-record it with `python -m tools.record_full_run` and update "
-                "FULL_RUN_SHA256.")
-    record = json.loads(path.read_text(encoding="utf-8"))
+    record = load_record(FULL_RUN_FILENAME, FULL_RUN_SHA256, "python -m tools.record_full_run", path=path,
+                         verify=verify, what="the recorded FULL_RUN of notebook 06", update="FULL_RUN_SHA256")
     figure1 = {label: _run_from_record(entry["settings"], entry["history"])
                for label, entry in record["figure1"].items()}
     regularization: dict = {}
@@ -651,24 +631,15 @@ def record_panel_runs(path=None, jobs: int = 1) -> tuple[Path, str]:
     Returns:
         (path, sha256 of the file written)
     """
-    import platform
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    from helpers.data import record_path, write_record
+    from helpers.data import record_path, record_versions, run_each, write_record
 
     plan = panel_run_plan()
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(_train_and_record, plan.values()))
-    else:
-        results = [_train_and_record(settings) for settings in plan.values()]
+    results = run_each(_train_and_record, plan.values(), jobs)
     record = {
         "what": "notebook 06's panel: the plain and the BN network at every learning rate, initial "
                 "scale and BN placement the panel offers, trained once and recorded",
         "command": PANEL_RUNS_COMMAND,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
-                     "numpy": np.__version__},
+        "versions": record_versions(),
         "torch_threads": 1,
         "storage": "accuracies and losses as the shortest decimals of the float32 values training "
                    "produced (exact); train accuracy as a float64",

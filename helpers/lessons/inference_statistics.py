@@ -485,20 +485,16 @@ def record_trained_layer(path=None, jobs: int = 1):
         (path, sha256 of the file written)
     """
     import json
-    import platform
     from pathlib import Path
 
-    import torch
-
-    from helpers.data import record_path, sha256_of
+    from helpers.data import record_path, record_versions, sha256_of
 
     model, _ = trained_bn_mlp()
     arrays = {name: value.numpy() for name, value in model.state_dict().items()}
     about = dict(what="notebook 04's small BN network, trained_bn_mlp() with its defaults",
                  command=TRAINED_LAYER_COMMAND, torch_threads=1,
                  settings=dict(batch_size=60, steps=400, lr=0.5, hidden=100, depth=1, seed=0),
-                 versions={"python": platform.python_version(),
-                           "torch": torch.__version__.split("+")[0], "numpy": np.__version__})
+                 versions=record_versions())
     path = record_path(TRAINED_LAYER_FILENAME) if path is None else Path(path)
     with open(path, "wb") as handle:
         np.savez_compressed(handle, about=np.array(json.dumps(about)), **arrays)

@@ -946,25 +946,16 @@ def record_panel_runs(path=None, jobs: int = 1) -> tuple[Path, str]:
     Returns:
         (path, sha256 of the file written)
     """
-    import platform
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    from helpers.data import record_path, write_record
+    from helpers.data import record_path, record_versions, run_each, write_record
 
     plan = panel_run_plan()
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(_record_task, plan.values()))
-    else:
-        results = [_record_task(task) for task in plan.values()]
+    results = run_each(_record_task, plan.values(), jobs)
     record = {
         "what": "notebook 07's panels: the noisy-BN runs at every noise of the slider, the ReLU "
                 "runs' walks along the gradient at every checkpoint, and the batch-size runs of "
                 "both models at every setting, trained once and recorded",
         "command": PANEL_RUNS_COMMAND,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
-                     "numpy": np.__version__},
+        "versions": record_versions(),
         "torch_threads": 1,
         "settings": dict(seed=0, train_size=TRAIN_SIZE, test_size=TEST_SIZE, mlp_steps=MLP_STEPS,
                          mlp_lr=MLP_LR, relu_lr=RELU_LR, noises=list(PANEL_NOISES),
