@@ -114,7 +114,10 @@ class Control:
                                           step=self.step or 0.1, base=10,
                                           continuous_update=continuous, **common)
         if self.kind == "choice":
-            return widgets.Dropdown(options=list(self.options), **common)
+            # (label, value) pairs: the label in the current language, the value as the panel's
+            # compute function expects it (an option written with N_() is in the catalog)
+            return widgets.Dropdown(options=[(_(option) if isinstance(option, str) and option else str(option), option)
+                                             for option in self.options], **common)
         if self.kind == "toggle":
             return widgets.Checkbox(indent=False, **common)
         raise ValueError(f"unknown control kind {self.kind!r}")

@@ -40,7 +40,13 @@ continuation lines), one row of a table, or an HTML line such as ``<summary>``; 
 blocks and text without letters are kept as they are. A unit of a code cell is a block of
 consecutive full-line comments, an inline comment, or one string literal token (its text between
 the quotes, as written in the source; an f-string's ``{...}`` fields must come back unchanged,
-except the text of string literals inside them).
+except the text of string literals inside them). A string literal is translated when a learner
+reads it: an argument of print(), a title, a label... (``SHOWN_CALLS``, ``SHOWN_KEYWORDS``), or
+any one-line literal of two or more words (a row label or a curve's name shown later), except the
+operands of a comparison and the values of setting keywords such as ``loc=``. The same English
+text always gets the same Chinese, so a label that is also a dictionary key stays consistent; a
+translator keeps the English (msgstr = msgid) where the text must match something outside the
+notebook (a helper's option, torch's source).
 """
 
 from __future__ import annotations
@@ -369,6 +375,45 @@ def _shown_string_spans(tree, to_offset, source) -> list[tuple[int, int]]:
     return spans
 
 
+#: keywords whose string values are settings, never text (``legend(loc="lower right")``)
+SETTING_KEYWORDS = {"loc", "dtype", "mode", "reduction", "nonlinearity", "backend", "device",
+                    "cmap", "color", "ls", "linestyle", "marker", "ha", "va", "fmt", "sep", "end"}
+
+
+def _kept_string_spans(tree, to_offset, source) -> list[tuple[int, int]]:
+    """Spans of string literals that must stay as written even when they read like prose: the
+    operands of a comparison (``"Timed out" in message`` matches torch's English) and the values
+    of setting keywords."""
+    spans = []
+
+    def char_col(row, byte_col):
+        line = source.splitlines(keepends=True)[row - 1] if row <= len(source.splitlines()) else ""
+        return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+    def add(node):
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
+                spans.append((to_offset(inner.lineno, char_col(inner.lineno, inner.col_offset)),
+                              to_offset(inner.end_lineno, char_col(inner.end_lineno, inner.end_col_offset))))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for operand in (node.left, *node.comparators):
+                if not isinstance(operand, ast.JoinedStr):
+                    add(operand)
+        elif isinstance(node, ast.keyword) and node.arg in SETTING_KEYWORDS:
+            add(node.value)
+    return spans
+
+
+def reads_like_prose(text: str) -> bool:
+    """Whether a string literal outside the shown calls is text a learner reads (a row label, a
+    curve's name, a table heading printed later): two or more words, one of them of letters, on
+    one line. Such literals are translated like shown ones; the same English text always gets
+    the same Chinese, so a label used as a dictionary key stays consistent."""
+    return "\n" not in text and bool(re.search(r"[A-Za-z]{2,}", text)) and bool(re.search(r"\S\s+\S", text))
+
+
 def code_units(source: str) -> list[CodeUnit]:
     """The translatable units of a code cell's source, in order."""
     text = masked(source)
@@ -411,12 +456,16 @@ def code_units(source: str) -> list[CodeUnit]:
         group.append(token)
     flush()
     spans = _shown_string_spans(tree, to_offset, text)
+    kept = _kept_string_spans(tree, to_offset, text)
     for start, end, literal in string_tokens(text):
         offset = to_offset(*start)
-        if not any(a <= offset < b for a, b in spans):
-            continue
         opening, body, quote = split_literal(literal)
-        if has_words(outside_fields(body) if "f" in opening.lower() else body):
+        plain = outside_fields(body) if "f" in opening.lower() else body
+        shown = any(a <= offset < b for a, b in spans)
+        if not shown and (any(a <= offset < b for a, b in kept) or len(quote) == 3
+                          or not reads_like_prose(plain)):
+            continue
+        if has_words(plain):
             units.append(CodeUnit("string", offset, to_offset(*end), body, opening, quote))
     return sorted(units, key=lambda unit: unit.start)
 
@@ -484,6 +533,9 @@ def translation_problem(msgid: str, msgstr: str, kind: str, opening: str = "", q
             return "a line break inside a one-line string: write \\n"
         if "f" in opening.lower() and fields(msgid) != fields(msgstr):
             return "an f-string's {...} fields must stay in their order"
+    if kind in ("string", "helpers") and msgstr.count("$") >= 2 and re.search(r"[\u3000-\u9fff\uff00-\uffef]", msgstr):
+        return ("Chinese in a string with $...$: matplotlib draws it all as mathtext, whose fonts have "
+                "no Chinese (boxes); write the math in Unicode (∝, ε, σ², −) instead")
     if kind == "markdown":
         if msgid.count("`") != msgstr.count("`") or msgid.count("$") != msgstr.count("$"):
             return "the number of ` or $ differs from the English (code and math must stay)"

@@ -3,7 +3,7 @@
 ``check_warm_up(answers)`` takes a dict {question: your answer} (None for "not answered yet")
 and returns a ``Feedback`` that names each wrong answer's likely slip (dividing by n - 1,
 forgetting the chain rule's inner derivative, ...) and, for each topic, the notebook that
-uses it. ``WARM_UP`` holds the questions.
+uses it. ``WARM_UP`` holds the questions; ``questions()`` gives them in the current language.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from helpers.course import NOTEBOOK_SLUGS
 from helpers.feedback import Feedback
 from helpers.i18n import N_, _
 
-__all__ = ["WARM_UP", "QuizFeedback", "check_warm_up"]
+__all__ = ["WARM_UP", "QuizFeedback", "check_warm_up", "questions"]
 
 #: the question about the notebooks, whose range follows the course (translated with the range filled in)
 _NOTEBOOK_QUESTION = N_("Which notebook (a number, 0-{last}) explains the running statistics BN "
@@ -117,6 +117,11 @@ def _question(key: str, question: str) -> str:
     if key == "notebook":
         return _(_NOTEBOOK_QUESTION).format(last=len(NOTEBOOK_SLUGS) - 1)
     return _(question)
+
+
+def questions() -> dict[str, str]:
+    """{question key: the question, in the current language}, in the quiz's order."""
+    return {key: _question(key, question) for key, (question, *rest) in WARM_UP.items()}
 
 
 def check_warm_up(answers: dict) -> Feedback:

@@ -250,7 +250,9 @@ def compute_gd_two_features(scale_ratio=10.0, learning_rate=10**-1.8, correlatio
     """Gradient descent from w = 0 on a two-feature least-squares problem whose feature 2 is
     ``scale_ratio`` times wider than feature 1, with the given correlation; the features are
     used raw, z-scored or whitened. Returns the view plus a two-line status."""
-    x, y = two_feature_problem(scale_ratio, correlation)
+    # z-scoring and whitening remove feature 2's scale exactly, up to rounding: those views are
+    # built at ratio 1, so that the disabled ratio slider cannot move them by a rounding error
+    x, y = two_feature_problem(scale_ratio if features == "raw" else 1.0, correlation)
     if features == "z-score":
         x, names = zscore(x), (_("w1 (z-scored feature 1)"), _("w2 (z-scored feature 2)"))
     elif features == "whitened (ZCA)":
