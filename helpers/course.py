@@ -14,6 +14,8 @@ Everything else in ``helpers/`` is library code, named for what it is (``bn``, `
 
 from __future__ import annotations
 
+from helpers.i18n import _
+
 #: Slugs of notebooks/00_course_map.ipynb, 01_..., in course order.
 NOTEBOOK_SLUGS = (
     "course_map",
@@ -32,5 +34,5 @@ NOTEBOOK_SLUGS = (
 def notebook_number(slug: str) -> int:
     """The number of the notebook called ``slug`` (``"forward_transform"`` -> 2)."""
     if slug not in NOTEBOOK_SLUGS:
-        raise ValueError(f"no notebook has the slug {slug!r}; the slugs are {NOTEBOOK_SLUGS}")
+        raise ValueError(_("no notebook has the slug {slug!r}; the slugs are {NOTEBOOK_SLUGS}").format(slug=slug, NOTEBOOK_SLUGS=NOTEBOOK_SLUGS))
     return NOTEBOOK_SLUGS.index(slug)

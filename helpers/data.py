@@ -15,6 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from helpers.i18n import _
+
 __all__ = [
     "MNIST",
     "MNIST_SHA256",
@@ -180,7 +182,7 @@ def load_mnist_head(train_examples: int, test_examples: int, path=None,
     counts = dict(x_train=int(train_examples), y_train=int(train_examples),
                   x_test=int(test_examples), y_test=int(test_examples))
     if min(counts.values()) < 0:
-        raise ValueError(f"the counts must be 0 or more, got {train_examples} and {test_examples}")
+        raise ValueError(_("the counts must be 0 or more, got {train_examples} and {test_examples}").format(train_examples=train_examples, test_examples=test_examples))
     path = _mnist_path(path)
     if verify:
         _verify(path)
@@ -200,7 +202,7 @@ def _npy_head(archive, key: str, count: int) -> np.ndarray:
         read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
         shape, fortran_order, dtype = read_header(handle)
         if fortran_order or dtype.hasobject or not shape:
-            raise ValueError(f"{key}.npy is not a C-ordered array of numbers")
+            raise ValueError(_("{key}.npy is not a C-ordered array of numbers").format(key=key))
         rows = min(count, shape[0])
         size = rows * int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
         data = handle.read(size)

@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from helpers.i18n import _
+
 __all__ = [
     "FrozenBatchNorm1d",
     "FrozenBatchNorm2d",
@@ -48,9 +50,9 @@ class _FrozenBatchNorm(nn.Module):
     def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
         if int(num_features) != num_features or num_features < 1:
-            raise ValueError(f"num_features must be a positive integer, got {num_features!r}")
+            raise ValueError(_("num_features must be a positive integer, got {num_features!r}").format(num_features=num_features))
         if not eps >= 0:
-            raise ValueError(f"eps must be >= 0, got {eps!r}")
+            raise ValueError(_("eps must be >= 0, got {eps!r}").format(eps=eps))
         self.num_features = int(num_features)
         self.eps = float(eps)
         self.register_buffer("weight", torch.ones(num_features))
@@ -67,9 +69,10 @@ class _FrozenBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() not in self._dims or x.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}({self.num_features}) expects an input with "
-                             f"{' or '.join(map(str, self._dims))} dimensions and "
-                             f"{self.num_features} channels on axis 1, got shape {tuple(x.shape)}")
+            raise ValueError(_("{layer}({channels}) expects an input with {dims} dimensions and "
+                               "{channels} channels on axis 1, got shape {shape}").format(
+                layer=type(self).__name__, channels=self.num_features,
+                dims=" or ".join(map(str, self._dims)), shape=tuple(x.shape)))
         shape = (1, -1) + (1,) * (x.dim() - 2)  # per channel, along axis 1
         scale = self.weight * (self.running_var + self.eps).rsqrt()
         bias = self.bias - self.running_mean * scale
@@ -115,7 +118,7 @@ def convert_frozen_batchnorm(module: nn.Module) -> nn.Module:
     twin = _FROZEN_TWIN.get(type(module))
     if twin is not None:
         if module.running_mean is None:
-            raise ValueError(f"{module} tracks no running statistics: there is nothing to freeze")
+            raise ValueError(_("{module} tracks no running statistics: there is nothing to freeze").format(module=module))
         frozen = twin(module.num_features, module.eps)
         with torch.no_grad():
             for name in ("running_mean", "running_var"):
@@ -149,8 +152,9 @@ def freeze_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def batchnorm_modes(model: nn.Module) -> list:
-    """For each BN layer: "batch statistics" (training mode) or "running statistics" (eval)."""
-    return ["batch statistics" if layer.training else "running statistics"
+    """For each BN layer: "batch statistics" (training mode) or "running statistics" (eval),
+    in the current language."""
+    return [_("batch statistics") if layer.training else _("running statistics")
             for layer in batchnorm_layers(model)]
 
 
@@ -190,5 +194,5 @@ def recalibrate_batchnorm(model: nn.Module, batches) -> nn.Module:
         for module, training in modes.items():
             module.training = training
     if count == 0:
-        raise ValueError("recalibrate_batchnorm needs at least one batch")
+        raise ValueError(_("recalibrate_batchnorm needs at least one batch"))
     return model

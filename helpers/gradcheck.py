@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from helpers.i18n import N_, _
+
 __all__ = [
     "GradCheckReport",
     "check_layer_gradients",
@@ -83,12 +85,13 @@ def rel_error(a, b) -> float:
 
 
 def verdict(error: float) -> str:
-    """'correct', 'suspicious' or 'WRONG' for a float64 relative error."""
+    """'correct', 'suspicious' or 'WRONG' for a float64 relative error (in English: a key;
+    ``_(verdict(error))`` shows it in the current language)."""
     if error < CORRECT_BELOW:
-        return "correct"
+        return N_("correct")
     if error <= WRONG_ABOVE:
-        return "suspicious"
-    return "WRONG"
+        return N_("suspicious")
+    return N_("WRONG")
 
 
 @dataclass
@@ -129,30 +132,29 @@ class GradCheckReport:
                    for name, error in self.errors.items())
 
     def _line(self, name: str, error: float) -> str:
-        line = f"{name:>7}: relative error {error:.2e}  -> "
+        line = _("{name}: relative error {error}  -> ").format(name=f"{name:>7}", error=f"{error:.2e}")
         if self.too_small(name):
-            return line + (
-                f"too small to judge: its largest entry {self.sizes[name]:.1e} is near the rounding "
-                f"noise of the differences (~{self.noise:.0e}); absolute error "
-                f"{self.absolute_errors[name]:.1e}"
-            )
-        line += verdict(error)
+            return line + _(
+                "too small to judge: its largest entry {size} is near the rounding noise of the "
+                "differences (~{noise}); absolute error {absolute}").format(
+                size=f"{self.sizes[name]:.1e}", noise=f"{self.noise:.0e}",
+                absolute=f"{self.absolute_errors[name]:.1e}")
+        line += _(verdict(error))
         if self.left_out.get(name):
-            line += (f"  ({self.left_out[name]} of {self.entries[name]} entries below "
-                     f"{self.judge_above:.0e}, too small to judge, left out; absolute error "
-                     f"{self.absolute_errors[name]:.1e})")
+            line += _("  ({left_out} of {entries} entries below {limit}, too small to judge, left out; "
+                      "absolute error {absolute})").format(
+                left_out=self.left_out[name], entries=self.entries[name],
+                limit=f"{self.judge_above:.0e}", absolute=f"{self.absolute_errors[name]:.1e}")
         return line
 
     def __str__(self) -> str:
         lines = [self._line(name, error) for name, error in self.errors.items()]
-        lines.append(
-            f"(float64: below {CORRECT_BELOW:.0e} is correct, above {WRONG_ABOVE:.0e} is wrong)"
-        )
+        lines.append(_("(float64: below {correct} is correct, above {wrong} is wrong)").format(
+            correct=f"{CORRECT_BELOW:.0e}", wrong=f"{WRONG_ABOVE:.0e}"))
         if any(self.too_small(name) for name in self.errors):
-            lines.append(
+            lines.append(_(
                 "(a gradient this small says nothing about the backward: check again with a "
-                "random upstream gradient independent of x, e.g. dout=None)"
-            )
+                "random upstream gradient independent of x, e.g. dout=None)"))
         return "\n".join(lines)
 
     __repr__ = __str__

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from helpers.i18n import _
+
 __all__ = ["Figure1MLP", "SmallCNN", "seeded"]
 
 NORMS = (None, "batch", "group", "layer", "instance")
@@ -58,11 +60,11 @@ class Figure1MLP(nn.Module):
                  init_std=0.1, seed=None, dropout=0.0):
         super().__init__()
         if bn_position not in ("before", "after"):
-            raise ValueError(f"bn_position must be 'before' or 'after', got {bn_position!r}")
+            raise ValueError(_("bn_position must be 'before' or 'after', got {bn_position!r}").format(bn_position=bn_position))
         if init_std <= 0:
-            raise ValueError(f"init_std must be positive, got {init_std!r}")
+            raise ValueError(_("init_std must be positive, got {init_std!r}").format(init_std=init_std))
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+            raise ValueError(_("dropout must be a probability in [0, 1), got {dropout!r}").format(dropout=dropout))
         self.batchnorm = bool(batchnorm)
         self.bn_position = bn_position
         sizes = [28 * 28] + [hidden] * depth
@@ -106,13 +108,13 @@ def _norm_layer(norm, channels, num_groups):
         return nn.BatchNorm2d(channels)
     if norm == "group":
         if channels % num_groups:
-            raise ValueError(f"num_groups={num_groups} must divide the channels ({channels})")
+            raise ValueError(_("num_groups={num_groups} must divide the channels ({channels})").format(num_groups=num_groups, channels=channels))
         return nn.GroupNorm(num_groups, channels)
     if norm == "layer":  # one mean/variance per sample over (C, H, W)
         return nn.GroupNorm(1, channels)
     if norm == "instance":  # one mean/variance per sample and channel over (H, W)
         return nn.GroupNorm(channels, channels)
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    raise ValueError(_("norm must be one of {NORMS}, got {norm!r}").format(NORMS=NORMS, norm=norm))
 
 
 class SmallCNN(nn.Module):
@@ -131,7 +133,7 @@ class SmallCNN(nn.Module):
     def __init__(self, norm="batch", channels=(16, 32), num_groups=4, seed=None):
         super().__init__()
         if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+            raise ValueError(_("norm must be one of {NORMS}, got {norm!r}").format(NORMS=NORMS, norm=norm))
         self.norm = norm
         c1, c2 = channels
         with seeded(seed):

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers.i18n import _
+
 __all__ = [
     "NORMALIZATIONS",
     "group_normalize",
@@ -51,23 +53,23 @@ _AXES = {"batch": (0, 2, 3), "layer": (1, 2, 3), "instance": (2, 3)}
 
 def _check_kind(kind) -> str:
     if kind not in NORMALIZATIONS:
-        raise ValueError(f"kind must be one of {NORMALIZATIONS}, got {kind!r}")
+        raise ValueError(_("kind must be one of {NORMALIZATIONS}, got {kind!r}").format(NORMALIZATIONS=NORMALIZATIONS, kind=kind))
     return kind
 
 
 def _check_eps(eps) -> float:
     if not np.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps must be a positive number (the default is 1e-5), got {eps!r}")
+        raise ValueError(_("eps must be a positive number (the default is 1e-5), got {eps!r}").format(eps=eps))
     return float(eps)
 
 
 def _check_groups(num_groups, channels: int) -> int:
     if num_groups is None or int(num_groups) != num_groups or num_groups < 1:
-        raise ValueError(f"num_groups must be a positive integer, got {num_groups!r}")
+        raise ValueError(_("num_groups must be a positive integer, got {num_groups!r}").format(num_groups=num_groups))
     if channels % num_groups:
         raise ValueError(
-            f"num_groups={num_groups} must divide the number of channels C={channels} "
-            f"(GroupNorm splits the channels into equal groups)"
+            _("num_groups={num_groups} must divide the number of channels C={channels} "
+              "(GroupNorm splits the channels into equal groups)").format(num_groups=num_groups, channels=channels)
         )
     return int(num_groups)
 
@@ -77,7 +79,7 @@ def _as_feature_map(x) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
     if x.ndim != 4:
-        raise ValueError(f"x must have 4 dimensions (N, C, H, W), got shape {x.shape}")
+        raise ValueError(_("x must have 4 dimensions (N, C, H, W), got shape {x_shape}").format(x_shape=x.shape))
     return x
 
 
@@ -90,9 +92,9 @@ def normalization_axes(kind: str) -> tuple:
     kind = _check_kind(kind)
     if kind == "group":
         raise ValueError(
-            "group normalization averages over a group of channels, not over whole axes of "
-            "(N, C, H, W): reshape to (N, G, C // G, H, W) and average over axes (2, 3, 4), "
-            "as group_normalize does"
+            _("group normalization averages over a group of channels, not over whole "
+              "axes of (N, C, H, W): reshape to (N, G, C // G, H, W) and average over "
+              "axes (2, 3, 4), as group_normalize does")
         )
     return _AXES[kind]
 
@@ -116,14 +118,14 @@ def normalize(x, axes, eps=1e-5) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
     if x.ndim == 0:
-        raise ValueError("x must have at least one dimension")
+        raise ValueError(_("x must have at least one dimension"))
     eps = _check_eps(eps)
     axes = _normalized_axes(axes, x.ndim)
     count = int(np.prod([x.shape[a] for a in axes]))
     if count < 2:
         raise ValueError(
-            f"each statistic would average a single value (x shape {x.shape}, axes {axes}); "
-            f"a variance needs at least 2 values"
+            _("each statistic would average a single value (x shape {x_shape}, axes "
+              "{axes}); a variance needs at least 2 values").format(x_shape=x.shape, axes=axes)
         )
     mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
     centred = x - mean  # float64
@@ -136,13 +138,13 @@ def _normalized_axes(axes, ndim: int) -> tuple:
     distinct non-negative axes of an ndim-dimensional array."""
     axes = (axes,) if np.isscalar(axes) else tuple(axes)
     if not axes:
-        raise ValueError("axes must name at least one axis to average over")
+        raise ValueError(_("axes must name at least one axis to average over"))
     result = set()
     for axis in axes:
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-            raise ValueError(f"axes must be integers, got {axes!r}")
+            raise ValueError(_("axes must be integers, got {axes!r}").format(axes=axes))
         if not -ndim <= axis < ndim:
-            raise ValueError(f"axis {axis} is out of range for an array with {ndim} dimensions")
+            raise ValueError(_("axis {axis} is out of range for an array with {ndim} dimensions").format(axis=axis, ndim=ndim))
         result.add(int(axis) % ndim)
     return tuple(sorted(result))
 
@@ -204,7 +206,7 @@ def statistics_labels(kind: str, batch_size: int, channels: int,
     kind = _check_kind(kind)
     for name, value in (("batch_size", batch_size), ("channels", channels)):
         if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise ValueError(_("{name} must be a positive integer, got {value!r}").format(name=name, value=value))
     sample = np.arange(batch_size)[:, None]  # (N, 1)
     channel = np.arange(channels)[None, :]  # (1, C)
     if kind == "batch":
@@ -226,8 +228,8 @@ def shares_statistics_with(kind: str, batch_size: int, channels: int, sample: in
     labels = statistics_labels(kind, batch_size, channels, num_groups)
     if not (0 <= sample < batch_size and 0 <= channel < channels):
         raise ValueError(
-            f"(sample, channel) must lie in a batch of {batch_size} samples with {channels} "
-            f"channels, got ({sample}, {channel})"
+            _("(sample, channel) must lie in a batch of {batch_size} samples with "
+              "{channels} channels, got ({sample}, {channel})").format(batch_size=batch_size, channels=channels, sample=sample, channel=channel)
         )
     return labels == labels[sample, channel]
 
@@ -240,7 +242,7 @@ def values_per_statistic(kind: str, shape, num_groups: int | None = None) -> int
     """
     kind = _check_kind(kind)
     if len(shape) != 4:
-        raise ValueError(f"shape must be (N, C, H, W), got {shape!r}")
+        raise ValueError(_("shape must be (N, C, H, W), got {shape!r}").format(shape=shape))
     n, c, h, w = (int(s) for s in shape)
     if kind == "batch":
         return n * h * w
@@ -273,16 +275,15 @@ def layer_norm(x, normalized_ndim: int = 1, gamma=None, beta=None, eps=1e-5) -> 
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
     if int(normalized_ndim) != normalized_ndim or not 1 <= normalized_ndim <= x.ndim:
-        raise ValueError(f"normalized_ndim must be an integer from 1 to x.ndim = {x.ndim}, "
-                         f"got {normalized_ndim!r}")
+        raise ValueError(_("normalized_ndim must be an integer from 1 to x.ndim = {x_ndim}, got "
+                           "{normalized_ndim!r}").format(x_ndim=x.ndim, normalized_ndim=normalized_ndim))
     k = int(normalized_ndim)
     axes = tuple(range(x.ndim - k, x.ndim))
     out = normalize(x, axes, eps)
     trailing = x.shape[x.ndim - k:]
     for name, value in (("gamma", gamma), ("beta", beta)):
         if value is not None and np.shape(value) != trailing:
-            raise ValueError(f"{name} must have shape {trailing} (the normalized axes), "
-                             f"got {np.shape(value)}")
+            raise ValueError(_("{name} must have shape {trailing} (the normalized axes), got {value}").format(name=name, trailing=trailing, value=np.shape(value)))
     if gamma is not None:
         out = out * np.asarray(gamma)
     if beta is not None:
@@ -315,14 +316,14 @@ def masked_batch_norm(x, mask, eps=1e-5):
         x = x.astype(np.float64)
     mask = np.asarray(mask)
     if x.ndim != 3:
-        raise ValueError(f"x must be a padded batch (N, T, D), got shape {x.shape}")
+        raise ValueError(_("x must be a padded batch (N, T, D), got shape {x_shape}").format(x_shape=x.shape))
     if mask.shape != x.shape[:2] or mask.dtype != bool:
-        raise ValueError(f"mask must be a bool array of shape {x.shape[:2]} (N, T), got "
-                         f"{mask.dtype} of shape {mask.shape}")
+        raise ValueError(_("mask must be a bool array of shape {value} (N, T), got {mask_dtype} of "
+                           "shape {mask_shape}").format(value=x.shape[:2], mask_dtype=mask.dtype, mask_shape=mask.shape))
     eps = _check_eps(eps)
     count = int(mask.sum())
     if count < 2:
-        raise ValueError(f"the mask selects {count} token(s); a variance needs at least 2")
+        raise ValueError(_("the mask selects {count} token(s); a variance needs at least 2").format(count=count))
     real = x[mask]  # (count, D), the real tokens
     mean = real.mean(axis=0, dtype=np.float64)
     centred = real - mean

@@ -57,6 +57,11 @@ class Notice:
         )
 
 
+def failure_notice(error: Exception) -> Notice:
+    """What a learner sees instead of a traceback when a figure cannot be drawn."""
+    return Notice(_("These settings could not be drawn") + f" ({type(error).__name__}: {error}).")
+
+
 @dataclass
 class Control:
     """One control of a panel.
@@ -64,6 +69,8 @@ class Control:
     kind: "int" or "float" (a slider from ``low`` to ``high`` in steps of ``step``),
           "log" (a float slider on a log10 scale: low and high are the values, not exponents),
           "choice" (a dropdown over ``options``), or "toggle" (a checkbox).
+    labels: for a choice, a function giving an option's label in the dropdown; by default a
+          string option is shown translated (``_(option)``), any other as ``str(option)``.
     test_values: the values the widget tests try; by default the extremes and the default.
     active_when: {other control's name: the values of it for which this control applies},
           e.g. ``{"kind": ("group",)}``: the control matters only while "kind" is "group", and
@@ -80,6 +87,7 @@ class Control:
     description: str = ""
     test_values: tuple = ()
     active_when: Mapping[str, tuple] = field(default_factory=dict)
+    labels: Callable[[Any], str] | None = None
 
     def is_active(self, values: Mapping) -> bool:
         """Whether this control applies (changes the figure) at these control values."""
@@ -93,6 +101,12 @@ class Control:
         if self.kind == "toggle":
             return (False, True)
         return tuple(dict.fromkeys([self.low, self.value, self.high]))
+
+    def label(self, option) -> str:
+        """How a choice's ``option`` reads in the dropdown, in the current language."""
+        if self.labels is not None:
+            return self.labels(option)
+        return _(option) if isinstance(option, str) and option else str(option)
 
     def widget(self, continuous: bool = False):
         """The control's ipywidget; ``continuous``: a slider sends its value while dragged."""
@@ -116,8 +130,8 @@ class Control:
         if self.kind == "choice":
             # (label, value) pairs: the label in the current language, the value as the panel's
             # compute function expects it (an option written with N_() is in the catalog)
-            return widgets.Dropdown(options=[(_(option) if isinstance(option, str) and option else str(option), option)
-                                             for option in self.options], **common)
+            return widgets.Dropdown(options=[(self.label(option), option) for option in self.options],
+                                    **common)
         if self.kind == "toggle":
             return widgets.Checkbox(indent=False, **common)
         raise ValueError(f"unknown control kind {self.kind!r}")
@@ -226,7 +240,7 @@ class Panel:
                 return view.frame(values)
             except Exception as error:  # a learner sees a message, never a traceback
                 view.close()
-                return Notice(_("These settings could not be drawn") + f" ({type(error).__name__}: {error}).")
+                return failure_notice(error)
 
         def show(frame) -> None:
             shown["frame"] = frame
@@ -334,7 +348,7 @@ class LiveRenderer:
             try:
                 return self._render(dict(values))
             except Exception as error:
-                return Notice(f"These settings could not be drawn ({type(error).__name__}: {error}).")
+                return failure_notice(error)
 
     @property
     def busy(self) -> bool:
@@ -360,7 +374,7 @@ class LiveRenderer:
             try:
                 frame = self._render(values)
             except Exception as error:
-                frame = Notice(f"These settings could not be drawn ({type(error).__name__}: {error}).")
+                frame = failure_notice(error)
             try:
                 self._show(frame)
             except Exception:  # e.g. the front end went away; the next frame tries again

@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from helpers.i18n import _
+
 __all__ = ["Moments", "merge", "merge_all", "moments", "variance"]
 
 
@@ -47,9 +49,9 @@ def moments(x, axis=0) -> Moments:
     x = np.asarray(x)
     axes = (axis,) if np.isscalar(axis) else tuple(axis)
     if x.ndim == 0:
-        raise ValueError("moments needs an array with at least one axis, got a scalar")
+        raise ValueError(_("moments needs an array with at least one axis, got a scalar"))
     if any(not -x.ndim <= a < x.ndim for a in axes) or len(set(a % x.ndim for a in axes)) != len(axes):
-        raise ValueError(f"axis {axis!r} does not fit an array of shape {x.shape}")
+        raise ValueError(_("axis {axis!r} does not fit an array of shape {x_shape}").format(axis=axis, x_shape=x.shape))
     axes = tuple(a % x.ndim for a in axes)
     count = int(np.prod([x.shape[a] for a in axes]))
     kept = tuple(size for a, size in enumerate(x.shape) if a not in axes)
@@ -67,14 +69,13 @@ def merge(a: Moments, b: Moments) -> Moments:
     """
     a, b = Moments(*a), Moments(*b)
     if a.count < 0 or b.count < 0:
-        raise ValueError(f"counts must be >= 0, got {a.count!r} and {b.count!r}")
+        raise ValueError(_("counts must be >= 0, got {value!r} and {value2!r}").format(value=a.count, value2=b.count))
     if a.count == 0:
         return b
     if b.count == 0:
         return a
     if np.shape(a.mean) != np.shape(b.mean):
-        raise ValueError(f"the parts have means of different shapes: {np.shape(a.mean)} and "
-                         f"{np.shape(b.mean)}")
+        raise ValueError(_("the parts have means of different shapes: {value} and {value2}").format(value=np.shape(a.mean), value2=np.shape(b.mean)))
     count = a.count + b.count
     delta = b.mean - a.mean
     mean = a.mean + delta * (b.count / count)
@@ -86,7 +87,7 @@ def merge_all(parts) -> Moments:
     """The Moments of all ``parts`` together, merged left to right."""
     parts = [Moments(*part) for part in parts]
     if not parts:
-        raise ValueError("merge_all needs at least one part")
+        raise ValueError(_("merge_all needs at least one part"))
     total = parts[0]
     for part in parts[1:]:
         total = merge(total, part)
@@ -98,5 +99,5 @@ def variance(m: Moments, ddof: int = 0):
     ddof=1 the unbiased one (BN's running variance stores it)."""
     m = Moments(*m)
     if m.count - ddof <= 0:
-        raise ValueError(f"a variance with ddof={ddof} needs more than {ddof} values, got {m.count}")
+        raise ValueError(_("a variance with ddof={ddof} needs more than {ddof} values, got {value}").format(ddof=ddof, value=m.count))
     return m.m2 / (m.count - ddof)

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from helpers.i18n import _
+
 __all__ = [
     "BatchRenormCache",
     "batch_renorm_backward",
@@ -46,7 +48,7 @@ __all__ = [
 
 def _check_eps(eps) -> float:
     if not np.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps must be a positive number (the default is 1e-5), got {eps!r}")
+        raise ValueError(_("eps must be a positive number (the default is 1e-5), got {eps!r}").format(eps=eps))
     return float(eps)
 
 
@@ -55,11 +57,12 @@ def _as_batch(x) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
     if x.ndim != 2:
-        raise ValueError(f"x must have 2 dimensions (N, D), got shape {x.shape}")
+        raise ValueError(_("x must have 2 dimensions (N, D), got shape {x_shape}").format(x_shape=x.shape))
     if len(x) < 2:
         raise ValueError(
-            f"batch renormalization in training needs at least 2 examples per feature to "
-            f"compute a variance, got N = {len(x)} (use batch_renorm_inference for one example)"
+            _("batch renormalization in training needs at least 2 examples per feature "
+              "to compute a variance, got N = {len_x} (use batch_renorm_inference for "
+              "one example)").format(len_x=len(x))
         )
     return x
 
@@ -67,15 +70,18 @@ def _as_batch(x) -> np.ndarray:
 def _per_feature(array, d: int, name: str, dtype) -> np.ndarray:
     array = np.asarray(array)
     if array.shape != (d,):
-        raise ValueError(f"{name} must have shape ({d},), one value per feature, got shape {array.shape}")
+        raise ValueError(_("{name} must have shape ({d},), one value per feature, got shape "
+                           "{array_shape}").format(name=name, d=d, array_shape=array.shape))
     return array.astype(dtype, copy=False)
 
 
 def _check_limits(r_max, d_max) -> None:
     if not (np.isfinite(r_max) and r_max >= 1):
-        raise ValueError(f"r_max must be a number >= 1 (r is clipped to [1/r_max, r_max]), got {r_max!r}")
+        raise ValueError(_("r_max must be a number >= 1 (r is clipped to [1/r_max, r_max]), got "
+                           "{r_max!r}").format(r_max=r_max))
     if not (np.isfinite(d_max) and d_max >= 0):
-        raise ValueError(f"d_max must be a number >= 0 (d is clipped to [-d_max, d_max]), got {d_max!r}")
+        raise ValueError(_("d_max must be a number >= 0 (d is clipped to [-d_max, d_max]), got "
+                           "{d_max!r}").format(d_max=d_max))
 
 
 def renorm_corrections(batch_mean, batch_std, running_mean, running_std, r_max=3.0, d_max=5.0):
@@ -96,7 +102,7 @@ def renorm_corrections(batch_mean, batch_std, running_mean, running_std, r_max=3
     batch_mean, batch_std = np.asarray(batch_mean), np.asarray(batch_std)
     running_mean, running_std = np.asarray(running_mean), np.asarray(running_std)
     if np.any(running_std <= 0):
-        raise ValueError("running_std must be positive (it is a standard deviation)")
+        raise ValueError(_("running_std must be positive (it is a standard deviation)"))
     r = np.clip(batch_std / running_std, 1.0 / r_max, r_max)
     d = np.clip((batch_mean - running_mean) / running_std, -d_max, d_max)
     return r, d
@@ -196,7 +202,7 @@ def batch_renorm_backward(dout, cache: BatchRenormCache):
     """
     dout = np.asarray(dout)
     if dout.shape != cache.x_bn.shape:
-        raise ValueError(f"dout must have the shape of the forward output {cache.x_bn.shape}, got {dout.shape}")
+        raise ValueError(_("dout must have the shape of the forward output {value}, got {dout_shape}").format(value=cache.x_bn.shape, dout_shape=dout.shape))
     dbeta = dout.sum(axis=0)
     dgamma = np.sum(dout * cache.x_hat, axis=0)
     g = dout * (cache.gamma * cache.r)  # (N, D) gradient with respect to x_bn
@@ -214,7 +220,7 @@ def update_renorm_statistics(running_mean, running_std, batch_mean, batch_std, m
         (new_running_mean, new_running_std): new (D,) arrays
     """
     if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
+        raise ValueError(_("momentum must be a number in [0, 1], got {momentum!r}").format(momentum=momentum))
     running_mean, running_std = np.asarray(running_mean), np.asarray(running_std)
     new_mean = running_mean + momentum * (np.asarray(batch_mean) - running_mean)
     new_std = running_std + momentum * (np.asarray(batch_std) - running_std)
@@ -234,12 +240,12 @@ def batch_renorm_inference(x, gamma, beta, running_mean, running_std):
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
     if x.ndim != 2:
-        raise ValueError(f"x must have 2 dimensions (N, D), got shape {x.shape}")
+        raise ValueError(_("x must have 2 dimensions (N, D), got shape {x_shape}").format(x_shape=x.shape))
     dim = x.shape[1]
     gamma = _per_feature(gamma, dim, "gamma", x.dtype)
     beta = _per_feature(beta, dim, "beta", x.dtype)
     running_mean = _per_feature(running_mean, dim, "running_mean", x.dtype)
     running_std = _per_feature(running_std, dim, "running_std", x.dtype)
     if np.any(running_std <= 0):
-        raise ValueError("running_std must be positive (it is a standard deviation)")
+        raise ValueError(_("running_std must be positive (it is a standard deviation)"))
     return gamma * (x - running_mean) / running_std + beta

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers.i18n import _
 from helpers.models import seeded
 
 __all__ = ["SGD", "History", "evaluate_accuracy", "one_torch_thread", "show_progress",
@@ -58,8 +59,8 @@ class SGD:
 
     def __init__(self, parameters, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         if lr <= 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"need lr > 0, momentum >= 0 and weight_decay >= 0; got lr={lr}, "
-                             f"momentum={momentum}, weight_decay={weight_decay}")
+            raise ValueError(_("need lr > 0, momentum >= 0 and weight_decay >= 0; got lr={lr}, "
+                               "momentum={momentum}, weight_decay={weight_decay}").format(lr=lr, momentum=momentum, weight_decay=weight_decay))
         self.parameters = [p for p in parameters if p.requires_grad]
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.velocities = [None] * len(self.parameters)
@@ -198,9 +199,10 @@ def train_classifier(model: nn.Module, x_train, y_train, x_eval, y_eval, *, step
         there with ``diverged=True``.
     """
     if steps < 0 or batch_size < 1 or record_every < 1:
-        raise ValueError("steps must be >= 0, batch_size and record_every >= 1")
+        raise ValueError(_("steps must be >= 0, batch_size and record_every >= 1"))
     if batch_size > len(x_train):
-        raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({len(x_train)})")
+        raise ValueError(_("batch_size ({batch_size}) is larger than the training set "
+                           "({len_x_train})").format(batch_size=batch_size, len_x_train=len(x_train)))
     tracked_units = tuple(tuple(pair) for pair in tracked_units)
     settings = dict(steps=steps, batch_size=batch_size, lr=lr, momentum=momentum,
                     weight_decay=weight_decay, record_every=record_every, seed=seed,

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers.i18n import _
+
 __all__ = ["one_pass_moments", "two_pass_moments", "welford_moments", "welford_update"]
 
 
@@ -40,9 +42,9 @@ def _as_rows(x, dtype) -> np.ndarray:
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.floating):
-        raise ValueError(f"dtype must be a floating dtype (float16, float32, float64), got {dtype}")
+        raise ValueError(_("dtype must be a floating dtype (float16, float32, float64), got {dtype}").format(dtype=dtype))
     if x.ndim == 0 or len(x) < 1:
-        raise ValueError(f"x must be (N, ...) with N >= 1 values along axis 0, got shape {x.shape}")
+        raise ValueError(_("x must be (N, ...) with N >= 1 values along axis 0, got shape {x_shape}").format(x_shape=x.shape))
     return x.astype(dtype, copy=False)
 
 
@@ -60,7 +62,7 @@ def welford_update(count: int, mean, m2, value):
         The biased variance of all values so far is new_m2 / (count + 1).
     """
     if int(count) != count or count < 0:
-        raise ValueError(f"count must be a non-negative integer, got {count!r}")
+        raise ValueError(_("count must be a non-negative integer, got {count!r}").format(count=count))
     count = int(count) + 1
     value = np.asarray(value)
     mean = np.asarray(mean, dtype=value.dtype if np.issubdtype(value.dtype, np.floating) else None)

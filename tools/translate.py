@@ -518,7 +518,10 @@ def _scan(body: str) -> tuple[list[str], list[str]]:
 
 def translation_problem(msgid: str, msgstr: str, kind: str, opening: str = "", quote: str = "") -> str | None:
     """Why ``msgstr`` cannot replace ``msgid`` (None when it can)."""
-    if sorted(fields(msgid)) != sorted(fields(msgstr)) and (kind != "markdown"):
+    # (the braces of a plain string with $...$ are LaTeX's, e.g. 10^{-5}, which a translation
+    # may write in Unicode instead: 10⁻⁵)
+    latex = kind == "string" and "f" not in opening.lower() and "$" in msgid
+    if sorted(fields(msgid)) != sorted(fields(msgstr)) and kind != "markdown" and not latex:
         return f"the {{...}} fields differ: {fields(msgid)} in English, {fields(msgstr)} here"
     if kind == "string":
         literal = opening + msgstr + quote
@@ -981,7 +984,7 @@ def _problem_of(msgid, msgstr, kind, entries):
     if kind == "helpers":
         if sorted(fields(msgid)) != sorted(fields(msgstr)):
             return f"the {{...}} fields differ: {fields(msgid)} in English, {fields(msgstr)} here"
-        return None
+        return translation_problem(msgid, msgstr, "helpers")
     return translation_problem(msgid, msgstr, kind)
 
 

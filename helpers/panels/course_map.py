@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 
 from helpers.backdrop import Backdrop
-from helpers.i18n import N_, _
+from helpers.i18n import N_, _, language
 from helpers.panel import Control, Panel
 
 __all__ = ["GLOSSARY", "NOTEBOOKS", "PANELS", "Term", "compute_glossary_entry",
@@ -214,6 +214,15 @@ GLOSSARY = [
 ]
 
 TERMS = tuple(term.english for term in GLOSSARY)
+
+
+def term_label(english: str) -> str:
+    """A term as the explorer's dropdown lists it: the English term, and in the Chinese edition
+    its Chinese name first (without the synonyms)."""
+    if language() == "en":
+        return english
+    chinese = next(term.chinese for term in GLOSSARY if term.english == english)
+    return f"{chinese.split(' (')[0]} · {english}"
 
 
 def notebook_link(number: int) -> str:
@@ -1117,7 +1126,7 @@ PANELS = [
         # the widget tests move through one term per kind of picture element (histogram, scatter,
         # span, contour and arrows, graph, rectangles, image, log-scale lines);
         # tests/test_course_map.py draws every term
-        Control("term", "choice", "batch normalization", options=TERMS, description=N_("term"),
+        Control("term", "choice", "batch normalization", options=TERMS, description=N_("term"), labels=term_label,
                 test_values=("batch normalization", "mini-batch", "saturation", "gradient",
                              "computational graph", "layer / group / instance normalization",
                              "feature map", "convergence")),
