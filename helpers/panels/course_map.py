@@ -261,7 +261,7 @@ def _sigmoid(x):
 def _batch_normalization():
     x = _rng().gamma(2.0, 2.0, size=400) + 3.0
     x_hat = (x - x.mean()) / np.sqrt(x.var() + 1e-5)
-    return [{"title": "one feature before and after BN", "xlabel": "value", "items": [
+    return [{"title": _("one feature before and after BN"), "xlabel": _("value"), "items": [
         ("hist", x, dict(bins=30, alpha=0.6, label=_("before: mean {value:.1f}, std {value2:.1f}").format(value=x.mean(), value2=x.std()))),
         ("hist", x_hat, dict(bins=30, alpha=0.6, label=_("after: mean 0, std 1 (γ = 1, β = 0)"))),
     ], "legend": True}]
@@ -313,16 +313,16 @@ def tiny_network_run(steps=ICS_STEPS, seed=_RNG_SEED):
 def _internal_covariate_shift():
     run = tiny_network_run()
     items = [("hist", run[step], dict(bins=30, alpha=0.5, label=_("after {step} steps").format(step=step))) for step in ICS_STEPS]
-    return [{"title": "a hidden unit's input while the layer below trains", "xlabel": "input to the unit",
+    return [{"title": _("a hidden unit's input while the layer below trains"), "xlabel": _("input to the unit"),
              "items": items, "legend": True,
-             "note": f"a tiny sigmoid network trained here, {run['accuracy']:.0%} accurate at the end"}]
+             "note": _("a tiny sigmoid network trained here, {value:.0%} accurate at the end").format(value=run['accuracy'])}]
 
 
 def _covariate_shift():
     rng = _rng()
     train, test = rng.normal(-1, 0.7, 300), rng.normal(1.2, 0.7, 300)
     x = np.linspace(-3.5, 3.5, 200)
-    return [{"title": "same rule y = f(x), different inputs", "xlabel": "x", "items": [
+    return [{"title": _("same rule y = f(x), different inputs"), "xlabel": "x", "items": [
         ("hist", train, dict(bins=25, alpha=0.5, density=True, label=_("training inputs"))),
         ("hist", test, dict(bins=25, alpha=0.5, density=True, label=_("test inputs"))),
         ("line", x, 0.3 * np.sin(1.5 * x) + 0.3, dict(color="black", label="y = f(x)")),
@@ -333,7 +333,7 @@ def _mini_batch():
     rng = _rng()
     population = rng.normal(2.0, 1.0, 2000)
     batch = population[rng.choice(2000, 16, replace=False)]
-    return [{"title": "a mini-batch of m = 16 from the data", "xlabel": "value", "items": [
+    return [{"title": _("a mini-batch of m = 16 from the data"), "xlabel": _("value"), "items": [
         ("hist", population, dict(bins=40, alpha=0.35, density=True, label=_("all data"))),
         ("scatter", batch, np.full(16, 0.02), dict(color="tab:red", s=18, label=_("one mini-batch"))),
         ("vline", population.mean(), dict(color="black", label=_("data mean"))),
@@ -349,7 +349,7 @@ def _moving_average():
         running = 0.9 * running + 0.1 * v
         ema.append(running)
     steps = np.arange(60)
-    return [{"title": "EMA with momentum 0.1, starting from 0", "xlabel": "batch", "items": [
+    return [{"title": _("EMA with momentum 0.1, starting from 0"), "xlabel": _("batch"), "items": [
         ("line", steps, values, dict(marker=".", lw=0.6, alpha=0.6, label=_("batch means"))),
         ("line", steps, np.array(ema), dict(lw=2, label=_("exponential moving average"))),
         ("hline", 1.0, dict(color="black", ls=":", label=_("true mean"))),
@@ -367,18 +367,18 @@ def _momentum():
             path.append(running)
         items.append(("line", np.arange(60), np.array(path), dict(label=_("momentum {momentum}").format(momentum=momentum))))
     items.append(("hline", 1.0, dict(color="black", ls=":")))
-    return [{"title": "larger momentum: faster but noisier", "xlabel": "batch", "items": items, "legend": True}]
+    return [{"title": _("larger momentum: faster but noisier"), "xlabel": _("batch"), "items": items, "legend": True}]
 
 
 def _normalization():
     rng = _rng()
     age, km = rng.uniform(0, 30, 60), rng.uniform(0, 300_000, 60)
     jitter = rng.uniform(-0.15, 0.15, (2, 60))
-    strips = {"yticks": ["age", "distance"], "ylim": (-0.6, 1.6)}
+    strips = {"yticks": [_("age"), _("distance")], "ylim": (-0.6, 1.6)}
     return [
-        {"title": "raw, on one axis: age is a dot at 0", "xlabel": "value (years or km)", "items": [
+        {"title": _("raw, on one axis: age is a dot at 0"), "xlabel": _("value (years or km)"), "items": [
             ("scatter", age, jitter[0], dict(s=8)), ("scatter", km, 1 + jitter[1], dict(s=8))], **strips},
-        {"title": "each feature rescaled to [0, 1]", "xlabel": "scaled value", "items": [
+        {"title": _("each feature rescaled to [0, 1]"), "xlabel": _("scaled value"), "items": [
             ("scatter", age / 30, jitter[0], dict(s=8)), ("scatter", km / 300_000, 1 + jitter[1], dict(s=8))],
          **strips},
     ]
@@ -388,7 +388,7 @@ def _min_max():
     rng = _rng()
     x = np.append(rng.normal(50, 10, 60), 400.0)
     scaled = (x - x.min()) / (x.max() - x.min())
-    return [{"title": "min-max with one outlier: the rest is squashed", "xlabel": "scaled value",
+    return [{"title": _("min-max with one outlier: the rest is squashed"), "xlabel": _("scaled value"),
              "items": [("scatter", scaled, rng.uniform(0, 1, len(x)), dict(s=10)),
                        ("vline", 0.0, dict(color="0.5", ls=":")), ("vline", 1.0, dict(color="0.5", ls=":"))],
              "yticks": False}]
@@ -398,8 +398,8 @@ def _standardization():
     rng = _rng()
     x = rng.normal(170, 8, 400)
     return [
-        {"title": "raw", "xlabel": "height (cm)", "items": [("hist", x, dict(bins=30))]},
-        {"title": "z-scored", "xlabel": "(x − mean) / std",
+        {"title": _("raw"), "xlabel": _("height (cm)"), "items": [("hist", x, dict(bins=30))]},
+        {"title": _("z-scored"), "xlabel": _("(x − mean) / std"),
          "items": [("hist", (x - x.mean()) / x.std(), dict(bins=30, color="tab:orange"))]},
     ]
 
@@ -412,16 +412,16 @@ def _whitening():
     white = (x - x.mean(0)) @ vectors @ np.diag(values**-0.5) @ vectors.T
     limits = (-4, 4)
     return [
-        {"title": "z-scored: still tilted", "items": [("scatter", z[:, 0], z[:, 1], dict(s=5))],
+        {"title": _("z-scored: still tilted"), "items": [("scatter", z[:, 0], z[:, 1], dict(s=5))],
          "aspect": "equal", "xlim": limits, "ylim": limits},
-        {"title": "whitened: round", "items": [("scatter", white[:, 0], white[:, 1], dict(s=5, color="tab:green"))],
+        {"title": _("whitened: round"), "items": [("scatter", white[:, 0], white[:, 1], dict(s=5, color="tab:green"))],
          "aspect": "equal", "xlim": limits, "ylim": limits},
     ]
 
 
 def _mean():
     x = _rng().gamma(2.0, 1.5, 300)
-    return [{"title": "the mean: the balance point", "xlabel": "value", "items": [
+    return [{"title": _("the mean: the balance point"), "xlabel": _("value"), "items": [
         ("hist", x, dict(bins=30, alpha=0.7)),
         ("vline", x.mean(), dict(color="black", lw=2, label=_("mean = {value:.2f}").format(value=x.mean()))),
     ], "legend": True}]
@@ -429,7 +429,7 @@ def _mean():
 
 def _variance():
     rng = _rng()
-    return [{"title": "same mean, different variance", "xlabel": "value", "items": [
+    return [{"title": _("same mean, different variance"), "xlabel": _("value"), "items": [
         ("hist", rng.normal(0, 0.5, 500), dict(bins=30, alpha=0.6, density=True, label="σ² = 0.25")),
         ("hist", rng.normal(0, 2.0, 500), dict(bins=30, alpha=0.6, density=True, label="σ² = 4")),
     ], "legend": True}]
@@ -439,7 +439,7 @@ def _biased_unbiased():
     rng = _rng()
     sizes = np.array([2, 3, 4, 6, 8, 12, 16, 32, 64])
     biased = [np.mean(rng.normal(size=(4000, m)).var(axis=1)) for m in sizes]
-    return [{"title": "average batch variance (true variance 1)", "xlabel": "batch size m", "items": [
+    return [{"title": _("average batch variance (true variance 1)"), "xlabel": _("batch size m"), "items": [
         ("line", sizes, np.array(biased), dict(marker="o", label=_("divide by m (biased)"))),
         ("line", sizes, np.array(biased) * sizes / (sizes - 1), dict(marker="s", label=_("divide by m − 1 (unbiased)"))),
         ("line", sizes, (sizes - 1) / sizes, dict(color="0.5", ls=":", label="(m − 1)/m")),
@@ -448,7 +448,7 @@ def _biased_unbiased():
 
 def _gamma_beta():
     x_hat = _rng().normal(size=500)
-    return [{"title": "y = γ·x̂ + β with γ = 0.5, β = 2", "xlabel": "value", "items": [
+    return [{"title": _("y = γ·x̂ + β with γ = 0.5, β = 2"), "xlabel": _("value"), "items": [
         ("hist", x_hat, dict(bins=30, alpha=0.6, label=_("x̂ (mean 0, std 1)"))),
         ("hist", 0.5 * x_hat + 2.0, dict(bins=30, alpha=0.6, label=_("y (mean 2, std 0.5)"))),
     ], "legend": True}]
@@ -458,14 +458,14 @@ def _identity():
     x = _rng().gamma(2.0, 2.0, 200) + 3
     x_hat = (x - x.mean()) / np.sqrt(x.var() + 1e-5)
     y = np.sqrt(x.var() + 1e-5) * x_hat + x.mean()
-    return [{"title": "γ = sqrt(σ²+ε), β = μ: y equals x", "xlabel": "x", "ylabel": "y", "items": [
+    return [{"title": _("γ = sqrt(σ²+ε), β = μ: y equals x"), "xlabel": "x", "ylabel": "y", "items": [
         ("scatter", x, y, dict(s=8)), ("line", [x.min(), x.max()], [x.min(), x.max()], dict(color="0.5", ls=":")),
     ]}]
 
 
 def _epsilon():
     var = np.logspace(-8, 0, 200)
-    return [{"title": "1 / sqrt(σ² + ε) stays finite", "xlabel": "batch variance σ²", "items": [
+    return [{"title": _("1 / sqrt(σ² + ε) stays finite"), "xlabel": _("batch variance σ²"), "items": [
         ("line", var, 1 / np.sqrt(var), dict(label="ε = 0")),
         ("line", var, 1 / np.sqrt(var + 1e-5), dict(label="ε = 1e-5")),
     ], "legend": True, "xscale": "log", "yscale": "log"}]
@@ -485,7 +485,7 @@ def _saturation():
     x = np.linspace(-8, 8, 300)
     s = _sigmoid(x)
     edge = saturation_threshold()
-    return [{"title": f"sigmoid and its slope: saturated beyond |z| = {edge:.2f}", "xlabel": "input z", "items": [
+    return [{"title": _("sigmoid and its slope: saturated beyond |z| = {edge:.2f}").format(edge=edge), "xlabel": _("input z"), "items": [
         ("line", x, s, dict(label=_("sigmoid"))), ("line", x, s * (1 - s), dict(label=_("slope"))),
         ("span", -8, -edge, dict(color="tab:red", alpha=0.12)),
         ("span", edge, 8, dict(color="tab:red", alpha=0.12, label=_("slope < {SATURATION_SLOPE}").format(SATURATION_SLOPE=SATURATION_SLOPE))),
@@ -495,21 +495,21 @@ def _saturation():
 def _activation():
     z = _rng().normal(0.5, 1.5, 500)
     return [
-        {"title": "pre-activation z = W u (BN's input)", "xlabel": "z", "items": [
+        {"title": _("pre-activation z = W u (BN's input)"), "xlabel": "z", "items": [
             ("hist", z, dict(bins=30, alpha=0.7))]},
-        {"title": "activation σ(z)", "xlabel": "σ(z)", "items": [
+        {"title": _("activation σ(z)"), "xlabel": "σ(z)", "items": [
             ("hist", _sigmoid(z), dict(bins=30, alpha=0.7, color="tab:orange"))]},
     ]
 
 
 def _vanishing_exploding():
     layers = np.arange(1, 31)
-    return [{"title": "one factor per layer, multiplied", "xlabel": "layers backpropagated through", "items": [
+    return [{"title": _("one factor per layer, multiplied"), "xlabel": _("layers backpropagated through"), "items": [
         ("line", layers, 0.25**layers, dict(label=_("× 0.25 (a sigmoid's largest slope)"))),
         ("line", layers, 0.9**layers, dict(label="× 0.9")),
         ("line", layers, 1.5**layers, dict(label="× 1.5")),
         ("hline", 1.0, dict(color="0.5", ls=":")),
-    ], "legend": True, "yscale": "log", "ylabel": "gradient factor"}]
+    ], "legend": True, "yscale": "log", "ylabel": _("gradient factor")}]
 
 
 def _centered_difference():
@@ -518,7 +518,7 @@ def _centered_difference():
     tangent = np.sin(x0) + np.cos(x0) * (x - x0)
     forward = np.sin(x0) + (np.sin(x0 + h) - np.sin(x0)) / h * (x - x0)
     centered = np.sin(x0) + (np.sin(x0 + h) - np.sin(x0 - h)) / (2 * h) * (x - x0)
-    return [{"title": "slopes at x = 0.7, step h = 0.5", "xlabel": "x", "items": [
+    return [{"title": _("slopes at x = 0.7, step h = 0.5"), "xlabel": "x", "items": [
         ("line", x, np.sin(x), dict(color="black", label=_("sin x"))),
         ("line", x, tangent, dict(color="0.5", ls=":", label=_("tangent (exact slope)"))),
         ("line", x, forward, dict(label=_("one-sided (x, x + h)"))),
@@ -535,10 +535,10 @@ def _scale_invariance():
         return (values - values.mean()) / np.sqrt(values.var() + 1e-5)
 
     return [
-        {"title": "W u and 5 W u", "xlabel": "input to BN", "items": [
+        {"title": _("W u and 5 W u"), "xlabel": _("input to BN"), "items": [
             ("hist", z, dict(bins=30, alpha=0.6, label="a = 1")),
             ("hist", 5 * z, dict(bins=30, alpha=0.6, label="a = 5"))], "legend": True},
-        {"title": "BN(W u) and BN(5 W u): the same", "xlabel": "output of BN", "items": [
+        {"title": _("BN(W u) and BN(5 W u): the same"), "xlabel": _("output of BN"), "items": [
             ("hist", bn(z), dict(bins=30, alpha=0.6, label="a = 1")),
             ("hist", bn(5 * z), dict(bins=30, histtype="step", lw=1.5, label="a = 5"))], "legend": True},
     ]
@@ -554,7 +554,7 @@ def _gradient():
     w, w1, w2, loss = _quadratic_grid((1.0, 4.0))
     g = np.linspace(-1.6, 1.6, 7)
     gx, gy = np.meshgrid(g, g)
-    return [{"title": "gradient arrows point uphill", "items": [
+    return [{"title": _("gradient arrows point uphill"), "items": [
         ("contour", w, w, loss, dict(levels=8, colors="0.6")),
         ("quiver", gx, gy, gx * 1.0, gy * 4.0,
          dict(color="tab:red", angles="xy", scale_units="xy", scale=6, width=0.007)),
@@ -583,7 +583,7 @@ def _gradient_check():
     x = 0.7
     exact = np.cos(x)
     error = np.abs((np.sin(x + h) - np.sin(x - h)) / (2 * h) - exact) / abs(exact)
-    return [{"title": "centered difference of sin at 0.7", "xlabel": "step h", "ylabel": "relative error", "items": [
+    return [{"title": _("centered difference of sin at 0.7"), "xlabel": _("step h"), "ylabel": _("relative error"), "items": [
         ("line", h, np.maximum(error, 1e-17), dict(marker=".")),
     ], "xscale": "log", "yscale": "log"}]
 
@@ -595,7 +595,7 @@ def _inference():
     for _step in range(40):
         batch = np.append(rng.normal(0, 1, 7), example)
         train_outputs.append((example - batch.mean()) / np.sqrt(batch.var() + 1e-5))
-    return [{"title": "the same example, normalized 40 times", "xlabel": "repeat", "items": [
+    return [{"title": _("the same example, normalized 40 times"), "xlabel": _("repeat"), "items": [
         ("scatter", np.arange(40), np.array(train_outputs), dict(s=10, label=_("training mode: depends on the batch"))),
         ("hline", example, dict(color="tab:green", lw=2, label=_("inference: running stats, fixed"))),
     ], "legend": True}]
@@ -612,7 +612,7 @@ def _running_statistics():
         means.append(mean)
         variances.append(var)
     steps = np.arange(80)
-    return [{"title": "running_mean → 3, running_var → 4", "xlabel": "batch", "items": [
+    return [{"title": _("running_mean → 3, running_var → 4"), "xlabel": _("batch"), "items": [
         ("line", steps, np.array(means), dict(label=_("running_mean"))),
         ("line", steps, np.array(variances), dict(label=_("running_var"))),
         ("hline", 3.0, dict(color="tab:blue", ls=":")), ("hline", 4.0, dict(color="tab:orange", ls=":")),
@@ -623,16 +623,16 @@ def _channel():
     items = []
     for c, color in enumerate(["tab:red", "tab:green", "tab:blue"]):
         items.append(("rect", c * 0.35, c * 0.35, 2, 2, dict(fc=color, ec="black", alpha=0.55)))
-        items.append(("text", 3.0, 0.4 + 0.6 * c, f"channel {c}", dict(color=color, fontsize=9)))
-    items.append(("text", 1.4, -0.45, "one (N, C, H, W) example with C = 3", dict(ha="center", fontsize=9)))
-    return [{"title": "channels: one mean/var/γ/β each", "items": items, "xlim": (-0.3, 4.2),
+        items.append(("text", 3.0, 0.4 + 0.6 * c, _("channel {c}").format(c=c), dict(color=color, fontsize=9)))
+    items.append(("text", 1.4, -0.45, _("one (N, C, H, W) example with C = 3"), dict(ha="center", fontsize=9)))
+    return [{"title": _("channels: one mean/var/γ/β each"), "items": items, "xlim": (-0.3, 4.2),
              "ylim": (-0.7, 3.1), "axis_off": True, "aspect": "equal"}]
 
 
 def _feature_map():
     yy, xx = np.mgrid[0:12, 0:12]
     image = np.sin(xx / 2.0) * np.cos(yy / 3.0) + 0.2 * _rng().normal(size=(12, 12))
-    return [{"title": "one 12 × 12 feature map", "items": [("image", image, dict(cmap="viridis"))],
+    return [{"title": _("one 12 × 12 feature map"), "items": [("image", image, dict(cmap="viridis"))],
              "axis_off": True}]
 
 
@@ -652,7 +652,7 @@ def _norm_axes():
                 items.append(("rect", c, 3 - n, 0.95, 0.95, dict(fc=color, ec="0.5")))
         panels.append({"title": name, "items": items, "xlim": (0, 4), "ylim": (0, 4),
                        "aspect": "equal", "axis_off": True,
-                       "note": "rows: examples, columns: channels"})
+                       "note": _("rows: examples, columns: channels")})
     return panels
 
 
@@ -664,7 +664,7 @@ def _learning_rate():
             w = w - lr * w  # L = w²/2, λ = 1
             path.append(w)
         items.append(("line", np.arange(13), np.array(path), dict(marker=".", label=label)))
-    return [{"title": "gradient descent on L = w²/2", "xlabel": "step", "ylabel": "w", "items": items,
+    return [{"title": _("gradient descent on L = w²/2"), "xlabel": _("step"), "ylabel": "w", "items": items,
              "legend": True, "ylim": (-6, 6)}]
 
 
@@ -672,7 +672,7 @@ def _convergence():
     steps = np.arange(200)
     items = [("line", steps, (1 - 1 / kappa) ** (2 * steps), dict(label=_("κ = {kappa}").format(kappa=kappa))) for kappa in (2, 10, 50)]
     items.append(("hline", 1e-6, dict(color="0.5", ls="--")))
-    return [{"title": "excess loss at learning rate 1/λ_max", "xlabel": "step", "items": items,
+    return [{"title": _("excess loss at learning rate 1/λ_max"), "xlabel": _("step"), "items": items,
              "legend": True, "yscale": "log", "ylim": (1e-8, 2)}]
 
 
@@ -687,7 +687,7 @@ def _condition_number():
 
 def _hessian():
     w = np.linspace(-2, 2, 100)
-    return [{"title": "curvature along the eigen-directions", "xlabel": "distance from the minimum", "items": [
+    return [{"title": _("curvature along the eigen-directions"), "xlabel": _("distance from the minimum"), "items": [
         ("line", w, 0.5 * 1.0 * w**2, dict(label=_("λ = 1 (flat direction)"))),
         ("line", w, 0.5 * 10.0 * w**2, dict(label=_("λ = 10 (steep direction)"))),
     ], "legend": True, "ylim": (0, 6)}]
@@ -704,7 +704,7 @@ def _regularization():
     for penalty in (0.0, 1e-2):
         w = np.linalg.solve(powers.T @ powers + penalty * np.eye(10), powers.T @ y)
         fits.append(grid_powers @ w)
-    return [{"title": "degree-9 fit without and with a penalty", "items": [
+    return [{"title": _("degree-9 fit without and with a penalty"), "items": [
         ("scatter", x, y, dict(color="black", s=12, label=_("data"))),
         ("line", grid, fits[0], dict(label=_("unregularized"))),
         ("line", grid, fits[1], dict(label=_("regularized"))),
@@ -714,7 +714,7 @@ def _regularization():
 def _fine_tuning():
     rng = _rng()
     source, target = rng.normal(0.0, 1.0, 500), rng.normal(1.5, 0.6, 500)
-    return [{"title": "pretrained on one distribution, fine-tuned on another", "xlabel": "a unit's input",
+    return [{"title": _("pretrained on one distribution, fine-tuned on another"), "xlabel": _("a unit's input"),
              "items": [("hist", source, dict(bins=30, alpha=0.5, density=True, label=_("pretraining data"))),
                        ("hist", target, dict(bins=30, alpha=0.5, density=True, label=_("fine-tuning data"))),
                        ("vline", 0.0, dict(color="tab:blue", ls="--", label=_("BN's stored mean")))],
@@ -724,7 +724,7 @@ def _fine_tuning():
 def _frozen_bn():
     x = np.linspace(-3, 3, 50)
     scale, shift = 1.5, 0.5
-    return [{"title": "frozen BN: one fixed line, in train and eval mode", "xlabel": "x", "ylabel": "output",
+    return [{"title": _("frozen BN: one fixed line, in train and eval mode"), "xlabel": "x", "ylabel": _("output"),
              "items": [("line", x, scale * x + shift, dict(lw=2, label=_("y = scale·x + shift"))),
                        ("scatter", x[::5], scale * x[::5] + shift, dict(s=14, color="tab:orange",
                                                                          label=_("model.train(): the same")))],
@@ -733,7 +733,7 @@ def _frozen_bn():
 
 def _residual_connection():
     blocks = np.arange(17)
-    return [{"title": "variance of the stream h + F(h), block by block", "xlabel": "block", "yscale": "log",
+    return [{"title": _("variance of the stream h + F(h), block by block"), "xlabel": _("block"), "yscale": "log",
              "items": [("line", blocks, 2.0 ** blocks, dict(marker=".", label=_("no BN: doubles"))),
                        ("line", blocks, 1.0 + blocks, dict(marker=".", label=_("BN in F: +1 per block")))],
              "legend": True}]
@@ -741,7 +741,7 @@ def _residual_connection():
 
 def _zero_init():
     blocks = np.arange(17)
-    return [{"title": "last γ of each branch = 0: every block starts as the identity", "xlabel": "block",
+    return [{"title": _("last γ of each branch = 0: every block starts as the identity"), "xlabel": _("block"),
              "items": [("line", blocks, 1.0 + blocks, dict(marker=".", label="γ = 1")),
                        ("line", blocks, np.ones(17), dict(marker=".", label="γ = 0"))],
              "legend": True, "ylim": (0, 18)}]
@@ -749,7 +749,7 @@ def _zero_init():
 
 def _variance_shift():
     p = np.linspace(0, 0.9, 50)
-    return [{"title": "dropout right before BN: eval output variance", "xlabel": "dropout rate p",
+    return [{"title": _("dropout right before BN: eval output variance"), "xlabel": _("dropout rate p"),
              "items": [("line", p, 1 - p, dict(lw=2, label=_("1 − p (zero-mean input)"))),
                        ("hline", 1.0, dict(color="black", ls=":", label=_("what BN promises")))],
              "legend": True, "ylim": (0, 1.1)}]
@@ -757,7 +757,7 @@ def _variance_shift():
 
 def _batch_renorm():
     ratio = np.linspace(0.1, 5, 200)
-    return [{"title": "r = clip(σ_B / σ, 1/r_max, r_max)", "xlabel": "σ_B / σ", "ylabel": "r",
+    return [{"title": _("r = clip(σ_B / σ, 1/r_max, r_max)"), "xlabel": "σ_B / σ", "ylabel": "r",
              "items": [("line", ratio, np.clip(ratio, 1 / 3, 3), dict(lw=2, label=_("r_max = 3"))),
                        ("line", ratio, np.ones_like(ratio), dict(ls="--", label=_("r_max = 1: plain BN")))],
              "legend": True}]
@@ -779,7 +779,7 @@ def _half_precision():
         naive.append(np.median(np.abs(v1.astype(float) / exact - 1)))
         two.append(np.median(np.abs(v2.astype(float) / exact - 1)))
     naive = np.where(np.isfinite(naive), naive, 1e2)
-    return [{"title": "variance in float16 (inf drawn at the top)", "xlabel": "mean of the activations",
+    return [{"title": _("variance in float16 (inf drawn at the top)"), "xlabel": _("mean of the activations"),
              "xscale": "log", "yscale": "log",
              "items": [("line", means, naive, dict(marker="o", label="E[x²] − E[x]²")),
                        ("line", means, np.array(two), dict(marker="s", label=_("two passes")))],
@@ -796,7 +796,7 @@ def _welford():
         m2 += delta * (v - mean)
         means.append(mean)
         variances.append(m2 / k)
-    return [{"title": "Welford: running mean and variance, one value at a time", "xlabel": "values seen",
+    return [{"title": _("Welford: running mean and variance, one value at a time"), "xlabel": _("values seen"),
              "items": [("line", steps, np.array(means), dict(label=_("mean"))),
                        ("line", steps, np.array(variances), dict(label=_("variance = M2 / k"))),
                        ("hline", values.mean(), dict(color="tab:blue", ls=":", label=_("np.mean of all 60"))),
@@ -807,9 +807,9 @@ def _welford():
 def _padding_mask():
     lengths = np.array([6, 2, 4, 3])
     mask = (np.arange(6)[None, :] < lengths[:, None]).astype(float)
-    return [{"title": "a padded batch: real tokens (dark) and padding", "xlabel": "position",
+    return [{"title": _("a padded batch: real tokens (dark) and padding"), "xlabel": _("position"),
              "items": [("image", mask, dict(cmap="Blues", vmin=-0.3, vmax=1.2, aspect="auto"))],
-             "yticks": ["seq 1", "seq 2", "seq 3", "seq 4"]}]
+             "yticks": [_("seq 1"), _("seq 2"), _("seq 3"), _("seq 4")]}]
 
 
 def _process_boxes(processes=4):
@@ -818,7 +818,7 @@ def _process_boxes(processes=4):
     items, centres = [], []
     for p in range(processes):
         items.append(("rect", p * 2.2, 0.2, 1.8, 1.1, dict(fc=colors[p], alpha=0.25, ec=colors[p])))
-        items.append(("text", p * 2.2 + 0.9, 0.75, f"process {p}\nmodel copy", dict(ha="center", va="center", fontsize=8)))
+        items.append(("text", p * 2.2 + 0.9, 0.75, _("process {p}\nmodel copy").format(p=p), dict(ha="center", va="center", fontsize=8)))
         centres.append(p * 2.2 + 0.9)
     return items, centres, colors
 
@@ -829,9 +829,9 @@ def _data_parallelism():
         items.append(("rect", 0.9 + i * 0.45, 2.3, 0.4, 0.4, dict(fc=colors[i // 4], ec="0.3")))
         if i % 4 == 1:
             items.append(("arrow", 0.9 + i * 0.45 + 0.4, 2.3, centres[i // 4], 1.3, dict(color="0.4")))
-    items.append(("text", 4.3, -0.25, "gradients summed (all-reduce): every copy takes the same step",
+    items.append(("text", 4.3, -0.25, _("gradients summed (all-reduce): every copy takes the same step"),
                   dict(ha="center", fontsize=8)))
-    return [{"title": "a mini-batch of 16 split over 4 processes", "items": items, "xlim": (-0.2, 8.8),
+    return [{"title": _("a mini-batch of 16 split over 4 processes"), "items": items, "xlim": (-0.2, 8.8),
              "ylim": (-0.5, 2.9), "axis_off": True}]
 
 
@@ -841,11 +841,11 @@ def _process_group():
     items = [("line", [xs[a], xs[b]], [ys[a], ys[b]], dict(color="0.6", lw=1))
              for a in range(4) for b in range(a + 1, 4)]
     for rank in range(4):
-        items.append(("text", xs[rank], ys[rank], f"rank {rank}", dict(
+        items.append(("text", xs[rank], ys[rank], _("rank {rank}").format(rank=rank), dict(
             ha="center", va="center", fontsize=9, bbox=dict(boxstyle="round", fc="white", ec="0.4"))))
-    items.append(("text", 0, -1.45, "meeting at tcp://127.0.0.1:<port>", dict(ha="center", va="center",
+    items.append(("text", 0, -1.45, _("meeting at tcp://127.0.0.1:<port>"), dict(ha="center", va="center",
                                                                              fontsize=7, color="0.3")))
-    return [{"title": "a process group of 4: every rank reaches every other", "items": items,
+    return [{"title": _("a process group of 4: every rank reaches every other"), "items": items,
              "xlim": (-1.6, 1.6), "ylim": (-1.6, 1.35), "axis_off": True, "aspect": "equal"}]
 
 
@@ -859,7 +859,7 @@ def _bars(values, colors, title, stacked=False):
                 bottom += height
         else:
             items.append(("rect", p - 0.35, 0, 0.7, value, dict(fc=colors[p], ec="white")))
-    return {"title": title, "xlabel": "process", "items": items, "xlim": (-0.6, 3.6), "ylim": (0, 11)}
+    return {"title": title, "xlabel": _("process"), "items": items, "xlim": (-0.6, 3.6), "ylim": (0, 11)}
 
 
 def _all_reduce():
@@ -887,7 +887,7 @@ def _synchronized_bn():
         items = [("scatter", np.repeat(np.arange(4), 8), shards.ravel(), dict(s=8, color="0.6")),
                  ("scatter", np.arange(4), means, dict(s=40, color="tab:red", label=_("mean used"))),
                  ("hline", whole, dict(color="black", lw=1, ls=":", label=_("whole batch")))]
-        panels.append({"title": title, "xlabel": "process", "items": items, "legend": True, "ylim": (-3, 3.5)})
+        panels.append({"title": title, "xlabel": _("process"), "items": items, "legend": True, "ylim": (-3, 3.5)})
     return panels
 
 
@@ -1051,7 +1051,7 @@ def _draw_entry(figure, result) -> list:
         _draw_panel(ax, panel)
     notes = {panel["note"] for panel in panels if panel.get("note")}
     # a figure text, not the suptitle, so that every term kept in a figure has its own
-    title = figure.text(0.5, 0.98, result["term"].english + (f"   ({'; '.join(notes)})" if notes else ""),
+    title = figure.text(0.5, 0.98, term_label(result["term"].english) + (f"   ({'; '.join(notes)})" if notes else ""),
                         ha="center", va="top", fontsize=11)
     width = figure.get_figwidth()  # margins in inches: room for tick labels such as "distance"
     figure.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.17, top=0.8, wspace=0.35)
