@@ -165,12 +165,37 @@ def test_the_course_map_gives_the_readme_commands_and_the_binder_link():
     assert "environment.yml" in text and "--no-deps" in text
 
 
+@pytest.fixture(params=["en", "zh"])
+def language(request):
+    """The language the card is drawn in (the Chinese edition draws the same cards in Chinese)."""
+    from helpers import i18n
+
+    i18n.set_language(request.param)
+    yield request.param
+    i18n.set_language("en")
+
+
 @pytest.mark.parametrize("term", TERMS)
-def test_every_glossary_entry_draws_inside_the_same_figure_size(term):
+def test_every_glossary_entry_draws_inside_the_same_figure_size(term, language):
+    import logging
+    import warnings
+
     result = compute_glossary_entry(term)
     figure = PANELS[0].draw(result)
     assert isinstance(figure, Figure)
-    figure.canvas.draw()
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logging.getLogger("matplotlib.mathtext").addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            figure.canvas.draw()
+    finally:
+        logging.getLogger("matplotlib.mathtext").removeHandler(handler)
+    boxes = [m for m in [str(w.message) for w in caught] + logged
+             if "missing from font" in m or "does not have a glyph" in m]
+    assert not boxes, (term, language, boxes[:3])
     # the widget keeps one figure for every term and renders the area measured for the first:
     # nothing may stick out of it
     assert tuple(figure.get_size_inches()) == FIGSIZE
