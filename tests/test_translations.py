@@ -267,12 +267,23 @@ def test_english_is_the_default_and_returns_every_message_unchanged():
         i18n.set_language("fr")
 
 
-def test_panels_draw_in_chinese_with_every_glyph():
-    """Each panel's default figure, with the language set to Chinese, warns of no missing glyph."""
+def _panels():
+    from helpers.panels import all_panels
+
+    # the glossary explorer: tests/test_panels_course_map.py draws every card in both languages
+    return [panel for panel in all_panels() if hasattr(panel, "render")]
+
+
+@pytest.mark.parametrize("panel", _panels(), ids=lambda panel: f"{panel.compute.__module__.rsplit('.', 1)[-1]}: {panel.name}")
+def test_panel_draws_in_chinese_at_every_control_value_with_every_glyph(panel):
+    """Each panel, with the language set to Chinese, moved through each control's test values
+    (the others at their defaults, as a learner's moves do): it draws a figure or a Notice,
+    never the "could not be drawn" one, and matplotlib warns of no missing glyph."""
     import matplotlib.pyplot as plt
 
-    from helpers.panels import Notice, all_panels
+    from helpers.panels import Notice
 
+    failed = translate.helper_translations()["These settings could not be drawn"]
     i18n.set_language("zh")
     logged = []
     handler = logging.Handler()
@@ -280,18 +291,21 @@ def test_panels_draw_in_chinese_with_every_glyph():
     mathtext = logging.getLogger("matplotlib.mathtext")
     mathtext.addHandler(handler)
     try:
-        for panel in all_panels():
+        defaults = panel.defaults()
+        moves = [defaults] + [{**defaults, control.name: value} for control in panel.controls
+                              for value in control.values_to_test() if value != defaults[control.name]]
+        for values in moves:
             logged.clear()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if not hasattr(panel, "render"):
-                    continue  # the glossary explorer: tests/test_panels_course_map.py draws every card
-                shown = panel.render(**panel.defaults())
-                if not isinstance(shown, Notice):
+                shown = panel.render(**values)
+                if isinstance(shown, Notice):
+                    assert failed not in shown.text, f"{panel.name} at {values}: {shown.text}"
+                else:
                     shown.canvas.draw()
                     plt.close(shown)
             glyphs = [m for m in [str(w.message) for w in caught] + logged if MISSING_GLYPH.search(m)]
-            assert not glyphs, f"{panel.name}: {glyphs[:3]}"
+            assert not glyphs, f"{panel.name} at {values}: {glyphs[:3]}"
     finally:
         mathtext.removeHandler(handler)
         i18n.set_language("en")
