@@ -407,3 +407,21 @@ def test_no_helper_module_hides_the_translation_function():
             if bound:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_the_chinese_setup_cell_is_the_english_one_up_to_its_text_folder_and_language():
+    """tools/translate.py writes the Chinese setup cell by hand: it must stay the English cell's
+    code (tools/notebooks.py) with only comments and messages translated, the notebooks/zh
+    folder for Colab, and the set_language("zh") line at the end."""
+    english = literals_and_code(nbtool.setup_source())
+    chinese = literals_and_code(translate.zh_setup_source())
+    language_line = literals_and_code('helpers.set_language("zh")')
+    assert chinese[-len(language_line):] == language_line
+    chinese = chinese[:-len(language_line)]
+    zh_folder = [("OP", "/"), ("literal", '"zh"')]
+    at = next(i for i in range(len(chinese)) if chinese[i:i + 2] == zh_folder)
+    chinese = chinese[:at] + chinese[at + 2:]
+    assert [kind for kind, _ in english] == [kind for kind, _ in chinese]
+    differ = [(a, b) for a, b in zip(english, chinese) if a != b]
+    # only the two literals of the ImportError's message are translated
+    assert len(differ) == 2 and all(a[0] == "literal" for a, _ in differ), differ
