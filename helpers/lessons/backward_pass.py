@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from helpers.bn import batchnorm_backward_compact, batchnorm_forward
 from helpers.gradcheck import numerical_gradient, rel_error
+from helpers.i18n import N_, _
 
 __all__ = [
     "BROKEN_BACKWARDS",
@@ -149,9 +150,9 @@ def draw_computational_graph(show_local_derivatives=True):
     ax.set_ylim(-0.75, 2.75)
     ax.set_aspect("equal")
     ax.axis("off")
-    title = "The forward graph of batch normalization (per feature: blue (N, D), orange (D,))"
+    title = _("The forward graph of batch normalization (per feature: blue (N, D), orange (D,))")
     if show_local_derivatives:
-        title += "\nred: the local derivative of each arrow, d(head) / d(tail)"
+        title += "\n" + _("red: the local derivative of each arrow, d(head) / d(tail)")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
@@ -161,7 +162,8 @@ def draw_computational_graph(show_local_derivatives=True):
 # Upstream gradients and broken backward passes
 # ----------------------------------------------------------------------------------------
 
-UPSTREAM_PATTERNS = ("random", "ones", "one-hot", "constant per feature")
+#: the values a panel compares against stay English (N_): the dropdown shows them translated
+UPSTREAM_PATTERNS = (N_("random"), N_("ones"), N_("one-hot"), N_("constant per feature"))
 
 
 def upstream_gradient(pattern, shape, seed=0):
@@ -189,7 +191,8 @@ def upstream_gradient(pattern, shape, seed=0):
         return dout
     if pattern == "constant per feature":
         return np.broadcast_to(rng.standard_normal(shape[1]), shape).copy()
-    raise ValueError(f"pattern must be one of {UPSTREAM_PATTERNS}, got {pattern!r}")
+    raise ValueError(_("pattern must be one of {patterns}, got {pattern!r}").format(
+        patterns=UPSTREAM_PATTERNS, pattern=pattern))
 
 
 def backward_without_variance_path(dout, cache):
@@ -243,7 +246,7 @@ def backward_returns_zeros(dout, cache):
 def backward_dgamma_from_xc(dout, cache):
     """BROKEN: dgamma = sum(dout * xc), the centred input instead of the normalized one
     (dx and dbeta are right)."""
-    dx, _, dbeta = batchnorm_backward_compact(dout, cache)
+    dx, _dgamma, dbeta = batchnorm_backward_compact(dout, cache)
     dgamma = (dout * cache.xc).sum(axis=0)
     return dx, dgamma, dbeta
 
@@ -255,15 +258,17 @@ def backward_first_gamma_everywhere(dout, cache):
     return dx * cache.gamma[0] / cache.gamma, dgamma, dbeta
 
 
-#: label -> backward(dout, cache) -> (dx, dgamma, dbeta), each with one typical mistake
+#: label -> backward(dout, cache) -> (dx, dgamma, dbeta), each with one typical mistake. The
+#: labels are in the language set before the import (the setup cell sets it first): the notebook
+#: prints them and looks the backward passes up by them, in its own language.
 BROKEN_BACKWARDS = {
-    "dx = 0": backward_returns_zeros,
-    "no path through var": backward_without_variance_path,
-    "no path through mu": backward_without_mean_path,
-    "mu, var detached": backward_detached_statistics,
-    "forgot 1/N in dmu": backward_forgot_one_over_n,
-    "dgamma uses xc": backward_dgamma_from_xc,
-    "gamma[0] for all": backward_first_gamma_everywhere,
+    _("dx = 0"): backward_returns_zeros,
+    _("no path through var"): backward_without_variance_path,
+    _("no path through mu"): backward_without_mean_path,
+    _("mu, var detached"): backward_detached_statistics,
+    _("forgot 1/N in dmu"): backward_forgot_one_over_n,
+    _("dgamma uses xc"): backward_dgamma_from_xc,
+    _("gamma[0] for all"): backward_first_gamma_everywhere,
 }
 
 
@@ -303,7 +308,7 @@ def gradient_check_errors(backward, x, gamma, beta, dout, numeric=None, eps=1e-5
     """
     if numeric is None:
         numeric = numerical_bn_gradients(x, gamma, beta, dout, eps=eps)
-    _, cache = batchnorm_forward(np.asarray(x, dtype=np.float64), gamma, beta, eps)
+    _out, cache = batchnorm_forward(np.asarray(x, dtype=np.float64), gamma, beta, eps)
     analytic = dict(zip(("dx", "dgamma", "dbeta"), backward(np.asarray(dout, dtype=np.float64), cache)))
     return {name: rel_error(analytic[name], numeric[name]) for name in ("dx", "dgamma", "dbeta")}
 
@@ -324,7 +329,7 @@ def finite_difference_errors(steps, dtype=np.float64, n=8, d=3, seed=0):
     """
     x, gamma, beta = example_batch(n, d, seed)
     dout = upstream_gradient("random", x.shape, seed + 1)
-    _, cache = batchnorm_forward(x, gamma, beta)
+    _out, cache = batchnorm_forward(x, gamma, beta)
     exact_dx = batchnorm_backward_compact(dout, cache)[0]
     errors = []
     for h in steps:
@@ -385,7 +390,7 @@ def detached_mean_experiment(detach_mean, steps=200, lr=0.5, n=64, d=4, seed=0):
         return ((x_hat - target) ** 2).mean()
 
     losses, b_norms, grad_norms = [], [], []
-    for _ in range(steps):
+    for _step in range(steps):
         loss = loss_of(b)
         (grad,) = torch.autograd.grad(loss, b)
         losses.append(loss.item())
@@ -429,7 +434,7 @@ def scale_invariance(scales, n=32, d_in=5, d_out=3, eps=1e-5, seed=0):
         (out * dout).sum().backward()  # L = sum(BN(W'u) * dout), a scalar
         return out.detach(), u.grad, w.grad, w.detach()
 
-    out_1, grad_u_1, grad_w_1, _ = run(1.0)
+    out_1, grad_u_1, grad_w_1, _w_1 = run(1.0)
     z = u0 @ w0.T
     ideal = (z - z.mean(dim=0)) / z.std(dim=0, unbiased=False)  # BN with eps = 0: exactly invariant
     result = {key: [] for key in ("output_change", "deviation_from_ideal", "grad_u_change",

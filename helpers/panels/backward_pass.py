@@ -46,8 +46,10 @@ __all__ = [
 ]
 
 NUM_FEATURES = 3
-CORRECT_NAME = "correct (helpers.bn)"
+CORRECT_NAME = N_("correct (helpers.bn)")  # a key of the results: translated where it is shown
 VERDICT_COLORS = {"correct": "#2e7d32", "suspicious": "#d08c00", "WRONG": "#c62828"}
+#: helpers.gradcheck.verdict's words, as shown in a title (the keys stay English)
+VERDICT_NAMES = {"correct": N_("correct"), "suspicious": N_("suspicious"), "WRONG": N_("WRONG")}
 
 
 def _plain_log_ticks(axis, exponents):
@@ -123,9 +125,9 @@ def compute_pattern_check(pattern="random", batch_size=8):
               if verdicts[name] == "WRONG" and worst[name] >= 10 * worst[CORRECT_NAME]]
     note = ""
     if batch_size == 2:
-        note = ("N = 2: two values normalize to about -1 and +1 whatever they are, so the exact dx "
-                "is tiny (of order eps / var)\nand relative errors compare tiny numbers: "
-                "even the correct backward is only 'suspicious'.")
+        note = _("N = 2: two values normalize to about -1 and +1 whatever they are, so the exact dx "
+                 "is tiny (of order eps / var)\nand relative errors compare tiny numbers: "
+                 "even the correct backward is only 'suspicious'.")
     return {"pattern": pattern, "dout": dout, "names": list(backwards), "errors": errors,
             "worst": worst, "worst_gradient": worst_gradient, "verdicts": verdicts,
             "caught": caught, "correct_verdict": verdicts[CORRECT_NAME], "note": note}
@@ -173,7 +175,7 @@ def _build_pattern_figure(names):
     for threshold in (CORRECT_BELOW, WRONG_ABOVE):  # over the bars (on the overlay), not hidden by them
         a.moving_bars.axvline(threshold, color="#333", lw=0.9, ls="--", zorder=3)
     ax_bars.set_yticks(positions)
-    ax_bars.set_yticklabels(names, fontsize=8.5)
+    ax_bars.set_yticklabels([_(name) for name in names], fontsize=8.5)
     ax_bars.set_xlabel(_("largest relative error of dx, dgamma, dbeta (float64, h = 1e-5)"), fontsize=8.5)
     _plain_log_ticks(ax_bars.xaxis, range(-16, 1, 4))  # the bars' own labels give the values
     ax_bars.tick_params(axis="x", labelsize=7.5)
@@ -196,7 +198,7 @@ def update_pattern_check(figure, result):
     rows, columns = dout.shape
     a.dout.set_extent((-0.5, columns - 0.5, rows - 0.5, -0.5))  # one cell per entry, row 0 on top
     a.ax_dout.set_yticks(range(0, rows, max(1, rows // 4)))
-    _title(a.ax_dout, f"upstream dout\n({result['pattern']})", fontsize=9)
+    _title(a.ax_dout, _("upstream dout\n({pattern})").format(pattern=_(result["pattern"])), fontsize=9)
 
     for name, bar, label in zip(result["names"], a.bars, a.labels):
         value = max(result["worst"][name], 1e-16)
@@ -208,17 +210,20 @@ def update_pattern_check(figure, result):
         bar.set_width(value)
         bar.set_facecolor(color)
         label.set_x(value * 1.5)
-        label.set_text(_("{value:.0e} ({value2}){value3}").format(value=value, value2=result['worst_gradient'][name], value3='  missed' if missed else ''))
+        label.set_text(_("{value:.0e} ({value2}){value3}").format(value=value, value2=result['worst_gradient'][name], value3=_("  missed") if missed else ""))
         label.set_fontweight("bold" if missed else "normal")
     broken = len(BROKEN_BACKWARDS)
     if result["correct_verdict"] == "correct":
-        title = f"{len(result['caught'])} of {broken} broken backward passes caught"
+        title = _("{caught} of {broken} broken backward passes caught").format(
+            caught=len(result["caught"]), broken=broken)
     elif result["correct_verdict"] == "suspicious":
-        title = (f"{len(result['caught'])} of {broken} broken ones caught; the correct one is "
-                 f"only suspicious ({result['worst'][CORRECT_NAME]:.0e})")
+        title = _("{caught} of {broken} broken ones caught; the correct one is "
+                  "only suspicious ({error:.0e})").format(
+            caught=len(result["caught"]), broken=broken, error=result["worst"][CORRECT_NAME])
     else:
-        title = (f"the correct one scores {result['worst'][CORRECT_NAME]:.0e} too: only "
-                 f"{len(result['caught'])} of {broken} broken ones are 10x worse")
+        title = _("the correct one scores {error:.0e} too: only "
+                  "{caught} of {broken} broken ones are 10x worse").format(
+            error=result["worst"][CORRECT_NAME], caught=len(result["caught"]), broken=broken)
     _title(a.moving_bars, title, fontsize=9.5)
     a.note.set_text(result["note"])
     figure.subplots_adjust(top=0.78 if result["note"] else 0.86)  # room for the note above
@@ -346,8 +351,10 @@ def update_finite_difference_panel(figure, result):
     a.moving.legend(loc="upper right", fontsize=8)  # made anew: a legend copies the lines' styles
     a.current.set_data([result["h"]], [max(result["error"], 1e-16)])
     a.current.set_color(VERDICT_COLORS[result["verdict"]])
-    _title(a.moving, f"{result['dtype']}, h = {result['h']:.1e}: relative error {result['error']:.1e} "
-                 f"({result['verdict']}, by the float64 thresholds)", fontsize=9.5)
+    _title(a.moving, _("{dtype}, h = {h:.1e}: relative error {error:.1e} "
+                       "({verdict}, by the float64 thresholds)").format(
+        dtype=result["dtype"], h=result["h"], error=result["error"],
+        verdict=_(VERDICT_NAMES[result["verdict"]])), fontsize=9.5)
 
 
 PANELS = [
