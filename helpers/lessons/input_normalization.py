@@ -29,8 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from helpers.i18n import N_, _
-
 __all__ = [
     "CarData",
     "GDResult",
@@ -52,6 +50,22 @@ __all__ = [
 
 #: Gradient descent stops when the excess loss has fallen to this fraction of its start.
 TOL = 1e-6
+
+
+def _(message: str) -> str:
+    """``message`` in the course's current language (``helpers.i18n._``). Imported when a
+    message is shown, and optional: the computations here need numpy alone, and outside the
+    course the message stays English."""
+    try:
+        from helpers.i18n import _ as translate
+    except ImportError:
+        return message
+    return translate(message)
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalog without translating it (as ``helpers.i18n.N_``)."""
+    return message
 
 
 # ----------------------------------------------------------------------------------------
