@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from helpers.i18n import N_, _
+
 __all__ = [
     "CarData",
     "GDResult",
@@ -60,12 +62,13 @@ TOL = 1e-6
 def _as_matrix(x, name: str = "x") -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D, (samples, features), got shape {x.shape}; "
+        raise ValueError(_(
+            "{name} must be 2-D, (samples, features), got shape {shape}; "
             "for a single feature use x.reshape(-1, 1)"
-        )
+        ).format(name=name, shape=x.shape))
     if x.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 rows (samples) to have a spread, got {x.shape[0]}")
+        raise ValueError(_("{name} needs at least 2 rows (samples) to have a spread, got {rows}").format(
+            name=name, rows=x.shape[0]))
     return x
 
 
@@ -74,17 +77,18 @@ def _reference_for(x: np.ndarray, reference) -> np.ndarray:
         return x
     reference = _as_matrix(reference, "reference")
     if reference.shape[1] != x.shape[1]:
-        raise ValueError(
-            f"reference must have the same number of columns (features) as x: "
-            f"{reference.shape[1]} != {x.shape[1]}"
-        )
+        raise ValueError(_(
+            "reference must have the same number of columns (features) as x: "
+            "{columns} != {columns2}"
+        ).format(columns=reference.shape[1], columns2=x.shape[1]))
     return reference
 
 
 def _nonzero(spread: np.ndarray, what: str) -> np.ndarray:
     if np.any(spread == 0):
         constant = np.flatnonzero(spread == 0).tolist()
-        raise ValueError(f"feature(s) {constant} are constant ({what} = 0): they cannot be rescaled")
+        raise ValueError(_("feature(s) {constant} are constant ({what} = 0): they cannot be rescaled").format(
+            constant=constant, what=what))
     return spread
 
 
@@ -100,7 +104,7 @@ class CarData:
 
     x: np.ndarray
     y: np.ndarray
-    names: tuple = ("age (years)", "distance (km)")
+    names: tuple = (N_("age (years)"), N_("distance (km)"))
 
 
 def car_data(n: int = 200, seed: int = 0) -> CarData:
@@ -108,12 +112,13 @@ def car_data(n: int = 200, seed: int = 0) -> CarData:
     year, so the correlation is about 0.8), and the price falls with both. Ages lie in
     [0, 30] years, distances in [0, 300,000] km."""
     if n < 2:
-        raise ValueError(f"n must be at least 2, got {n}")
+        raise ValueError(_("n must be at least 2, got {n}").format(n=n))
     rng = np.random.default_rng(seed)
     age = rng.uniform(0.0, 30.0, size=n)
     distance = age * rng.uniform(2_000.0, 10_000.0, size=n)
     price = 32_000.0 - 450.0 * age - 0.04 * distance + rng.normal(0.0, 1_500.0, size=n)
-    return CarData(x=np.column_stack([age, distance]), y=price)
+    return CarData(x=np.column_stack([age, distance]), y=price,
+                   names=tuple(_(name) for name in CarData.names))  # as shown: in the current language
 
 
 def _exactly_white(n: int, d: int, rng) -> np.ndarray:
@@ -136,9 +141,9 @@ def two_feature_problem(scale_ratio: float = 1.0, correlation: float = 0.0, n: i
     Returns (x, y): x of shape (n, 2), y of shape (n,).
     """
     if not scale_ratio > 0:
-        raise ValueError(f"scale_ratio must be positive, got {scale_ratio}")
+        raise ValueError(_("scale_ratio must be positive, got {value}").format(value=scale_ratio))
     if not -1 < correlation < 1:
-        raise ValueError(f"correlation must lie strictly between -1 and 1, got {correlation}")
+        raise ValueError(_("correlation must lie strictly between -1 and 1, got {value}").format(value=correlation))
     rng = np.random.default_rng(seed)
     white = _exactly_white(n, 3, rng)
     mixing = np.linalg.cholesky(np.array([[1.0, correlation], [correlation, 1.0]]))
@@ -199,15 +204,15 @@ def whiten(x, reference=None, method: str = "zca") -> np.ndarray:
     method "zca": the same, rotated back (x Sigma^(-1/2)): the white data closest to x.
     """
     if method not in ("pca", "zca"):
-        raise ValueError(f"method must be 'pca' or 'zca', got {method!r}")
+        raise ValueError(_("method must be 'pca' or 'zca', got {value!r}").format(value=method))
     x = _as_matrix(x)
     reference = _reference_for(x, reference)
     mean = reference.mean(axis=0)
     centered = reference - mean
     values, vectors = np.linalg.eigh(centered.T @ centered / len(reference))
     if values.min() <= values.max() * 1e-12:
-        raise ValueError("the features are linearly dependent (a covariance eigenvalue is 0): "
-                         "they cannot be whitened")
+        raise ValueError(_("the features are linearly dependent (a covariance eigenvalue is 0): "
+                           "they cannot be whitened"))
     transform = vectors / np.sqrt(values)  # columns: eigenvectors / sqrt(eigenvalue)
     if method == "zca":
         transform = transform @ vectors.T
@@ -226,7 +231,8 @@ class LeastSquares:
         self.x = _as_matrix(x)
         self.y = np.asarray(y, dtype=np.float64).reshape(-1)
         if len(self.y) != len(self.x):
-            raise ValueError(f"x has {len(self.x)} rows but y has {len(self.y)} values")
+            raise ValueError(_("x has {rows} rows but y has {values} values").format(
+                rows=len(self.x), values=len(self.y)))
         n = len(self.x)
         self.hessian = self.x.T @ self.x / n
         self.xty = self.x.T @ self.y / n
@@ -251,7 +257,7 @@ def hessian_eigenvalues(hessian) -> np.ndarray:
     """Eigenvalues of a symmetric matrix, ascending."""
     hessian = np.asarray(hessian, dtype=np.float64)
     if hessian.ndim != 2 or hessian.shape[0] != hessian.shape[1]:
-        raise ValueError(f"the Hessian must be a square matrix, got shape {hessian.shape}")
+        raise ValueError(_("the Hessian must be a square matrix, got shape {shape}").format(shape=hessian.shape))
     return np.linalg.eigvalsh(hessian)
 
 
@@ -293,15 +299,15 @@ def gradient_descent(problem: LeastSquares, w0, learning_rate: float, max_steps:
     when it has grown past 1e8 times the start (diverged), or after max_steps updates.
     """
     if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+        raise ValueError(_("learning_rate must be positive, got {value}").format(value=learning_rate))
     w = np.array(w0, dtype=np.float64).reshape(-1)
     if w.shape != problem.minimizer.shape:
-        raise ValueError(f"w0 must have {problem.minimizer.size} values, got {w.size}")
+        raise ValueError(_("w0 must have {size} values, got {size2}").format(size=problem.minimizer.size, size2=w.size))
     path, excess = [w.copy()], [float(problem.excess_loss(w))]
     target = tol * excess[0]
     converged = excess[0] <= target
     diverged = False
-    for _ in range(max_steps):
+    for _step in range(max_steps):
         if converged:
             break
         w = w - learning_rate * problem.gradient(w)
@@ -343,7 +349,7 @@ def steps_to_tolerance(hessian, offset, learning_rate: float, tol: float = TOL):
     a factor |1 - lr lambda| >= 1 per step (learning rate >= 2 / lambda for that direction).
     """
     if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+        raise ValueError(_("learning_rate must be positive, got {value}").format(value=learning_rate))
     values, shares = _modes(hessian, offset)
     start = shares.sum()
     target = tol * start

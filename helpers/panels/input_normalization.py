@@ -40,7 +40,8 @@ from helpers.panel import Control, Panel
 __all__ = ["PANELS", "compute_gd_two_features", "draw_gd_two_features", "draw_gd_views", "gd_view",
            "update_gd_two_features"]
 
-FEATURES = ("raw", "z-score", "whitened (ZCA)")
+#: the dropdown's values (compared against below); the dropdown shows them translated
+FEATURES = (N_("raw"), N_("z-score"), N_("whitened (ZCA)"))
 DRAWN_STEPS = 2_000  # the path drawn is cut here; the step count is exact whatever its size
 _LEVELS = (1 / 256, 1 / 32, 1 / 4, 1.0, 4.0)  # contour lines: excess loss / the start's
 
@@ -249,7 +250,11 @@ def compute_gd_two_features(scale_ratio=10.0, learning_rate=10**-1.8, correlatio
                             features="raw") -> dict:
     """Gradient descent from w = 0 on a two-feature least-squares problem whose feature 2 is
     ``scale_ratio`` times wider than feature 1, with the given correlation; the features are
-    used raw, z-scored or whitened. Returns the view plus a two-line status."""
+    used raw, z-scored or whitened. Returns the view plus a two-line status.
+
+    ``features`` is one of ``FEATURES`` or its label as shown in the current language (the
+    Chinese notebook passes the label it prints)."""
+    features = next((option for option in FEATURES if features in (option, _(option))), features)
     # z-scoring and whitening remove feature 2's scale exactly, up to rounding: those views are
     # built at ratio 1, so that the disabled ratio slider cannot move them by a rounding error
     x, y = two_feature_problem(scale_ratio if features == "raw" else 1.0, correlation)
@@ -259,7 +264,7 @@ def compute_gd_two_features(scale_ratio=10.0, learning_rate=10**-1.8, correlatio
         x, names = whiten(x, method="zca"), (_("w1 (whitened)"), _("w2 (whitened)"))
     else:
         names = (_("w1 (feature 1, std 1)"), _("w2 (feature 2, std {value})").format(value=f"{scale_ratio:.3g}"))
-    view = gd_view(LeastSquares(x, y), learning_rate, label=_("{features} features").format(features=features), names=names)
+    view = gd_view(LeastSquares(x, y), learning_rate, label=_("{features} features").format(features=_(features)), names=names)
     best = view["best_steps"]
     view["summary"] = (
         _("Hessian eigenvalues λ = {value}, {value2}  ·  κ = λ_max/λ_min = {kappa}"
