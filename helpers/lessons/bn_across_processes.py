@@ -52,6 +52,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers.bn import batchnorm_forward
+
+# translate(N_("...")) rather than _("..."): SyncBatchNormFunction, whose source the notebook prints,
+# binds ``_`` in a comprehension, which a module that imports ``_`` must not do
+from helpers.i18n import N_, language, set_language
+from helpers.i18n import _ as translate
 from helpers.models import SmallCNN
 from helpers.parallel_variance import Moments, merge_all
 
@@ -102,9 +107,11 @@ def shard_outputs(x, sizes, eps=1e-5):
     """
     x = np.asarray(x, dtype=float)
     if sum(sizes) != len(x):
-        raise ValueError(f"the shard sizes {list(sizes)} do not add up to the batch of {len(x)}")
+        raise ValueError(translate(N_("the shard sizes {sizes} do not add up to the batch of {size}")).format(
+            sizes=list(sizes), size=len(x)))
     if min(sizes) < 2:
-        raise ValueError(f"every shard needs at least 2 examples to normalize on its own, got {list(sizes)}")
+        raise ValueError(translate(N_("every shard needs at least 2 examples to normalize on its own, "
+                                      "got {sizes}")).format(sizes=list(sizes)))
     ones, zeros = np.ones(x.shape[1]), np.zeros(x.shape[1])
     edges = np.cumsum([0, *sizes])
     return np.concatenate([batchnorm_forward(x[a:b], ones, zeros, eps)[0]
@@ -116,7 +123,8 @@ def per_process_gap(x, per_process: int, eps=1e-5) -> dict:
     ``per_process``: the RMS and the largest absolute difference of the normalized values."""
     x = np.asarray(x, dtype=float)
     if len(x) % per_process:
-        raise ValueError(f"per_process={per_process} must divide the batch of {len(x)}")
+        raise ValueError(translate(N_("per_process={per_process} must divide the batch of {size}")).format(
+            per_process=per_process, size=len(x)))
     whole = batchnorm_forward(x, np.ones(x.shape[1]), np.zeros(x.shape[1]), eps)[0]
     local = shard_outputs(x, [per_process] * (len(x) // per_process), eps)
     difference = local - whole
@@ -207,10 +215,13 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _bootstrap(rank, world_size, port, folder, worker, args, group_timeout, parent_pid):
+def _bootstrap(rank, world_size, port, folder, worker, args, group_timeout, parent_pid, language_name="en"):
     """What each spawned process runs: join the gloo group, run ``worker``, leave the group,
-    write the result (or the traceback) into ``folder``."""
+    write the result (or the traceback) into ``folder``. The worker's sentences are in the
+    caller's language, ``language_name``."""
     _die_with_parent(parent_pid)
+    if language_name != "en":
+        set_language(language_name)
     loopback = _loopback_interface()
     if loopback and "GLOO_SOCKET_IFNAME" not in os.environ:
         os.environ["GLOO_SOCKET_IFNAME"] = loopback  # gloo's own sockets on loopback too
@@ -239,7 +250,7 @@ def _bootstrap(rank, world_size, port, folder, worker, args, group_timeout, pare
 
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "(no message)"
+    return lines[-1] if lines else translate(N_("(no message)"))
 
 
 def _failure_report(processes, folder: Path) -> str:
@@ -251,17 +262,20 @@ def _failure_report(processes, folder: Path) -> str:
         if error.is_file():
             text = error.read_text(encoding="utf-8")
             first_traceback = first_traceback or (rank, text)
-            lines.append(f"rank {rank}: {_last_line(text)}")
+            lines.append(translate(N_("rank {rank}: {error}")).format(rank=rank, error=_last_line(text)))
         elif process.exitcode is not None and process.exitcode < 0:
-            lines.append(f"rank {rank}: killed by signal {-process.exitcode}")
+            lines.append(translate(N_("rank {rank}: killed by signal {signal}")).format(
+                rank=rank, signal=-process.exitcode))
         elif process.exitcode not in (None, 0):
-            lines.append(f"rank {rank}: exited with code {process.exitcode}")
+            lines.append(translate(N_("rank {rank}: exited with code {code}")).format(
+                rank=rank, code=process.exitcode))
     if first_traceback:
-        lines.append(f"traceback of rank {first_traceback[0]}:\n{first_traceback[1].rstrip()}")
+        lines.append(translate(N_("traceback of rank {rank}:\n{traceback}")).format(
+            rank=first_traceback[0], traceback=first_traceback[1].rstrip()))
     log = folder / "output.log"
     if log.is_file() and log.stat().st_size:
         tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
-        lines.append(f"the workers' output ends with:\n{tail.rstrip()}")
+        lines.append(translate(N_("the workers' output ends with:\n{tail}")).format(tail=tail.rstrip()))
     return "\n".join(lines)
 
 
@@ -295,8 +309,9 @@ def _wait(processes, timeout: float, folder: Path) -> None:
             return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise WorkerFailed(f"the workers did not finish within {timeout:.0f} s and were "
-                               f"stopped.\n{_failure_report(processes, folder)}")
+            raise WorkerFailed(translate(N_("the workers did not finish within {timeout:.0f} s and "
+                                            "were stopped.\n{report}")).format(
+                timeout=timeout, report=_failure_report(processes, folder)))
         multiprocessing.connection.wait([process.sentinel for process in running],
                                         timeout=min(remaining, 1.0))
 
@@ -320,12 +335,16 @@ def run_processes(worker, world_size=2, args=(), *, timeout=120.0, group_timeout
       an interrupted cell), terminated; the temporary folder is removed.
     """
     if not callable(worker) or "<" in getattr(worker, "__qualname__", "<"):
-        raise ValueError("worker must be a function defined at the top level of a module "
-                         f"(spawned processes import it by name), got {worker!r}")
+        raise ValueError(translate(N_("worker must be a function defined at the top level of a module "
+                                      "(spawned processes import it by name), got {worker!r}")).format(
+            worker=worker))
     if int(world_size) != world_size or world_size < 1:
-        raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
+        raise ValueError(translate(N_("world_size must be a positive integer, got {world_size!r}")).format(
+            world_size=world_size))
     if timeout <= 0 or group_timeout <= 0:
-        raise ValueError(f"timeouts must be positive, got timeout={timeout}, group_timeout={group_timeout}")
+        raise ValueError(translate(N_("timeouts must be positive, got timeout={timeout}, "
+                                      "group_timeout={group_timeout}")).format(
+            timeout=timeout, group_timeout=group_timeout))
     for attempt in range(3):
         try:
             return _run_once(worker, int(world_size), tuple(args), timeout, group_timeout)
@@ -347,7 +366,7 @@ def _run_once(worker, world_size, args, timeout, group_timeout):
                     process = context.Process(
                         target=_bootstrap, name=f"bn-worker-{rank}", daemon=True,
                         args=(rank, world_size, port, str(folder), worker, args, group_timeout,
-                              os.getpid()))
+                              os.getpid(), language()))
                     process.start()
                     processes.append(process)
             _wait(processes, timeout, folder)
@@ -445,7 +464,8 @@ class SyncBatchNorm(nn.Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, group=None, dtype=None):
         super().__init__()
         if num_features < 1 or eps <= 0:
-            raise ValueError(f"need num_features >= 1 and eps > 0, got {num_features}, {eps}")
+            raise ValueError(translate(N_("need num_features >= 1 and eps > 0, got {num_features}, "
+                                          "{eps}")).format(num_features=num_features, eps=eps))
         self.num_features, self.eps, self.momentum, self.group = num_features, eps, momentum, group
         self.weight = nn.Parameter(torch.ones(num_features, dtype=dtype))
         self.bias = nn.Parameter(torch.zeros(num_features, dtype=dtype))
@@ -455,7 +475,8 @@ class SyncBatchNorm(nn.Module):
 
     def forward(self, x):
         if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"expected (N, {self.num_features}, ...) input, got {tuple(x.shape)}")
+            raise ValueError(translate(N_("expected (N, {channels}, ...) input, got {shape}")).format(
+                channels=self.num_features, shape=tuple(x.shape)))
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                 False, 0.0, self.eps)
@@ -500,7 +521,8 @@ def equivalence_case(shape=(64, 6), shards=(23, 41), steps=3, seed=0, momentum=0
     layer on global batches of ``shape`` (N, C) or (N, C, H, W), N = sum(shards), split into
     ``shards`` (one per process)."""
     if sum(shards) != shape[0]:
-        raise ValueError(f"the shards {shards} must add up to the batch size {shape[0]}")
+        raise ValueError(translate(N_("the shards {shards} must add up to the batch size {size}")).format(
+            shards=shards, size=shape[0]))
     return dict(shape=tuple(shape), shards=tuple(shards), steps=int(steps), seed=int(seed),
                 momentum=float(momentum), eps=float(eps))
 
@@ -515,7 +537,7 @@ def make_batches(case):
     gamma = 1.0 + 0.5 * torch.rand(channels, generator=generator, dtype=torch.float64)
     beta = torch.randn(channels, generator=generator, dtype=torch.float64)
     batches = []
-    for _ in range(case["steps"]):
+    for _step in range(case["steps"]):
         x = torch.randn(case["shape"], generator=generator, dtype=torch.float64)
         x = x * _per_channel(scale, x) + _per_channel(offset, x)
         dy = torch.randn(case["shape"], generator=generator, dtype=torch.float64)
@@ -572,7 +594,8 @@ def equivalence_worker(rank, world_size, cases):
     results = []
     for case in cases:
         if len(case["shards"]) != world_size:
-            raise ValueError(f"the case has {len(case['shards'])} shards for {world_size} processes")
+            raise ValueError(translate(N_("the case has {shards} shards for {world_size} processes")).format(
+                shards=len(case['shards']), world_size=world_size))
         batches, (gamma, beta) = make_batches(case)
         channels, dim = case["shape"][1], len(case["shape"])
         rows = _rows(case["shards"], rank)
@@ -716,7 +739,7 @@ def allreduce_timing_worker(rank, world_size, sizes, repeats=20):
         tensor = torch.ones(int(size))
         dist.all_reduce(tensor)  # warm-up: first use of this size
         seconds = []
-        for _ in range(max(3, min(repeats, 20_000_000 // int(size)))):  # fewer for the largest
+        for _repeat in range(max(3, min(repeats, 20_000_000 // int(size)))):  # fewer for the largest
             dist.barrier()
             started = time.perf_counter()
             dist.all_reduce(tensor)
@@ -751,7 +774,7 @@ def first_steps_worker(rank, world_size, patience=5.0, long_patience=60.0):
     """
     total = torch.tensor([rank + 1.0])
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
-    pairs = [torch.empty(2) for _ in range(world_size)]
+    pairs = [torch.empty(2) for _peer in range(world_size)]
     dist.all_gather(pairs, torch.tensor([float(rank), 10.0 * rank]))
     seen = {"all_reduce": total.item(), "all_gather": [pair.tolist() for pair in pairs],
             "waited": None}
@@ -761,30 +784,33 @@ def first_steps_worker(rank, world_size, patience=5.0, long_patience=60.0):
     started = time.perf_counter()
     if last:
         dist.barrier()  # alive, but waiting for something else than the all_reduce
-        seen["stalled"] = (f"rank {rank}: alive, in a barrier of the main group instead, "
-                           f"released after {time.perf_counter() - started:.1f} s")
+        seen["stalled"] = translate(N_("rank {rank}: alive, in a barrier of the main group instead, "
+                                       "released after {seconds:.1f} s")).format(
+            rank=rank, seconds=time.perf_counter() - started)
     else:
         try:
             dist.all_reduce(torch.ones(1), group=impatient)
-            outcome = "the all-reduce completed"
+            outcome = translate(N_("the all-reduce completed"))
         except RuntimeError as error:
             outcome = _gloo_message(error)
         stalled = time.perf_counter() - started
-        seen["stalled"] = f"rank {rank}: after {stalled:.1f} s: {outcome}"
+        seen["stalled"] = translate(N_("rank {rank}: after {seconds:.1f} s: {outcome}")).format(
+            rank=rank, seconds=stalled, outcome=outcome)
         dist.barrier()
 
     patient = dist.new_group(timeout=datetime.timedelta(seconds=long_patience))
     started = time.perf_counter()
     if last:
-        seen["exited"] = f"rank {rank}: returned, and its process ended"
+        seen["exited"] = translate(N_("rank {rank}: returned, and its process ended")).format(rank=rank)
         return seen
     try:
         dist.all_reduce(torch.ones(1), group=patient)
-        outcome = "the all-reduce completed"
+        outcome = translate(N_("the all-reduce completed"))
     except RuntimeError as error:
         outcome = _gloo_message(error)
     exited = time.perf_counter() - started
-    seen["exited"] = f"rank {rank}: after {exited:.1f} s: {outcome}"
+    seen["exited"] = translate(N_("rank {rank}: after {seconds:.1f} s: {outcome}")).format(
+        rank=rank, seconds=exited, outcome=outcome)
     seen["waited"] = (stalled, exited)
     return seen
 
@@ -803,10 +829,12 @@ def show_source(function, start, stop, extra=0) -> str:
     or a sentence saying that this torch has no such lines."""
     where = quote_source(function, start, stop, extra)
     if where is None:
-        return (f"(torch {torch.__version__} has no lines from {start!r} to {stop!r} in "
-                f"{function.__qualname__}: its source differs from torch 2.13's)")
+        return translate(N_("(torch {version} has no lines from {start!r} to {stop!r} in "
+                            "{function}: its source differs from torch 2.13's)")).format(
+            version=torch.__version__, start=start, stop=stop, function=function.__qualname__)
     name, line, text = where
-    return f"{name}, from line {line} (torch {torch.__version__}):\n{text}"
+    return translate(N_("{name}, from line {line} (torch {version}):\n{text}")).format(
+        name=name, line=line, version=torch.__version__, text=text)
 
 
 def quote_source(function, start, stop, extra=0):
@@ -890,4 +918,5 @@ def ring_bytes_sent(numbers, world_size, operation="all_reduce", bytes_per_numbe
         return 2 * (k - 1) / k * numbers * bytes_per_number
     if operation == "all_gather":
         return (k - 1) * numbers * bytes_per_number
-    raise ValueError(f"operation must be 'all_reduce' or 'all_gather', got {operation!r}")
+    raise ValueError(translate(N_("operation must be 'all_reduce' or 'all_gather', got {operation!r}")).format(
+        operation=operation))

@@ -29,7 +29,7 @@ from helpers.panel import Control, Notice, Panel
 __all__ = ["PANELS", "SHARDINGS", "compute_process_split", "draw_process_split",
            "update_process_split"]
 
-SHARDINGS = ("shuffled (i.i.d.)", "one domain per process")
+SHARDINGS = (N_("shuffled (i.i.d.)"), N_("one domain per process"))  # values compared against: translated where shown
 DOMAINS = 4
 PER_DOMAIN = 256  # pool rows per domain: enough for 16 processes x 64 examples
 CHANNELS = 8
@@ -192,7 +192,7 @@ def update_process_split(figure, result):
     artists["gap_text"].set_text(_("{k} processes x {n}: RMS {gap:.3f}").format(k=k, n=n, gap=result['gap']))
     mode = (_("synchronized: every process uses the whole batch's statistics") if result["synchronized"]
             else _("per process: each normalizes with its own shard's statistics"))
-    artists["headline"].set_text(_("{k} processes x {n} examples = {value}, {sharding}; {mode}").format(k=k, n=n, value=k * n, sharding=result['sharding'], mode=mode))
+    artists["headline"].set_text(_("{k} processes x {n} examples = {value}, {sharding}; {mode}").format(k=k, n=n, value=k * n, sharding=_(result['sharding']), mode=mode))
 
 
 PANELS = [
