@@ -47,7 +47,7 @@ EPS = 1e-5
 #: batch sizes at which the typical estimation error is precomputed (the noise curve)
 NOISE_GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
-BATCH_OF_ONE = (
+BATCH_OF_ONE = N_(
     "<b>Batch size 1: nothing to normalize.</b> A batch of one value has that value as its "
     "mean and 0 as its variance, so x&#770; = (x &minus; x) / &radic;(0 + &epsilon;) = 0 for "
     "<i>every</i> input, and the output is &beta; whatever the input was: the layer would pass "
@@ -96,7 +96,7 @@ def compute_forward_histograms(gamma=1.0, beta=0.0, batch_size=32, batch_number=
     """
     batch_size = int(batch_size)
     if batch_size < 2:
-        return Notice(BATCH_OF_ONE)
+        return Notice(_(BATCH_OF_ONE))
     x = POPULATION.sample(batch_size, seed=_batch_seed(batch_size, batch_number))  # (m,)
     out, cache = batchnorm_forward(x[:, None], np.array([gamma]), np.array([beta]), eps=EPS)
     y = out[:, 0]
@@ -260,7 +260,7 @@ def _build_forward_figure(result):
         ax_noise.set_ylim(0.008, 2)
         ax_noise.set_xlabel(_("batch size m (error in units of the population std)"))
         curves = ax_noise.get_lines()
-        ax_noise.legend([*curves, a.mean_star], [line.get_label() for line in curves] + ["this batch's mean"],
+        ax_noise.legend([*curves, a.mean_star], [line.get_label() for line in curves] + [_("this batch's mean")],
                         loc="lower left", fontsize=7.5, frameon=False)
         for ax in axes.flat:
             _fix_label_place(ax)
@@ -286,8 +286,8 @@ def update_forward_histograms(figure, result):
         _set_limits(a.ax_in, edges[0], edges[-1], max(tallest, density.max()))
         a.batch_mean.set_xdata([r["batch_mean"]] * 2)
         a.in_legend.get_texts()[2].set_text(_("batch mean {value}").format(value=_number(r['batch_mean'])))
-        _title(a.moving_in, f"input batch, m = {m}: std {_number(r['batch_std'])} "
-                            f"(population {_number(r['population_std'])}, {r['std_error']:+.0%})")
+        _title(a.moving_in, _("input batch, m = {m}: std {std} (population {population_std}, {error:+.0%})").format(
+            m=m, std=_number(r['batch_std']), population_std=_number(r['population_std']), error=r['std_error']))
 
         # 2. x_hat: centred and scaled, but exactly as skewed as the input
         hat_edges = _edges(r["x_hat"], -3.0, 6.0, 0.25)
@@ -299,8 +299,8 @@ def update_forward_histograms(figure, result):
             line.set_visible(bound <= 3)
         a.bound_text.set_x(bound)
         a.bound_text.set_visible(bound <= 3)
-        _title(a.moving_hat, f"x̂ = (x − {_number(r['batch_mean'])})/√({_number(r['batch_std'] ** 2, 3)} + ε): "
-                             "mean 0, std 1, same shape")
+        _title(a.moving_hat, _("x̂ = (x − {mean})/√({var} + ε): mean 0, std 1, same shape").format(
+            mean=_number(r['batch_mean']), var=_number(r['batch_std'] ** 2, 3)))
 
         # 3. the output: the x_hat histogram, stretched by gamma and moved by beta
         a.beta.set_xdata([beta] * 2)
@@ -311,12 +311,13 @@ def update_forward_histograms(figure, result):
             a.ax_out.set_ylim(0, 1.05 * tallest)
             for sign, line in zip((-1, 1), a.spread):
                 line.set_xdata([beta + sign * abs(gamma)] * 2)
-            _title(a.moving_out, f"y = {_number(gamma)}·x̂ + {_number(beta)}: "
-                                 f"mean {_number(r['output_mean'])}, std {_number(r['output_std'], 3)}")
+            _title(a.moving_out, _("y = {gamma}·x̂ + {beta}: mean {mean}, std {std}").format(
+                gamma=_number(gamma), beta=_number(beta), mean=_number(r['output_mean']),
+                std=_number(r['output_std'], 3)))
         else:
             a.out_rug.set_data(r["y"], np.zeros_like(r["y"]))
             a.ax_out.set_ylim(-1, 1)  # the outputs, all equal, in the middle
-            _title(a.moving_out, f"γ = 0: every output equals β = {_number(beta)}")
+            _title(a.moving_out, _("γ = 0: every output equals β = {beta}").format(beta=_number(beta)))
         a.out_rug.set_alpha(0.6 if stretched else None)
         for artist in (a.out_bars, *a.spread):
             artist.set_visible(stretched)
@@ -332,8 +333,8 @@ def update_forward_histograms(figure, result):
         # 4. how far off a batch of this size is
         a.size_line.set_xdata([m] * 2)
         a.mean_star.set_data([m], [max(r["mean_error"], 0.01)])
-        _title(a.moving_noise, f"this batch's mean is off by {_number(r['mean_error'])}σ "
-                               f"(typical at m = {m}: {_number(r['typical_mean_error'])}σ)")
+        _title(a.moving_noise, _("this batch's mean is off by {error}σ (typical at m = {m}: {typical}σ)").format(
+            error=_number(r['mean_error']), m=m, typical=_number(r['typical_mean_error'])))
     _forget_if_limits_changed(a)
 
 
@@ -364,11 +365,11 @@ def compute_sigmoid_regime(gamma=1.0, beta=0.0):
     z = float(gamma) * _standard_normal_sample() + float(beta)
     regime = sigmoid_regime(z)
     if regime["saturated_fraction"] > 0.5:
-        verdict = "saturated: most inputs get almost no gradient"
+        verdict = N_("saturated: most inputs get almost no gradient")
     elif regime["linear_r2"] > 0.97:
-        verdict = "nearly linear: the sigmoid acts as a straight line here"
+        verdict = N_("nearly linear: the sigmoid acts as a straight line here")
     else:
-        verdict = "nonlinear: the inputs reach the sigmoid's bends"
+        verdict = N_("nonlinear: the inputs reach the sigmoid's bends")
     return dict(z=z, gamma=float(gamma), beta=float(beta), verdict=verdict, **regime)
 
 
@@ -442,7 +443,8 @@ def update_sigmoid_regime(figure, result):
         slope, intercept = np.polyfit(z, sigmoid(z), 1)
         a.straight.set_data(inside, slope * inside + intercept)
         a.curve_legend.get_texts()[0].set_text(_("best straight line: R² = {linear_r2:.3f}").format(linear_r2=r['linear_r2']))
-        _title(a.moving_curve, f"σ(z) over the inputs (γ = {r['gamma']:.2f}, β = {r['beta']:.2f})")
+        _title(a.moving_curve, _("σ(z) over the inputs (γ = {gamma:.2f}, β = {beta:.2f})").format(
+            gamma=r['gamma'], beta=r['beta']))
 
         slopes = sigmoid(z) * (1 - sigmoid(z))
         counts, _edges = np.histogram(slopes, bins=SLOPE_EDGES)
@@ -452,7 +454,7 @@ def update_sigmoid_regime(figure, result):
         mean_text.set_text(_("mean σ'(z) = {mean_slope:.3f}").format(mean_slope=r['mean_slope']))
         saturated_text.set_text(_("saturated (σ' < 0.01): {saturated_fraction:.0%}").format(saturated_fraction=r['saturated_fraction']))
         a.ax_slope.set_ylim(0, 1.05 * counts.max())
-        _title(a.moving_slope, r["verdict"])
+        _title(a.moving_slope, _(r["verdict"]))
 
 
 PANELS = [
