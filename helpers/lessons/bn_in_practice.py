@@ -34,6 +34,7 @@ from torch import nn
 
 from helpers.data import MNIST, load_mnist
 from helpers.frozen import batchnorm_layers, freeze_batchnorm, recalibrate_batchnorm
+from helpers.i18n import N_, _
 from helpers.models import seeded
 from helpers.training import SGD, one_torch_thread, show_progress
 
@@ -89,7 +90,7 @@ def _cached(key, make):
 def _progress(total: int, description: str, progress):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, disable=not show_progress(progress), leave=False)
+    return tqdm(total=total, desc=_(description), disable=not show_progress(progress), leave=False)
 
 
 def with_progress(items, description: str, progress=None):
@@ -208,12 +209,12 @@ class BatchRenorm1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchRenorm1d({self.num_features}) expects (N, {self.num_features}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(_("BatchRenorm1d({features}) expects (N, {features}), got {shape}").format(
+                features=self.num_features, shape=tuple(x.shape)))
         if not self.training:
             return (x - self.running_mean) / self.running_std * self.weight + self.bias
         if len(x) < 2:
-            raise ValueError("Batch Renormalization in training needs at least 2 examples per batch")
+            raise ValueError(_("Batch Renormalization in training needs at least 2 examples per batch"))
         mean = x.mean(dim=0)
         std = torch.sqrt(x.var(dim=0, unbiased=False) + self.eps)
         with torch.no_grad():
@@ -246,7 +247,7 @@ def _norm_layer(norm: str, units: int, momentum: float) -> nn.Module:
         return nn.GroupNorm(GROUPS, units)
     if norm == "none":
         return nn.Identity()
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    raise ValueError(_("norm must be one of {NORMS}, got {norm!r}").format(NORMS=NORMS, norm=norm))
 
 
 def bn_mlp(norm: str = "batch", hidden=HIDDEN, dropout: float = 0.0, dropout_at: str = "before_bn",
@@ -266,9 +267,10 @@ def bn_mlp(norm: str = "batch", hidden=HIDDEN, dropout: float = 0.0, dropout_at:
     Shapes: (N, 784) -> (N, 10). The modules are in order: model[-1] is the classifier.
     """
     if dropout_at not in ("before_bn", "after_last_bn"):
-        raise ValueError(f"dropout_at must be 'before_bn' or 'after_last_bn', got {dropout_at!r}")
+        raise ValueError(_("dropout_at must be 'before_bn' or 'after_last_bn', got {dropout_at!r}").format(
+            dropout_at=dropout_at))
     if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        raise ValueError(_("dropout must be in [0, 1), got {dropout!r}").format(dropout=dropout))
     layers, fan_in = [], 28 * 28
     with seeded(seed):
         for units in hidden:
@@ -289,7 +291,7 @@ def bn_mlp(norm: str = "batch", hidden=HIDDEN, dropout: float = 0.0, dropout_at:
 
 
 def train(model: nn.Module, x, y, batches, lr: float, momentum: float = 0.9,
-          before_step=None, seed: int = 0, progress=False, description: str = "training") -> np.ndarray:
+          before_step=None, seed: int = 0, progress=False, description: str = N_("training")) -> np.ndarray:
     """Plain mini-batch SGD (helpers.training.SGD) with cross-entropy, one batch of indices per step.
 
     ``model.train()`` is called once at the start; ``before_step(model, step)`` (if given) runs
@@ -355,7 +357,7 @@ def pretrained_mlp(seed: int = 0) -> nn.Sequential:
         model = bn_mlp("batch", seed=seed)
         batches = random_batches(PRETRAIN["images"], PRETRAIN["batch_size"], PRETRAIN["steps"], seed)
         train(model, data.x_train, data.y_train, batches, PRETRAIN["lr"], PRETRAIN["momentum"],
-              seed=seed, description="pretraining")
+              seed=seed, description=N_("pretraining"))
         return model.eval()
 
     return copy.deepcopy(_cached(("pretrained", seed), make))
@@ -376,7 +378,8 @@ def fine_tune_head(model: nn.Module, x, y, batch_size: int, bn: str = "frozen", 
         batch_size, steps, lr, seed: plain SGD (no momentum) on random batches of x
     """
     if bn not in ("train", "frozen"):
-        raise ValueError(f"bn must be 'train' or 'frozen' (recalibrate first for 'recalibrated'), got {bn!r}")
+        raise ValueError(_("bn must be 'train' or 'frozen' (recalibrate first for 'recalibrated'), "
+                         "got {bn!r}").format(bn=bn))
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     for parameter in model[-1].parameters():
@@ -400,7 +403,7 @@ def domain_data(domain: str, seed: int = 0) -> dict:
     (the 2,000 test images of the domain). None of them was used in pretraining.
     """
     if domain not in ("clean", "faded"):
-        raise ValueError(f"domain must be 'clean' or 'faded', got {domain!r}")
+        raise ValueError(_("domain must be 'clean' or 'faded', got {domain!r}").format(domain=domain))
 
     def make():
         data = mnist_subset()
@@ -442,7 +445,7 @@ def fine_tuning_experiment(batch_sizes=(2, 32), seeds=(0,), progress=None) -> di
     settings = [(domain, bn, size) for domain in ("clean", "faded") for bn in BN_MODES
                 for size in batch_sizes]
     results = {}
-    with _progress(len(settings) * len(seeds), "fine-tuning", progress) as bar:
+    with _progress(len(settings) * len(seeds), N_("fine-tuning"), progress) as bar:
         for setting in settings:
             runs = [_cached(("fine-tune", *setting, seed), lambda s=setting, k=seed: _fine_tune_once(*s, k))
                     for seed in seeds]
@@ -464,7 +467,7 @@ class ResidualBlock(nn.Module):
     def __init__(self, width: int, batchnorm: bool, zero_init: bool, gain: float = 1.0):
         super().__init__()
         if zero_init and not batchnorm:
-            raise ValueError("zero_init sets the last BN's gamma to 0: it needs batchnorm=True")
+            raise ValueError(_("zero_init sets the last BN's gamma to 0: it needs batchnorm=True"))
         self.linear1 = nn.Linear(width, width, bias=not batchnorm)
         self.linear2 = nn.Linear(width, width, bias=not batchnorm)
         self.norm1 = nn.BatchNorm1d(width) if batchnorm else nn.Identity()
@@ -500,11 +503,11 @@ class ResidualMLP(nn.Module):
                  gain: float = 1.0, seed: int = 0):
         super().__init__()
         if int(depth) != depth or depth < 0:
-            raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
+            raise ValueError(_("depth must be a non-negative integer, got {depth!r}").format(depth=depth))
         with seeded(seed):
             self.stem = nn.Linear(28 * 28, width)
             self.blocks = nn.ModuleList(ResidualBlock(width, batchnorm, zero_init, gain)
-                                        for _ in range(depth))
+                                        for _block in range(depth))
             self.head = nn.Linear(width, 10)
 
     def forward(self, x, record=None):
@@ -621,13 +624,15 @@ def variance_shift(model: nn.Sequential, x) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 
 #: The training settings of section 4: notebook 04's tiny batches and sorted (skewed) batches.
+#: The descriptions are translated when the module is imported (the notebook prints them; its
+#: setup cell sets the language first).
 RENORM_SETTINGS = {
     "tiny": dict(batch_size=4, steps=800, lr=0.02, classes_per_batch=None,
-                 description="batches of 4 random images"),
+                 description=_("batches of 4 random images")),
     "skewed": dict(batch_size=32, steps=400, lr=0.02, classes_per_batch=2,
-                   description="batches of 32 images of only 2 digits"),
+                   description=_("batches of 32 images of only 2 digits")),
     "iid": dict(batch_size=32, steps=400, lr=0.02, classes_per_batch=None,
-                description="batches of 32 random images"),
+                description=_("batches of 32 random images")),
 }
 
 
@@ -635,7 +640,8 @@ def renorm_run(norm: str, setting: str, seed: int = 0) -> float:
     """Train ``bn_mlp(norm, momentum=0.01)`` (SGD, momentum 0.9) in one of RENORM_SETTINGS and
     return its test accuracy in eval mode (remembered). Batch Renorm follows ``renorm_schedule``."""
     if setting not in RENORM_SETTINGS:
-        raise ValueError(f"setting must be one of {tuple(RENORM_SETTINGS)}, got {setting!r}")
+        raise ValueError(_("setting must be one of {settings}, got {setting!r}").format(
+            settings=tuple(RENORM_SETTINGS), setting=setting))
 
     def make():
         s = RENORM_SETTINGS[setting]

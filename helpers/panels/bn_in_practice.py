@@ -136,7 +136,7 @@ def _describe(values) -> str:
     final = values[-1]
     if not np.isfinite(final):
         block = int(np.flatnonzero(~np.isfinite(values))[0])
-        return f"overflowed at block {block}"
+        return _("overflowed at block {block}").format(block=block)
     return f"{final:.3g}"
 
 
@@ -146,7 +146,7 @@ def update_residual_stream(figure, result):
     blocks, depth = result["blocks"], result["depth"]
     for name, values in (("none", result["none"]), ("batch", result["batch"])):
         artists[name].set_data(blocks, _shown(values))
-    bn_name = "BN, last γ = 0" if result["zero_init"] else "BN, last γ = 1"
+    bn_name = _("BN, last γ = 0") if result["zero_init"] else _("BN, last γ = 1")
     artists["none_label"].set_text(_("no BN: {value}").format(value=_describe(result['none'])))
     artists["none_label"].set_position((depth, _shown(result["none"])[-1] * 3))
     artists["batch_label"].set_text(_("{bn_name}: {value}").format(bn_name=bn_name, value=_describe(result['batch'])))
@@ -165,7 +165,7 @@ def update_residual_stream(figure, result):
 # ----------------------------------------------------------------------------------------
 
 PRECISIONS = ("float16", "float32")
-METHODS = ("E[x²] − E[x]²", "two passes", "Welford")
+METHODS = ("E[x²] − E[x]²", N_("two passes"), "Welford")  # shown translated
 FEATURES = 16
 ERROR_RANGE = (1e-9, 1e3)
 
@@ -235,7 +235,7 @@ def _build_low_precision():
         ax_values.set(xlabel=_("value as stored"), yticks=[])
         ax_errors.set(xscale="log", xlim=ERROR_RANGE, ylim=(-0.6, len(METHODS) - 0.4),
                       xlabel=_("relative error of the variance (median over 16 features)"))
-        ax_errors.set_yticks(range(len(METHODS)), METHODS)
+        ax_errors.set_yticks(range(len(METHODS)), [_(method) for method in METHODS])
         ax_errors.invert_yaxis()
         ax_errors.grid(alpha=0.3, axis="x")
         ax_errors.axvline(1.0, color="k", lw=0.8)
@@ -279,8 +279,8 @@ def update_low_precision(figure, result):
         shown = error if np.isfinite(error) else ERROR_RANGE[1]
         shown = min(max(shown, ERROR_RANGE[0] * 1.5), ERROR_RANGE[1])
         bar.set_width(shown - ERROR_RANGE[0])
-        text = {"overflow": "overflow: inf", "nan": "nan (inf − inf)",
-                "negative": f"{error:.1%}, some variances < 0"}.get(problem, f"{error:.1e}")
+        text = {"overflow": _("overflow: inf"), "nan": "nan (inf − inf)",
+                "negative": _("{error:.1%}, some variances < 0").format(error=error)}.get(problem, f"{error:.1e}")
         note.set_text(text)
         note.set_position((min(shown * 1.4, ERROR_RANGE[1] / 300) if problem else shown * 1.4,
                            note.get_position()[1]))
