@@ -8,6 +8,8 @@ numpy only.
 
 from __future__ import annotations
 
+from helpers.i18n import _
+
 __all__ = ["parameter_counts"]
 
 
@@ -19,5 +21,5 @@ def parameter_counts(channels: int, height: int, width: int) -> dict:
     """
     for name, value in (("channels", channels), ("height", height), ("width", width)):
         if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise ValueError(_("{name} must be a positive integer, got {value!r}").format(name=name, value=value))
     return {"per_channel": 2 * channels, "per_activation": 2 * channels * height * width}

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers.data import MNIST, load_mnist
+from helpers.i18n import N_, _
 from helpers.models import Figure1MLP, SmallCNN, seeded
 from helpers.training import SGD, one_torch_thread, show_progress
 
@@ -94,7 +95,7 @@ SIZE_SETTINGS = {  # learning rate, momentum, steps per model
     "mlp": dict(lr=MLP_LR, momentum=0.0, steps=300),
 }
 MLP_NORMS = ("none", "batch", "noisy", "group", "layer")
-SIZE_NORMS = ("batch", "group", "layer")
+SIZE_NORMS = (N_("batch"), N_("group"), N_("layer"))  # marked: the panel's dropdown shows them translated
 GROUPS = 4  # groups for GroupNorm: 100 units -> 4 x 25; CNN channels (8, 16) -> 2 and 4 per group
 CNN_CHANNELS = (8, 16)
 
@@ -201,7 +202,7 @@ class NoisyBatchNorm1d(nn.BatchNorm1d):
     def __init__(self, num_features: int, noise: float = NOISE, seed: int = 0, **kwargs):
         super().__init__(num_features, **kwargs)
         if not 0 <= noise <= 2:
-            raise ValueError(f"noise must be between 0 and 2, got {noise!r}")
+            raise ValueError(_("noise must be between 0 and 2, got {noise!r}").format(noise=noise))
         self.noise = float(noise)
         self.generator = torch.Generator().manual_seed(seed)
         self.last_scale = torch.ones(num_features)
@@ -234,12 +235,14 @@ class GhostBatchNorm(nn.modules.batchnorm._BatchNorm):
     def __init__(self, num_features: int, ghost_batch: int, **kwargs):
         super().__init__(num_features, **kwargs)
         if int(ghost_batch) != ghost_batch or ghost_batch < 1:
-            raise ValueError(f"ghost_batch must be a positive integer, got {ghost_batch!r}")
+            raise ValueError(_("ghost_batch must be a positive integer, got {ghost_batch!r}").format(
+                ghost_batch=ghost_batch))
         self.ghost_batch = int(ghost_batch)
 
     def _check_input_dim(self, x):
         if x.dim() not in (2, 4):
-            raise ValueError(f"expected (N, C) or (N, C, H, W) input, got shape {tuple(x.shape)}")
+            raise ValueError(_("expected (N, C) or (N, C, H, W) input, got shape {shape}").format(
+                shape=tuple(x.shape)))
 
     def forward(self, x):
         self._check_input_dim(x)
@@ -247,13 +250,13 @@ class GhostBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(x)
         n, b = x.shape[0], self.ghost_batch
         if n % b:
-            raise ValueError(f"the batch ({n}) must be a multiple of ghost_batch ({b})")
+            raise ValueError(_("the batch ({n}) must be a multiple of ghost_batch ({b})").format(n=n, b=b))
         values = b * math.prod(x.shape[2:])
         if values == 1:
-            raise ValueError("BatchNorm needs more than one value per channel in training: "
-                             f"a group of {b} example(s) with {tuple(x.shape[1:])} features gives "
-                             "one value per feature, whose variance is 0 and whose normalized "
-                             "value is 0 whatever the input.")
+            raise ValueError(_("BatchNorm needs more than one value per channel in training: "
+                               "a group of {b} example(s) with {features} features gives "
+                               "one value per feature, whose variance is 0 and whose normalized "
+                               "value is 0 whatever the input.").format(b=b, features=tuple(x.shape[1:])))
         k, c = n // b, x.shape[1]
         if k == 1:
             return super().forward(x)
@@ -481,7 +484,7 @@ def _train_mlp(norm, noise, seed, steps, lr, batch_size, activation, record_ever
             loss.backward()
             if track:
                 with looking_only(model):  # the weights and the noise of this step
-                    _, preactivations = model(probe, return_preactivations=True)
+                    _output, preactivations = model(probe, return_preactivations=True)
                     percentiles.append(torch.quantile(preactivations[layer][:, unit], quantiles).numpy())
             optimizer.step()
             losses.append(loss.item())
@@ -696,10 +699,10 @@ def check_size_settings(model_kind: str, norm: str, batch_size: int) -> None:
         raise ValueError(f"batch_size must be one of {BATCH_SIZES} (divisors of {SGD_BATCH}), "
                          f"got {batch_size!r}")
     if model_kind == "mlp" and norm == "batch" and batch_size == 1:
-        raise ValueError("BatchNorm needs more than one value per feature in training: in a fully "
-                         "connected layer a batch of one example gives each unit a single value, "
-                         "with variance 0 (torch raises 'Expected more than 1 value per channel "
-                         "when training').")
+        raise ValueError(_("BatchNorm needs more than one value per feature in training: in a fully "
+                           "connected layer a batch of one example gives each unit a single value, "
+                           "with variance 0 (torch raises 'Expected more than 1 value per channel "
+                           "when training')."))
 
 
 def batch_size_run(model_kind: str = "cnn", norm: str = "batch", batch_size: int = SGD_BATCH,
@@ -734,7 +737,7 @@ def _train_for_size(model_kind, norm, batch_size, seed, steps, progress):
     label = f"{model_kind}, {norm}" + (f", BN over {batch_size}" if batch_size else "")
     with one_torch_thread(), seeded(seed), _progress(steps, label, progress) as bar:
         model.train()
-        for _ in range(steps):
+        for _step in range(steps):
             batch = torch.randint(0, len(x_train), (SGD_BATCH,), generator=generator)
             loss = F.cross_entropy(model(x_train[batch]), data.y_train[batch])
             optimizer.zero_grad()
@@ -831,7 +834,7 @@ def train_mode_accuracy(run: SizeRun) -> float:
     are normalized in groups of ``run.batch_size``, as the training images were (the running
     statistics are left untouched). Compare with ``run.test_accuracy`` (eval mode)."""
     if run.norm != "batch":
-        raise ValueError("only BN runs have a training mode that differs from eval mode")
+        raise ValueError(_("only BN runs have a training mode that differs from eval mode"))
     data = mnist_subset()
     usable = len(data.x_test) - len(data.x_test) % run.batch_size
     x = data.x_test[:usable]
@@ -863,7 +866,8 @@ def group_statistics(x, num_groups: int):
         raise ValueError(f"x must be (N, C) or (N, C, H, W), got shape {x.shape}")
     n, c = x.shape[:2]
     if int(num_groups) != num_groups or num_groups < 1 or c % num_groups:
-        raise ValueError(f"num_groups must be a positive divisor of the {c} channels, got {num_groups!r}")
+        raise ValueError(_("num_groups must be a positive divisor of the {c} channels, got {num_groups!r}").format(
+            c=c, num_groups=num_groups))
     grouped = x.reshape(n, int(num_groups), -1)
     mean = grouped.mean(axis=2)
     var = ((grouped - mean[:, :, None]) ** 2).mean(axis=2)
@@ -931,7 +935,7 @@ def _record_task(task: tuple) -> dict:
         return dict(steps=[int(s) for s in landscape.steps], lr=run.lr, probes=[
             dict(loss0=p.loss0, grad_norm=p.grad_norm, losses=p.losses.tolist(),
                  grad_changes=p.grad_changes.tolist()) for p in landscape.probes])
-    _, model_kind, norm, size = task
+    _kind, model_kind, norm, size = task
     run = batch_size_run(model_kind, norm, size, seed=0, progress=False)
     means = normalizing_means(model_kind, norm, size, images=PANEL_MEAN_IMAGES)
     return dict(test_accuracy=run.test_accuracy, steps=run.steps,
@@ -1016,7 +1020,7 @@ def _panel_runs(path, verify: bool) -> PanelRuns:
                       losses=np.array(p["losses"]), grad_changes=np.array(p["grad_changes"]))
                 for p in entry["probes"]])
         else:
-            _, model_kind, norm, size = task
+            _kind, model_kind, norm, size = task
             size = size if norm == "batch" else None
             run = SizeRun(model_kind=model_kind, norm=norm, batch_size=size, seed=0,
                           steps=entry["steps"], test_accuracy=entry["test_accuracy"])

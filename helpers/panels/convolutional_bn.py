@@ -45,12 +45,22 @@ SELECTED_COLOR = "#1b2f5c"  # the chosen (sample, channel) itself
 OTHER_COLOR = "#f4f4f4"
 EDGE_COLOR = "#555555"
 
-TITLES = {
-    "batch": "Batch norm: over (N, H, W)",
-    "layer": "Layer norm: over (C, H, W)",
-    "instance": "Instance norm: over (H, W)",
-    "group": "Group norm: over (C/G, H, W)",
+NAMES = {
+    "batch": N_("Batch norm"),
+    "layer": N_("Layer norm"),
+    "instance": N_("Instance norm"),
+    "group": N_("Group norm"),
 }
+TITLES = {
+    "batch": N_("Batch norm: over (N, H, W)"),
+    "layer": N_("Layer norm: over (C, H, W)"),
+    "instance": N_("Instance norm: over (H, W)"),
+    "group": N_("Group norm: over (C/G, H, W)"),
+}
+# the dropdown's options: helpers.norms.NORMALIZATIONS, marked for the catalog (the panel shows
+# them translated; the values stay these English keys)
+KINDS = (N_("batch"), N_("layer"), N_("instance"), N_("group"))
+assert KINDS == NORMALIZATIONS
 
 
 # ----------------------------------------------------------------------------------------
@@ -186,8 +196,8 @@ def draw_norm_cubes(batch_size=6, channels=6, num_groups=3, sample=0, channel=0)
     fig, axes = plt.subplots(1, 4, figsize=(11, 2.7))
     for ax, kind in zip(axes, NORMALIZATIONS):
         mask = shares_statistics_with(kind, batch_size, channels, sample, channel, num_groups)
-        title = TITLES[kind] + (f"\n(G = {num_groups} groups of {channels // num_groups} channels)"
-                                if kind == "group" else "\n")
+        title = _(TITLES[kind]) + "\n" + (_("(G = {groups} groups of {size} channels)").format(
+            groups=num_groups, size=channels // num_groups) if kind == "group" else "")
         draw_cube(ax, mask, title=title)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.84, wspace=0.08)
     return fig
@@ -253,7 +263,8 @@ def compute_shared_statistics(kind="batch", groups=4, batch_size=6, sample=0, ch
     maps = feature_maps[:batch_size]
     notes = []
     if not 0 <= sample < batch_size:
-        notes.append(f"sample {sample} is not in a batch of {batch_size}: showing sample {batch_size - 1}")
+        notes.append(_("sample {sample} is not in a batch of {batch_size}: showing sample {last}").format(
+            sample=sample, batch_size=batch_size, last=batch_size - 1))
         sample = min(max(sample, 0), batch_size - 1)
     channel = int(min(max(channel, 0), channels - 1))
 
@@ -285,9 +296,9 @@ def compute_shared_statistics(kind="batch", groups=4, batch_size=6, sample=0, ch
     count = values_per_statistic(kind, maps.shape, groups)
     assert shared_values.size == count
     if kind == "group" and groups == 1:
-        notes.append("G = 1: one group holds every channel, this is layer norm")
+        notes.append(_("G = 1: one group holds every channel, this is layer norm"))
     if kind == "group" and groups == channels:
-        notes.append(f"G = {channels}: one channel per group, this is instance norm")
+        notes.append(_("G = {channels}: one channel per group, this is instance norm").format(channels=channels))
     return dict(
         kind=kind, groups=groups, batch_size=batch_size, sample=sample, channel=channel,
         labels=labels, mask=mask, normalized=normalized, count=count,
@@ -363,11 +374,11 @@ def _lay_out(artists, result, pad=2):
     _frame_cube(cube, rows, c, height)
 
     # the headers: fixed words in the still axes, what changes in the overlays
-    _header(cube_frame, 0, "(shaded: the set of the chosen sample and channel)")
+    _header(cube_frame, 0, _("(shaded: the set of the chosen sample and channel)"))
     artists["cube_header"] = _header(cube, 1, "")
-    _header(artists["maps_frame"], 1, "normalized feature maps (colour scale -3 .. 3; "
-                                      "faded: other statistics)")
-    _header(artists["maps_frame"], 0, "the shaded set before normalizing:  ", ha="right")
+    _header(artists["maps_frame"], 1, _("normalized feature maps (colour scale -3 .. 3; "
+                                        "faded: other statistics)"))
+    _header(artists["maps_frame"], 0, _("the shaded set before normalizing:  "), ha="right")
     artists["shared_values"] = _header(artists["maps"], 0, "", ha="left")
     artists["notes"] = _header(artists["maps"], 2, "", color="#a05a00")
 
@@ -412,7 +423,7 @@ def update_shared_statistics(figure, result, pad=2):
     outside.set_y(pad + (n + rows) / 2 * (h + pad) - pad / 2)
 
     kind = result["kind"]
-    name = TITLES[kind].split(":")[0] + (f" (G = {result['groups']})" if kind == "group" else "")
+    name = _(NAMES[kind]) + (f" (G = {result['groups']})" if kind == "group" else "")
     artists["cube_header"].set_text(_("{name}: {number_of_statistics} means/variances,\n"
                                     "each over {count:,} values").format(name=name, number_of_statistics=result['number_of_statistics'], count=result['count']))
     artists["shared_values"].set_text(_("mean {shared_mean:.3f}, "
@@ -441,7 +452,7 @@ def make_normalization_panel(feature_maps=None, digits=None) -> Panel:
                                          feature_maps=feature_maps, digits=digits)
 
     return Panel("which values share one mean and variance", compute, draw_shared_statistics, [
-        Control("kind", "choice", "batch", options=NORMALIZATIONS, description=N_("normalization")),
+        Control("kind", "choice", "batch", options=KINDS, description=N_("normalization")),
         Control("groups", "int", 4, low=1, high=channels, description=N_("groups G (group norm)"),
                 test_values=(1, 3, 4, channels), active_when={"kind": ("group",)}),
         Control("batch_size", "int", total, low=1, high=total, description=N_("batch size N")),

@@ -41,9 +41,10 @@ __all__ = [
 
 COLORS = {"none": "#7f7f7f", "batch": "#1f77b4", "noisy": "#ff7f0e", "group": "#2ca02c",
           "layer": "#9467bd"}
-LABELS = {"none": "no BN", "batch": "BN", "noisy": "noisy BN", "group": "GroupNorm",
+LABELS = {"none": N_("no BN"), "batch": "BN", "noisy": N_("noisy BN"), "group": "GroupNorm",
           "layer": "LayerNorm"}
-MODEL_NAMES = {"mlp": "Figure 1 MLP (BatchNorm1d)", "cnn": "small CNN (BatchNorm2d)"}
+MODEL_NAMES = {"mlp": N_("Figure 1 MLP (BatchNorm1d)"), "cnn": N_("small CNN (BatchNorm2d)")}
+MODEL_KINDS = (N_("mlp"), N_("cnn"))  # the dropdown's options, shown translated
 
 
 def _redraw_still_axes_if_moved(artists):
@@ -161,11 +162,12 @@ def _build_noisy_bn(seed_count, still_units=False):
         moving = overlay_axes(ax)
         accuracy = {norm: [moving.plot([], [], color=COLORS[norm], alpha=1.0 if k == 0 else 0.45,
                                    lw=1.4 if k == 0 else 1.0,
-                                   label=LABELS[norm] if k == 0 else None)[0]
+                                   label=_(LABELS[norm]) if k == 0 else None)[0]
                            for k in range(seed_count)]
                     for norm in ("none", "batch", "noisy")}
         ax.set(xlabel=_("training step"), ylabel=_("test accuracy"), ylim=(0, 1),
-               title="test accuracy" + (f" ({seed_count} seeds)" if seed_count > 1 else ""))
+               title=_("test accuracy ({seeds} seeds)").format(seeds=seed_count) if seed_count > 1
+               else _("test accuracy"))
         ax.legend(handles=[lines[0] for lines in accuracy.values()], loc="upper left",
                   bbox_to_anchor=(0.25, 0.8))
         median, unit_overlays = {}, {}
@@ -217,8 +219,10 @@ def update_noisy_bn(figure, result):
 def _noisy_bn_name(norm, noise):
     """A network's name in its panel title, e.g. "noisy BN, noise 1.5"."""
     if norm == "noisy" and noise == 0:
-        return "noisy BN with noise 0 = BN"
-    return LABELS[norm] + (f", noise {noise:g}" if norm == "noisy" else "")
+        return _("noisy BN with noise 0 = BN")
+    if norm == "noisy":
+        return _("{name}, noise {noise:g}").format(name=_(LABELS[norm]), noise=noise)
+    return _(LABELS[norm])
 
 
 # ----------------------------------------------------------------------------------------
@@ -313,7 +317,7 @@ def update_gradient_walk(figure, result):
         lines["loss"].set_data(eta, np.r_[probe.loss0, probe.losses])
         lines["prediction"].set_data(eta, probe.loss0 - eta * probe.grad_norm ** 2)
         lines["change"].set_data(eta, np.r_[0.0, probe.grad_changes])
-        text.set_text(_("{value} (smoothness {smoothness:.2f})").format(value=LABELS[norm], smoothness=probe.smoothness))
+        text.set_text(_("{value} (smoothness {smoothness:.2f})").format(value=_(LABELS[norm]), smoothness=probe.smoothness))
     for mark in artists["lr_marks"]:  # the learning rate, if the walk reaches it
         mark.set_xdata([result["lr"], result["lr"]])
         mark.set_visible(result["lr"] <= result["step_sizes"][-1])
@@ -344,8 +348,8 @@ def draw_landscape(landscapes: dict):
                 ax.fill_between(steps, values.min(axis=1), values.max(axis=1), color=color,
                                 alpha=0.3, lw=0)
                 ax.plot(steps, values.min(axis=1), color=color, lw=0.8)
-                ax.plot(steps, values.max(axis=1), color=color, lw=0.8, label=LABELS[norm])
-            axes[2].plot(steps, landscape.smoothness, "o-", ms=3, color=color, label=LABELS[norm])
+                ax.plot(steps, values.max(axis=1), color=color, lw=0.8, label=_(LABELS[norm]))
+            axes[2].plot(steps, landscape.smoothness, "o-", ms=3, color=color, label=_(LABELS[norm]))
         axes[0].set(xlabel=_("training step"), ylabel=_("loss at w - eta g"),
                     title=_("(a) loss along the gradient: range over eta"))
         axes[1].set(xlabel=_("training step"), ylabel=_("|| grad(w - eta g) - g ||"),
@@ -371,9 +375,9 @@ def compute_batch_size(model_kind="mlp", norm="batch", batch_size=2):
     try:
         why.check_size_settings(model_kind, norm, batch_size)
     except ValueError as error:
-        return Notice(str(error) + " Choose a batch size of 2 or more for BN in the MLP "
-                      "(the CNN's BatchNorm2d averages over 28 x 28 positions too, so it runs "
-                      "even with one image).")
+        return Notice(_("{error} Choose a batch size of 2 or more for BN in the MLP "
+                        "(the CNN's BatchNorm2d averages over 28 x 28 positions too, so it runs "
+                        "even with one image).").format(error=error))
     try:
         recorded = why.load_panel_runs().sizes
     except DataFileError as error:
@@ -382,7 +386,7 @@ def compute_batch_size(model_kind="mlp", norm="batch", batch_size=2):
     if entry is None:
         return Notice(_("No recorded run for the {model} with {norm} norm and batch size "
                         "{batch_size}: the panel trains nothing itself.").format(
-                            model=model_kind, norm=norm, batch_size=batch_size))
+                            model=_(model_kind), norm=_(norm), batch_size=batch_size))
     run, means = entry
     points = {}
     for (kind, other_norm, size), (other, _means) in recorded.items():
@@ -421,7 +425,7 @@ def _build_batch_size():
         figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
         left.set_xscale("log", base=2)
         moving = overlay_axes(left)
-        errors = {norm: moving.plot([], [], "o-", ms=4, color=COLORS[norm], label=LABELS[norm])[0]
+        errors = {norm: moving.plot([], [], "o-", ms=4, color=COLORS[norm], label=_(LABELS[norm]))[0]
                   for norm in why.SIZE_NORMS}
         chosen = moving.plot([], [], "o", ms=11, mfc="none", color="k", label=_("this setting"))[0]
         left.set_xticks(sizes, [str(s) for s in sizes])
@@ -472,7 +476,7 @@ def _show_errors(ax, artists, result):
     if key != artists["errors_legend_key"]:  # made again only when it changes
         artists["errors_legend"] = ax.legend(handles=handles, loc="upper right")
         artists["errors_legend_key"] = key
-    ax.set_title(_("{value}, seed 0").format(value=MODEL_NAMES[result['model_kind']]))
+    ax.set_title(_("{value}, seed 0").format(value=_(MODEL_NAMES[result['model_kind']])))
     ax.set_autoscaley_on(True)
     ax.relim(visible_only=True)
     ax.autoscale_view(scalex=False)
@@ -489,9 +493,9 @@ def _show_means(ax, artists, result):
     has_eval_mean = means["eval_mean"] is not None
     if has_eval_mean:
         artists["eval_mean"].set_xdata([means["eval_mean"], means["eval_mean"]])
-        what = f"BN over groups of {result['batch_size']}"
+        what = _("BN over groups of {batch_size}").format(batch_size=result['batch_size'])
     else:
-        what = f"{LABELS[result['norm']]}: each image's own statistics"
+        what = _("{name}: each image's own statistics").format(name=_(LABELS[result['norm']]))
     artists["eval_mean"].set_visible(has_eval_mean)
     artists["eval_legend"].set_visible(has_eval_mean)
     ax.set_title(_("{what} ({values_per_statistic} values each)").format(what=what, values_per_statistic=means['values_per_statistic']))
@@ -512,14 +516,15 @@ def draw_batch_size_sweep(sweeps: dict):
                 sizes = sorted(by_size)
                 errors = [[run.test_error * 100 for run in by_size[s]] for s in sizes]
                 ax.plot(sizes, [np.mean(e) for e in errors], "-", color=COLORS[norm],
-                        label=LABELS[norm] + (" (one run for all sizes)" if norm != "batch" else ""))
+                        label=_("{name} (one run for all sizes)").format(name=_(LABELS[norm]))
+                        if norm != "batch" else _(LABELS[norm]))
                 for size, values in zip(sizes, errors):
                     ax.plot([size] * len(values), values, "o", ms=3.5, color=COLORS[norm])
             all_sizes = sorted({s for by_size in sweep.values() for s in by_size})
             ax.set_xscale("log", base=2)
             ax.set_xticks(all_sizes, [str(s) for s in all_sizes])
             ax.set(xlabel=_("examples per BN statistic (batch size)"), ylabel=_("test error (%)"),
-                   title=MODEL_NAMES[model_kind])
+                   title=_(MODEL_NAMES[model_kind]))
             ax.set_ylim(bottom=0)
             ax.legend(loc="upper right" if model_kind == "mlp" else "lower right")
     return figure
@@ -540,7 +545,7 @@ PANELS = [
     ]),
     Panel("batch size: BN, GroupNorm, LayerNorm", compute_batch_size, draw_batch_size,
           update=update_batch_size, controls=[
-        Control("model_kind", "choice", "mlp", options=("mlp", "cnn"), description=N_("network")),
+        Control("model_kind", "choice", "mlp", options=MODEL_KINDS, description=N_("network")),
         Control("norm", "choice", "batch", options=why.SIZE_NORMS, description=N_("normalization"),
                 test_values=("batch", "layer")),
         Control("batch_size", "choice", 2, options=why.BATCH_SIZES, description=N_("batch size"),
