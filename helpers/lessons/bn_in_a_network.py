@@ -21,6 +21,7 @@ small Gaussian initial weights); the learning rate is ours (the paper does not g
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from helpers.data import mnist_tensors
+from helpers.i18n import _
 from helpers.models import Figure1MLP
 from helpers.training import History, evaluate_accuracy, one_torch_thread, train_classifier
 
@@ -157,15 +159,20 @@ def clear_cache() -> None:
 def _settings(batchnorm, steps, lr, init_std, seed, bn_position, dropout, train_size,
               eval_size, record_every, tracked_units) -> dict:
     if bn_position not in ("before", "after"):
-        raise ValueError(f"bn_position must be 'before' or 'after', got {bn_position!r}")
+        raise ValueError(_("bn_position must be 'before' or 'after', got {bn_position!r}").format(
+            bn_position=bn_position))
     if steps < 1 or record_every < 1:
-        raise ValueError(f"steps and record_every must be >= 1, got {steps} and {record_every}")
+        raise ValueError(_("steps and record_every must be >= 1, got {steps} and {record_every}").format(
+            steps=steps, record_every=record_every))
     if not lr > 0 or not init_std > 0:
-        raise ValueError(f"lr and init_std must be positive, got {lr} and {init_std}")
+        raise ValueError(_("lr and init_std must be positive, got {lr} and {init_std}").format(
+            lr=lr, init_std=init_std))
     if train_size is not None and not 60 <= train_size <= 60_000:
-        raise ValueError(f"train_size must be None (all 60,000) or in [60, 60000], got {train_size}")
+        raise ValueError(_("train_size must be None (all 60,000) or in [60, 60000], got {train_size}").format(
+            train_size=train_size))
     if eval_size is not None and not 1 <= eval_size <= 10_000:
-        raise ValueError(f"eval_size must be None (all 10,000) or in [1, 10000], got {eval_size}")
+        raise ValueError(_("eval_size must be None (all 10,000) or in [1, 10000], got {eval_size}").format(
+            eval_size=eval_size))
     return dict(
         batchnorm=bool(batchnorm),
         # the plain network has no BN to place: one cache entry serves both placements
@@ -221,12 +228,16 @@ def run_figure1(batchnorm=False, *, steps, lr, init_std=BASE_INIT_STD, seed=0,
     x_test, y_test = data.x_test[:eval_size], data.y_test[:eval_size]
     model = Figure1MLP(batchnorm=batchnorm, bn_position=bn_position, init_std=init_std,
                        seed=seed, dropout=dropout)
-    name = f"BN {bn_position} sigmoid" if batchnorm else "no BN"
+    if batchnorm:
+        name = _("BN before sigmoid") if bn_position == "before" else _("BN after sigmoid")
+    else:
+        name = _("no BN")
     with one_torch_thread():
         history = train_classifier(
             model, x_train, y_train, x_test, y_test, steps=steps, lr=lr,
             record_every=record_every, tracked_units=settings["tracked_units"], seed=seed,
-            progress=progress, description=f"{name}, lr {lr:g}, init {init_std:g}")
+            progress=progress,
+            description=_("{name}, lr {lr:g}, init {init_std:g}").format(name=name, lr=lr, init_std=init_std))
     run = Run(history=history, settings=settings, model=model.eval())
     _RUNS[key] = run
     return run
@@ -278,7 +289,7 @@ def stuck_units(run: Run, x: torch.Tensor, layer: int = -1, threshold: float = 0
     Returns:
         a number in [0, 1].
     """
-    _, preactivations = run.model.eval()(x, return_preactivations=True)
+    _logits, preactivations = run.model.eval()(x, return_preactivations=True)
     outputs = torch.sigmoid(preactivations[layer])  # (N, units)
     return (outputs.std(dim=0) < threshold).double().mean().item()
 
@@ -293,7 +304,7 @@ def saturated_fraction(run: Run, x: torch.Tensor, layer: int = -1, tolerance: fl
         x:     (N, 784) images
         layer: which hidden layer (-1: the last)
     """
-    _, preactivations = run.model.eval()(x, return_preactivations=True)
+    _logits, preactivations = run.model.eval()(x, return_preactivations=True)
     outputs = torch.sigmoid(preactivations[layer])
     return ((outputs < tolerance) | (outputs > 1 - tolerance)).double().mean().item()
 
@@ -313,11 +324,13 @@ def describe(run: Run) -> str:
     history = run.history
     if history.diverged:
         last = int(history.steps[-1])
-        return f"diverged between steps {last} and {last + run.settings['record_every']} (loss > 1000)"
+        return _("diverged between steps {last} and {end} (loss > 1000)").format(
+            last=last, end=last + run.settings["record_every"])
     if run.test_accuracy < STALLED_BELOW:
-        return (f"stalled: {run.test_accuracy:.1%} after {history.steps[-1]} steps, "
-                f"loss {history.train_loss[-1]:.3g}")
-    return f"trains: {run.test_accuracy:.1%} after {history.steps[-1]} steps"
+        return _("stalled: {accuracy:.1%} after {steps} steps, loss {loss:.3g}").format(
+            accuracy=run.test_accuracy, steps=history.steps[-1], loss=history.train_loss[-1])
+    return _("trains: {accuracy:.1%} after {steps} steps").format(
+        accuracy=run.test_accuracy, steps=history.steps[-1])
 
 
 def distribution_shift(history: History, from_step: int) -> np.ndarray:
@@ -330,12 +343,20 @@ def distribution_shift(history: History, from_step: int) -> np.ndarray:
         (U,) one value per tracked unit, in the units of the sigmoid's input.
     """
     if history.percentiles.shape[1] == 0:
-        raise ValueError("the run tracked no units")
+        raise ValueError(_("the run tracked no units"))
     matches = np.flatnonzero(history.steps == from_step)
     if not len(matches):
-        raise ValueError(f"step {from_step} was not recorded (records: {history.steps.tolist()})")
+        raise ValueError(_("step {from_step} was not recorded (records: {records})").format(
+            from_step=from_step, records=history.steps.tolist()))
     change = np.abs(history.percentiles[-1] - history.percentiles[matches[0]])  # (U, Q)
     return change.mean(axis=1)
+
+
+def _right(text: str, width: int) -> str:
+    """``text`` right-aligned in ``width`` columns of a monospaced font, where a Chinese
+    character takes two (``f"{text:>{width}}"`` for Latin text)."""
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return " " * max(width - columns, 0) + text
 
 
 def accuracy_table(runs: dict, steps) -> str:
@@ -347,7 +368,7 @@ def accuracy_table(runs: dict, steps) -> str:
     """
     steps = list(steps)
     label_width = max(len(label) for label in runs)
-    header = " " * label_width + "".join(f"{'step ' + format(s, ','):>14}" for s in steps)
+    header = " " * label_width + "".join(_right(_("step {step:,}").format(step=s), 14) for s in steps)
     lines = [header]
     for label, run in runs.items():
         cells = []
@@ -482,7 +503,7 @@ def record_full_run(path=None, jobs: int = 1) -> tuple[Path, str]:
         "figure1": {label: {"settings": _json_settings(figure1[label]),
                             "history": figure1_results[label]} for label in figure1},
         "regularization": [{"variant": name, "settings": _json_settings(settings), "history": result}
-                           for ((name, _), settings), result
+                           for ((name, _seed), settings), result
                            in zip(regularization.items(), regularization_results)],
     }
     if path is None:

@@ -38,6 +38,9 @@ from helpers.panel import Control, Notice, Panel
 __all__ = ["PANELS", "compute_learning_curves", "draw_learning_curves", "update_learning_curves"]
 
 PLAIN_COLOR, BN_COLOR = "#b0413e", "#2a6f97"
+#: The BN placements (the values the lesson's runs are keyed by) and how the legend names them.
+PLACEMENTS = (N_("before"), N_("after"))
+PLACEMENT_NAMES = {"before": N_("BN before the sigmoid"), "after": N_("BN after the sigmoid")}
 
 
 def compute_learning_curves(lr=BASE_LR, init_std=BASE_INIT_STD, bn_position="before"):
@@ -59,7 +62,9 @@ def compute_learning_curves(lr=BASE_LR, init_std=BASE_INIT_STD, bn_position="bef
     if plain is None or bn is None:
         return Notice(_("No recorded run for learning rate {lr:g}, initial scale {init_std:g}, BN "
                         "{bn_position} the sigmoid: the panel trains nothing itself; choose one of "
-                        "its settings.").format(lr=lr, init_std=init_std, bn_position=bn_position))
+                        "its settings.").format(lr=lr, init_std=init_std,
+                                                bn_position=_(bn_position) if isinstance(bn_position, str)
+                                                else bn_position))
     return dict(plain=plain, bn=bn, lr=lr, init_std=init_std, bn_position=bn_position)
 
 
@@ -119,9 +124,9 @@ def update_learning_curves(figure, result):
     """Put a result's two runs into a figure made by ``draw_learning_curves`` (the panel's
     ``update``: the figure is redrawn in place, its axes and labels stay)."""
     artists = figure._panel_artists
-    placement = f"BN {result['bn_position']} the sigmoid"
+    placement = _(PLACEMENT_NAMES[result["bn_position"]])
     legend_texts = artists["legend"].get_texts()
-    for name, label, text in zip(("plain", "bn"), ("no BN", placement), legend_texts):
+    for name, label, text in zip(("plain", "bn"), (_("no BN"), placement), legend_texts):
         _show_run(artists[name], result[name])
         text.set_text(_("{label}: {value}").format(label=label, value=describe(result[name])))
 
@@ -165,7 +170,7 @@ PANELS = [
                     test_values=(LEARNING_RATES[-1],)),
             Control("init_std", "choice", BASE_INIT_STD, options=INIT_STDS,
                     description=N_("initial weight std"), test_values=(BASE_INIT_STD,)),
-            Control("bn_position", "choice", "before", options=("before", "after"),
+            Control("bn_position", "choice", "before", options=PLACEMENTS,
                     description=N_("BN placement (vs the sigmoid)"), test_values=("after",)),
         ],
     )
