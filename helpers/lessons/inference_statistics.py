@@ -27,6 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from helpers.bn import update_running_stats
+from helpers.i18n import _
 
 __all__ = [
     "FrozenBNLayer",
@@ -51,10 +52,13 @@ def _check_momentum(momentum, allow_none: bool = True) -> None:
     if momentum is None and allow_none:
         return
     if momentum is None or not 0.0 <= momentum <= 1.0:
-        raise ValueError(
-            f"momentum must be a number in [0, 1] (the weight of the new batch, torch's "
-            f"default is 0.1){' or None' if allow_none else ''}; got {momentum!r}"
-        )
+        if allow_none:
+            message = _("momentum must be a number in [0, 1] (the weight of the new batch, torch's "
+                        "default is 0.1) or None; got {momentum}")
+        else:
+            message = _("momentum must be a number in [0, 1] (the weight of the new batch, torch's "
+                        "default is 0.1); got {momentum}")
+        raise ValueError(message.format(momentum=repr(momentum)))
 
 
 # ----------------------------------------------------------------------------------------
@@ -168,7 +172,7 @@ def batch_stream(num_examples: int, batch_size: int, steps: int, order: str = "s
         return np.random.default_rng(seed).integers(num_examples, size=(steps, batch_size))
     if order == "shuffled":
         rng = np.random.default_rng(seed)
-        stream = np.concatenate([rng.permutation(num_examples) for _ in range(epochs)])
+        stream = np.concatenate([rng.permutation(num_examples) for _epoch in range(epochs)])
     elif order == "sorted":
         if labels is None or len(labels) != num_examples:
             raise ValueError("order='sorted' needs labels, one per example")
@@ -221,7 +225,7 @@ def running_statistics(batches, momentum: float | None = 0.1, initial_mean=0.0,
     steps, n, d = batches.shape
     if n < 2:
         raise ValueError(
-            f"a batch needs at least 2 values per feature to have a variance, got n = {n}"
+            _("a batch needs at least 2 values per feature to have a variance, got n = {n}").format(n=n)
         )
     _check_momentum(momentum)
     batch_mean = batches.mean(axis=1, dtype=np.float64)  # (T, D)
@@ -326,7 +330,7 @@ def _train_bn_mlp(batch_size: int, steps: int, lr: float, hidden: int, depth: in
         history = train_classifier(
             model, data.x_train, data.y_train, data.x_test[:2000], data.y_test[:2000],
             steps=steps, batch_size=batch_size, lr=lr, record_every=steps, seed=seed,
-            description=f"training a BN MLP, batch {batch_size}",
+            description=_("training a BN MLP, batch {batch_size}").format(batch_size=batch_size),
         )
     model.eval()
     return model, history
@@ -489,7 +493,7 @@ def record_trained_layer(path=None, jobs: int = 1):
 
     from helpers.data import record_path, record_versions, sha256_of
 
-    model, _ = trained_bn_mlp()
+    model, _history = trained_bn_mlp()
     arrays = {name: value.numpy() for name, value in model.state_dict().items()}
     about = dict(what="notebook 04's small BN network, trained_bn_mlp() with its defaults",
                  command=TRAINED_LAYER_COMMAND, torch_threads=1,
@@ -509,12 +513,13 @@ def _recorded_state(path, verify: bool) -> dict:
 
     path = find_data_file(TRAINED_LAYER_FILENAME) if path is None else Path(path)
     if not path.is_file():
-        raise DataFileError(f"{path} does not exist; it ships with the course in data/.")
+        raise DataFileError(_("{path} does not exist; it ships with the course in data/.").format(path=path))
     if verify and sha256_of(path) != TRAINED_LAYER_SHA256:
-        raise DataFileError(f"{path} is not the recorded network: its sha256 is {sha256_of(path)}, "
-                            f"expected {TRAINED_LAYER_SHA256}. Get a fresh copy of the course's "
-                            f"data/ folder, or (maintainers) re-record it with "
-                            f"`{TRAINED_LAYER_COMMAND}` and update TRAINED_LAYER_SHA256.")
+        raise DataFileError(_("{path} is not the recorded network: its sha256 is {sha256}, "
+                              "expected {expected}. Get a fresh copy of the course's "
+                              "data/ folder, or (maintainers) re-record it with "
+                              "`{command}` and update TRAINED_LAYER_SHA256.").format(
+            path=path, sha256=sha256_of(path), expected=TRAINED_LAYER_SHA256, command=TRAINED_LAYER_COMMAND))
     with np.load(path, allow_pickle=False) as npz:
         return {name: npz[name] for name in npz.files if name != "about"}
 
