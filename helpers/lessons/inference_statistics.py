@@ -27,6 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from helpers.bn import update_running_stats
+from helpers.i18n import _
 
 __all__ = [
     "FrozenBNLayer",
@@ -51,10 +52,13 @@ def _check_momentum(momentum, allow_none: bool = True) -> None:
     if momentum is None and allow_none:
         return
     if momentum is None or not 0.0 <= momentum <= 1.0:
-        raise ValueError(
-            f"momentum must be a number in [0, 1] (the weight of the new batch, torch's "
-            f"default is 0.1){' or None' if allow_none else ''}; got {momentum!r}"
-        )
+        if allow_none:
+            message = _("momentum must be a number in [0, 1] (the weight of the new batch, torch's "
+                        "default is 0.1) or None; got {momentum}")
+        else:
+            message = _("momentum must be a number in [0, 1] (the weight of the new batch, torch's "
+                        "default is 0.1); got {momentum}")
+        raise ValueError(message.format(momentum=repr(momentum)))
 
 
 # ----------------------------------------------------------------------------------------
@@ -79,7 +83,7 @@ def ema_weights(momentum: float, steps: int) -> np.ndarray:
     """
     _check_momentum(momentum, allow_none=False)
     if int(steps) != steps or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        raise ValueError(_("steps must be a non-negative integer, got {steps}").format(steps=repr(steps)))
     age = np.arange(steps - 1, -1, -1)  # t - k for k = 1..t
     return momentum * (1.0 - momentum) ** age
 
@@ -98,7 +102,7 @@ def moving_average(values, momentum: float | None, initial=0.0) -> np.ndarray:
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim < 1 or len(values) == 0:
-        raise ValueError(f"values must be (T, ...) with T >= 1, got shape {values.shape}")
+        raise ValueError(_("values must be (T, ...) with T >= 1, got shape {shape}").format(shape=values.shape))
     _check_momentum(momentum)
     if momentum is None:
         steps = np.arange(1, len(values) + 1).reshape((-1,) + (1,) * (values.ndim - 1))
@@ -128,7 +132,8 @@ def bias_corrected(trajectory, momentum: float, initial=0.0) -> np.ndarray:
     """
     trajectory = np.asarray(trajectory, dtype=np.float64)
     if momentum is None or not 0.0 < momentum <= 1.0:
-        raise ValueError(f"momentum must be in (0, 1] for a bias correction, got {momentum!r}")
+        raise ValueError(_("momentum must be in (0, 1] for a bias correction, got {momentum}").format(
+            momentum=repr(momentum)))
     steps = np.arange(1, len(trajectory) + 1).reshape((-1,) + (1,) * (trajectory.ndim - 1))
     left_on_initial = (1.0 - momentum) ** steps
     return (trajectory - left_on_initial * np.asarray(initial)) / (1.0 - left_on_initial)
@@ -159,22 +164,23 @@ def batch_stream(num_examples: int, batch_size: int, steps: int, order: str = "s
         set epoch after epoch ("shuffled", "sorted"); a batch may straddle two epochs.
     """
     if batch_size < 1 or batch_size > num_examples:
-        raise ValueError(f"batch_size must be in 1..{num_examples}, got {batch_size!r}")
+        raise ValueError(_("batch_size must be in 1..{num_examples}, got {batch_size}").format(
+            num_examples=num_examples, batch_size=repr(batch_size)))
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps!r}")
+        raise ValueError(_("steps must be >= 1, got {steps}").format(steps=repr(steps)))
     total = steps * batch_size
     epochs = -(-total // num_examples)  # ceiling
     if order == "iid":
         return np.random.default_rng(seed).integers(num_examples, size=(steps, batch_size))
     if order == "shuffled":
         rng = np.random.default_rng(seed)
-        stream = np.concatenate([rng.permutation(num_examples) for _ in range(epochs)])
+        stream = np.concatenate([rng.permutation(num_examples) for _epoch in range(epochs)])
     elif order == "sorted":
         if labels is None or len(labels) != num_examples:
-            raise ValueError("order='sorted' needs labels, one per example")
+            raise ValueError(_("order='sorted' needs labels, one per example"))
         stream = np.tile(np.argsort(np.asarray(labels), kind="stable"), epochs)
     else:
-        raise ValueError(f"order must be 'shuffled', 'iid' or 'sorted', got {order!r}")
+        raise ValueError(_("order must be 'shuffled', 'iid' or 'sorted', got {order}").format(order=repr(order)))
     return stream[:total].reshape(steps, batch_size)
 
 
@@ -217,11 +223,11 @@ def running_statistics(batches, momentum: float | None = 0.1, initial_mean=0.0,
     """
     batches = np.asarray(batches)
     if batches.ndim != 3:
-        raise ValueError(f"batches must be (T, n, D), got shape {batches.shape}")
+        raise ValueError(_("batches must be (T, n, D), got shape {shape}").format(shape=batches.shape))
     steps, n, d = batches.shape
     if n < 2:
         raise ValueError(
-            f"a batch needs at least 2 values per feature to have a variance, got n = {n}"
+            _("a batch needs at least 2 values per feature to have a variance, got n = {n}").format(n=n)
         )
     _check_momentum(momentum)
     batch_mean = batches.mean(axis=1, dtype=np.float64)  # (T, D)
@@ -261,7 +267,7 @@ def biased_variance_ratio(batch_sizes, trials: int = 20000, seed: int = 0):
     """
     batch_sizes = np.asarray(batch_sizes)
     if np.any(batch_sizes < 2):
-        raise ValueError("every batch size must be >= 2 (one value has no spread)")
+        raise ValueError(_("every batch size must be >= 2 (one value has no spread)"))
     rng = np.random.default_rng(seed)
     sigma = 3.0  # any sigma: the ratio does not depend on it
     simulated = np.array([
@@ -326,7 +332,7 @@ def _train_bn_mlp(batch_size: int, steps: int, lr: float, hidden: int, depth: in
         history = train_classifier(
             model, data.x_train, data.y_train, data.x_test[:2000], data.y_test[:2000],
             steps=steps, batch_size=batch_size, lr=lr, record_every=steps, seed=seed,
-            description=f"training a BN MLP, batch {batch_size}",
+            description=_("training a BN MLP, batch {batch_size}").format(batch_size=batch_size),
         )
     model.eval()
     return model, history
@@ -432,7 +438,7 @@ def frozen_bn_layer(train_examples: int = 6000, test_examples: int = 500, seed: 
     from helpers.data import load_mnist_head
 
     if recorded and seed != 0:
-        raise ValueError(f"only seed 0 is recorded, got seed {seed}")
+        raise ValueError(_("only seed 0 is recorded, got seed {seed}").format(seed=seed))
     model = recorded_bn_mlp() if recorded else trained_bn_mlp(seed=seed)[0]
     # only the images used are read and converted, as mnist_flat() converts them
     data = load_mnist_head(train_examples, test_examples)
@@ -489,7 +495,7 @@ def record_trained_layer(path=None, jobs: int = 1):
 
     from helpers.data import record_path, record_versions, sha256_of
 
-    model, _ = trained_bn_mlp()
+    model, _history = trained_bn_mlp()
     arrays = {name: value.numpy() for name, value in model.state_dict().items()}
     about = dict(what="notebook 04's small BN network, trained_bn_mlp() with its defaults",
                  command=TRAINED_LAYER_COMMAND, torch_threads=1,
@@ -509,12 +515,13 @@ def _recorded_state(path, verify: bool) -> dict:
 
     path = find_data_file(TRAINED_LAYER_FILENAME) if path is None else Path(path)
     if not path.is_file():
-        raise DataFileError(f"{path} does not exist; it ships with the course in data/.")
+        raise DataFileError(_("{path} does not exist; it ships with the course in data/.").format(path=path))
     if verify and sha256_of(path) != TRAINED_LAYER_SHA256:
-        raise DataFileError(f"{path} is not the recorded network: its sha256 is {sha256_of(path)}, "
-                            f"expected {TRAINED_LAYER_SHA256}. Get a fresh copy of the course's "
-                            f"data/ folder, or (maintainers) re-record it with "
-                            f"`{TRAINED_LAYER_COMMAND}` and update TRAINED_LAYER_SHA256.")
+        raise DataFileError(_("{path} is not the recorded network: its sha256 is {sha256}, "
+                              "expected {expected}. Get a fresh copy of the course's "
+                              "data/ folder, or (maintainers) re-record it with "
+                              "`{command}` and update TRAINED_LAYER_SHA256.").format(
+            path=path, sha256=sha256_of(path), expected=TRAINED_LAYER_SHA256, command=TRAINED_LAYER_COMMAND))
     with np.load(path, allow_pickle=False) as npz:
         return {name: npz[name] for name in npz.files if name != "about"}
 

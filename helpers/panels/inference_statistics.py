@@ -31,8 +31,9 @@ __all__ = ["PANELS", "compute_running_estimates", "draw_running_estimates",
 
 STEPS = 200  # batches replayed
 EVERY = 5  # accuracy is evaluated after every EVERY-th batch (and after the last)
-AVERAGES = ("exponential (momentum)", "cumulative (momentum=None)")
-ORDERS = ("shuffled", "sorted by label")
+# the dropdowns' values (the code compares them; the dropdowns show them translated)
+AVERAGES = (N_("exponential (momentum)"), N_("cumulative (momentum=None)"))
+ORDERS = (N_("shuffled"), N_("sorted by label"))
 
 
 def _shown_unit(layer) -> int:
@@ -108,7 +109,7 @@ def _replay(momentum, batch_size, order, steps):
         final_var_ratio=float(np.median(trace.running_var[-1] / layer.population_var)),
         label=(_("cumulative average") if momentum is None
                else _("EMA, momentum {momentum}").format(momentum=f"{momentum:.3g}"))
-        + _(", batch {batch_size}, {order}").format(batch_size=batch_size, order=order),
+        + _(", batch {batch_size}, {order}").format(batch_size=batch_size, order=_(order)),
     )
 
 
