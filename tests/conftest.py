@@ -9,6 +9,12 @@ import pytest
 
 # Progress bars are for people; keep test output clean (also in executed notebooks' kernels).
 os.environ.setdefault("BATCHNORM_COURSE_PROGRESS", "0")
+# The recorded training runs (data/*_panel_runs.json, data/*.npz) are recomputed here and must
+# come out the same, float for float. torch and its oneDNN convolutions pick their vector kernels
+# by CPU (AVX-512 where the CPU has it, which rounds sums in another order): pin the AVX2 kernels
+# the records were made with (tools/record_panel_runs.py pins them too). Before torch loads.
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 
 @pytest.fixture

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import time
+
+# torch's and oneDNN's AVX2 kernels on every x86-64 CPU (AVX-512 ones round in another order):
+# the tests, which recompute samples of the records, pin the same (tests/conftest.py)
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 RECORDERS = {
     # slug: (function of helpers.lessons.<slug> that records, name of its sha256 constant)
