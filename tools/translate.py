@@ -414,6 +414,14 @@ def reads_like_prose(text: str) -> bool:
     return "\n" not in text and bool(re.search(r"[A-Za-z]{2,}", text)) and bool(re.search(r"\S\s+\S", text))
 
 
+def words_inside_fields(body: str) -> bool:
+    """Whether an f-string's ``{...}`` fields hold a literal a learner reads (``{'with BN' if bn
+    else 'without BN':45s}``): the f-string is then a unit even with no words outside them."""
+    literals = [single or double for field in _scan(body, keep_literals=True)[0]
+                for single, double in re.findall(r"'([^']*)'|\"([^\"]*)\"", field)]
+    return any(reads_like_prose(text) for text in literals)
+
+
 def code_units(source: str) -> list[CodeUnit]:
     """The translatable units of a code cell's source, in order."""
     text = masked(source)
@@ -465,7 +473,7 @@ def code_units(source: str) -> list[CodeUnit]:
         if not shown and (any(a <= offset < b for a, b in kept) or len(quote) == 3
                           or not reads_like_prose(plain)):
             continue
-        if has_words(plain):
+        if has_words(plain) or (plain is not body and words_inside_fields(body)):
             units.append(CodeUnit("string", offset, to_offset(*end), body, opening, quote))
     return sorted(units, key=lambda unit: unit.start)
 
@@ -484,7 +492,7 @@ def fields(body: str) -> list[str]:
     return _scan(body)[0]
 
 
-def _scan(body: str) -> tuple[list[str], list[str]]:
+def _scan(body: str, keep_literals: bool = False) -> tuple[list[str], list[str]]:
     found, rest, i = [], [], 0
     while i < len(body):
         if body.startswith("{{", i) or body.startswith("}}", i):
@@ -508,7 +516,7 @@ def _scan(body: str) -> tuple[list[str], list[str]]:
                         break
                 j += 1
             field = body[i:j + 1]
-            found.append(re.sub(r"""(['"]).*?\1""", r"\1…\1", field))
+            found.append(field if keep_literals else re.sub(r"""(['"]).*?\1""", r"\1…\1", field))
             i = j + 1
             continue
         rest.append(body[i])

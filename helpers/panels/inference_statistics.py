@@ -203,7 +203,7 @@ def update_running_estimates(figure, result):
     artists["accuracy"].set_data(result["checkpoints"], result["accuracy"])
     for name in ("population_mean", "population_var", "population_accuracy", "start_accuracy"):
         artists[name].set_ydata([result[name]] * 2)
-    artists["settings"].set_text(result["label"] + ".")
+    artists["settings"].set_text(_("{sentence}.").format(sentence=result["label"]))
     values = {**result, "final_accuracy": result["accuracy"][-1]}
     for name, (_label, value_format) in SUMMARIES.items():
         artists[name].set_text(value_format.format(values[name]))
