@@ -349,7 +349,7 @@ def _moving_average():
         running = 0.9 * running + 0.1 * v
         ema.append(running)
     steps = np.arange(60)
-    return [{"title": _("EMA with momentum 0.1, starting from 0"), "xlabel": _("batch"), "items": [
+    return [{"title": _("EMA with momentum 0.1, starting from 0"), "xlabel": _("batch number"), "items": [
         ("line", steps, values, dict(marker=".", lw=0.6, alpha=0.6, label=_("batch means"))),
         ("line", steps, np.array(ema), dict(lw=2, label=_("exponential moving average"))),
         ("hline", 1.0, dict(color="black", ls=":", label=_("true mean"))),
@@ -367,7 +367,7 @@ def _momentum():
             path.append(running)
         items.append(("line", np.arange(60), np.array(path), dict(label=_("momentum {momentum}").format(momentum=momentum))))
     items.append(("hline", 1.0, dict(color="black", ls=":")))
-    return [{"title": _("larger momentum: faster but noisier"), "xlabel": _("batch"), "items": items, "legend": True}]
+    return [{"title": _("larger momentum: faster but noisier"), "xlabel": _("batch number"), "items": items, "legend": True}]
 
 
 def _normalization():
@@ -612,7 +612,7 @@ def _running_statistics():
         means.append(mean)
         variances.append(var)
     steps = np.arange(80)
-    return [{"title": _("running_mean → 3, running_var → 4"), "xlabel": _("batch"), "items": [
+    return [{"title": _("running_mean → 3, running_var → 4"), "xlabel": _("batch number"), "items": [
         ("line", steps, np.array(means), dict(label=_("running_mean"))),
         ("line", steps, np.array(variances), dict(label=_("running_var"))),
         ("hline", 3.0, dict(color="tab:blue", ls=":")), ("hline", 4.0, dict(color="tab:orange", ls=":")),
