@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.i18n import _
+from helpers.i18n import N_, _
 
 __all__ = [
     "NORMALIZATIONS",
@@ -44,8 +44,9 @@ __all__ = [
     "values_per_statistic",
 ]
 
-#: The four normalizations this module knows, in the order of Wu & He's Figure 2.
-NORMALIZATIONS = ("batch", "layer", "instance", "group")
+#: The four normalizations this module knows, in the order of Wu & He's Figure 2 (marked for the
+#: catalog: a panel's dropdown shows them translated, the values stay these English keys).
+NORMALIZATIONS = (N_("batch"), N_("layer"), N_("instance"), N_("group"))
 
 #: Axes of an (N, C, H, W) array averaged over by each normalization (group: see group_normalize).
 _AXES = {"batch": (0, 2, 3), "layer": (1, 2, 3), "instance": (2, 3)}

@@ -177,24 +177,13 @@ def language(request):
 
 @pytest.mark.parametrize("term", TERMS)
 def test_every_glossary_entry_draws_inside_the_same_figure_size(term, language):
-    import logging
-    import warnings
+    from tools.translate import boxes_drawn
 
     result = compute_glossary_entry(term)
     figure = PANELS[0].draw(result)
     assert isinstance(figure, Figure)
-    logged = []
-    handler = logging.Handler()
-    handler.emit = lambda record: logged.append(record.getMessage())
-    logging.getLogger("matplotlib.mathtext").addHandler(handler)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            figure.canvas.draw()
-    finally:
-        logging.getLogger("matplotlib.mathtext").removeHandler(handler)
-    boxes = [m for m in [str(w.message) for w in caught] + logged
-             if "missing from font" in m or "does not have a glyph" in m]
+    with boxes_drawn() as boxes:
+        figure.canvas.draw()
     assert not boxes, (term, language, boxes[:3])
     # the widget keeps one figure for every term and renders the area measured for the first:
     # nothing may stick out of it

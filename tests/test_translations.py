@@ -15,10 +15,8 @@ catalog's msgstr (see locales/README.md), then ``python -m tools.translate build
 
 import io
 import json
-import logging
 import re
 import tokenize
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -285,29 +283,20 @@ def test_panel_draws_in_chinese_at_every_control_value_with_every_glyph(panel):
 
     failed = translate.helper_translations()["These settings could not be drawn"]
     i18n.set_language("zh")
-    logged = []
-    handler = logging.Handler()
-    handler.emit = lambda record: logged.append(record.getMessage())
-    mathtext = logging.getLogger("matplotlib.mathtext")
-    mathtext.addHandler(handler)
     try:
         defaults = panel.defaults()
         moves = [defaults] + [{**defaults, control.name: value} for control in panel.controls
                               for value in control.values_to_test() if value != defaults[control.name]]
         for values in moves:
-            logged.clear()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with translate.boxes_drawn() as boxes:
                 shown = panel.render(**values)
                 if isinstance(shown, Notice):
                     assert failed not in shown.text, f"{panel.name} at {values}: {shown.text}"
                 else:
                     shown.canvas.draw()
                     plt.close(shown)
-            glyphs = [m for m in [str(w.message) for w in caught] + logged if MISSING_GLYPH.search(m)]
-            assert not glyphs, f"{panel.name} at {values}: {glyphs[:3]}"
+            assert not boxes, f"{panel.name} at {values}: {boxes[:3]}"
     finally:
-        mathtext.removeHandler(handler)
         i18n.set_language("en")
 
 
@@ -350,18 +339,13 @@ def printed_numbers(notebook) -> list[str]:
     return numbers
 
 
-#: matplotlib's two ways of saying a character showed as a box: a warning of the text engine
-#: ("Glyph 25209 (\\N{CJK...}) missing from font(s) DejaVu Sans.") and a log line of mathtext,
-#: which draws a whole string with $...$ in its math fonts ("Font 'default' does not have a glyph")
-MISSING_GLYPH = re.compile(r"missing from font|does not have a glyph")
-
-
 def glyph_warnings(executed) -> list[str]:
     from tools.kernels import output_widget_outputs, shown_text
 
     outputs = [o for cell in executed.notebook.cells for o in cell.get("outputs", [])]
     outputs += [o for widget in output_widget_outputs(executed.widget_state) for o in widget]
-    return [line for o in outputs for line in shown_text(o).splitlines() if MISSING_GLYPH.search(line)]
+    return [line for o in outputs for line in shown_text(o).splitlines()
+            if translate.MISSING_GLYPH.search(line)]
 
 
 @pytest.mark.parametrize("path", ENGLISH, ids=lambda path: path.name)

@@ -43,7 +43,8 @@ the quotes, as written in the source; an f-string's ``{...}`` fields must come b
 except the text of string literals inside them). A string literal is translated when a learner
 reads it: an argument of print(), a title, a label... (``SHOWN_CALLS``, ``SHOWN_KEYWORDS``), or
 any one-line literal of two or more words (a row label or a curve's name shown later), except the
-operands of a comparison and the values of setting keywords such as ``loc=``. The same English
+operands of a comparison and the values of keyword arguments other than the shown ones (``loc=``:
+parameters the callee interprets). The same English
 text always gets the same Chinese, so a label that is also a dictionary key stays consistent; a
 translator keeps the English (msgstr = msgid) where the text must match something outside the
 notebook (a helper's option, torch's source).
@@ -53,13 +54,16 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import copy
 import datetime
 import io
 import json
+import logging
 import re
 import sys
 import tokenize
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -330,17 +334,24 @@ def is_f_string(text: str) -> bool:
     return "f" in split_literal(text)[0].lower()
 
 
+def _node_span(node, to_offset, source) -> tuple[int, int]:
+    """(start, end) character offsets of an AST node in ``source`` (ast gives UTF-8 byte columns)."""
+    lines = source.splitlines(keepends=True)
+
+    def char_col(row, byte_col):
+        line = lines[row - 1] if row <= len(lines) else ""
+        return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+    return (to_offset(node.lineno, char_col(node.lineno, node.col_offset)),
+            to_offset(node.end_lineno, char_col(node.end_lineno, node.end_col_offset)))
+
+
 def _shown_string_spans(tree, to_offset, source) -> list[tuple[int, int]]:
     spans = []
 
-    def char_col(row, byte_col):
-        line = source.splitlines(keepends=True)[row - 1] if row <= len(source.splitlines()) else ""
-        return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
-
     def add(node):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) or isinstance(node, ast.JoinedStr):
-            spans.append((to_offset(node.lineno, char_col(node.lineno, node.col_offset)),
-                          to_offset(node.end_lineno, char_col(node.end_lineno, node.end_col_offset))))
+            spans.append(_node_span(node, to_offset, source))
         elif isinstance(node, ast.IfExp):
             add(node.body)
             add(node.orelse)
@@ -375,33 +386,24 @@ def _shown_string_spans(tree, to_offset, source) -> list[tuple[int, int]]:
     return spans
 
 
-#: keywords whose string values are settings, never text (``legend(loc="lower right")``)
-SETTING_KEYWORDS = {"loc", "dtype", "mode", "reduction", "nonlinearity", "backend", "device",
-                    "cmap", "color", "ls", "linestyle", "marker", "ha", "va", "fmt", "sep", "end"}
-
-
 def _kept_string_spans(tree, to_offset, source) -> list[tuple[int, int]]:
     """Spans of string literals that must stay as written even when they read like prose: the
     operands of a comparison (``"Timed out" in message`` matches torch's English) and the values
-    of setting keywords."""
+    of keyword arguments other than the shown ones (``legend(loc="lower right")``,
+    ``compute(features="whitened (ZCA)")``: parameters the callee interprets)."""
     spans = []
-
-    def char_col(row, byte_col):
-        line = source.splitlines(keepends=True)[row - 1] if row <= len(source.splitlines()) else ""
-        return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
 
     def add(node):
         for inner in ast.walk(node):
             if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
-                spans.append((to_offset(inner.lineno, char_col(inner.lineno, inner.col_offset)),
-                              to_offset(inner.end_lineno, char_col(inner.end_lineno, inner.end_col_offset))))
+                spans.append(_node_span(inner, to_offset, source))
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
             for operand in (node.left, *node.comparators):
                 if not isinstance(operand, ast.JoinedStr):
                     add(operand)
-        elif isinstance(node, ast.keyword) and node.arg in SETTING_KEYWORDS:
+        elif isinstance(node, ast.keyword) and node.arg not in SHOWN_KEYWORDS:
             add(node.value)
     return spans
 
@@ -468,12 +470,13 @@ def code_units(source: str) -> list[CodeUnit]:
     for start, end, literal in string_tokens(text):
         offset = to_offset(*start)
         opening, body, quote = split_literal(literal)
-        plain = outside_fields(body) if "f" in opening.lower() else body
+        f_string = "f" in opening.lower()
+        plain = outside_fields(body) if f_string else body
         shown = any(a <= offset < b for a, b in spans)
         if not shown and (any(a <= offset < b for a, b in kept) or len(quote) == 3
                           or not reads_like_prose(plain)):
             continue
-        if has_words(plain) or (plain is not body and words_inside_fields(body)):
+        if has_words(plain) or (f_string and words_inside_fields(body)):
             units.append(CodeUnit("string", offset, to_offset(*end), body, opening, quote))
     return sorted(units, key=lambda unit: unit.start)
 
@@ -838,6 +841,30 @@ def missing_glyphs() -> list[str]:
     return sorted(catalog_characters() - font_characters() - matplotlib_default_characters())
 
 
+#: matplotlib's two ways of saying a character showed as a box: a warning of the text engine
+#: ("Glyph 25209 (\\N{CJK...}) missing from font(s) DejaVu Sans.") and a log line of mathtext,
+#: which draws a whole string with $...$ in its math fonts ("Font 'default' does not have a glyph")
+MISSING_GLYPH = re.compile(r"missing from font|does not have a glyph")
+
+
+@contextlib.contextmanager
+def boxes_drawn():
+    """``with boxes_drawn() as boxes: figure.canvas.draw()``: afterwards ``boxes`` lists
+    matplotlib's messages about characters drawn as boxes (warnings and mathtext's log)."""
+    boxes, logged = [], []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    mathtext = logging.getLogger("matplotlib.mathtext")
+    mathtext.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield boxes
+    finally:
+        mathtext.removeHandler(handler)
+    boxes += [m for m in [str(w.message) for w in caught] + logged if MISSING_GLYPH.search(m)]
+
+
 def make_font(extra: set[str]) -> None:
     """Write the subset: the fixed ranges, GB 2312's hanzi, what it had and ``extra``."""
     from fontTools import subset
@@ -989,10 +1016,6 @@ def _problem_of(msgid, msgstr, kind, entries):
                             if unit.text == msgid and unit.kind == "string":
                                 return translation_problem(msgid, msgstr, "string", unit.prefix, unit.suffix)
         return None
-    if kind == "helpers":
-        if sorted(fields(msgid)) != sorted(fields(msgstr)):
-            return f"the {{...}} fields differ: {fields(msgid)} in English, {fields(msgstr)} here"
-        return translation_problem(msgid, msgstr, "helpers")
     return translation_problem(msgid, msgstr, kind)
 
 

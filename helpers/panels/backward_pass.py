@@ -48,8 +48,6 @@ __all__ = [
 NUM_FEATURES = 3
 CORRECT_NAME = N_("correct (helpers.bn)")  # a key of the results: translated where it is shown
 VERDICT_COLORS = {"correct": "#2e7d32", "suspicious": "#d08c00", "WRONG": "#c62828"}
-#: helpers.gradcheck.verdict's words, as shown in a title (the keys stay English)
-VERDICT_NAMES = {"correct": N_("correct"), "suspicious": N_("suspicious"), "WRONG": N_("WRONG")}
 
 
 def _plain_log_ticks(axis, exponents):
@@ -354,7 +352,7 @@ def update_finite_difference_panel(figure, result):
     _title(a.moving, _("{dtype}, h = {h:.1e}: relative error {error:.1e} "
                        "({verdict}, by the float64 thresholds)").format(
         dtype=result["dtype"], h=result["h"], error=result["error"],
-        verdict=_(VERDICT_NAMES[result["verdict"]])), fontsize=9.5)
+        verdict=_(result["verdict"])), fontsize=9.5)
 
 
 PANELS = [

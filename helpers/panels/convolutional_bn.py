@@ -57,10 +57,6 @@ TITLES = {
     "instance": N_("Instance norm: over (H, W)"),
     "group": N_("Group norm: over (C/G, H, W)"),
 }
-# the dropdown's options: helpers.norms.NORMALIZATIONS, marked for the catalog (the panel shows
-# them translated; the values stay these English keys)
-KINDS = (N_("batch"), N_("layer"), N_("instance"), N_("group"))
-assert KINDS == NORMALIZATIONS
 
 
 # ----------------------------------------------------------------------------------------
@@ -452,7 +448,7 @@ def make_normalization_panel(feature_maps=None, digits=None) -> Panel:
                                          feature_maps=feature_maps, digits=digits)
 
     return Panel("which values share one mean and variance", compute, draw_shared_statistics, [
-        Control("kind", "choice", "batch", options=KINDS, description=N_("normalization")),
+        Control("kind", "choice", "batch", options=NORMALIZATIONS, description=N_("normalization")),
         Control("groups", "int", 4, low=1, high=channels, description=N_("groups G (group norm)"),
                 test_values=(1, 3, 4, channels), active_when={"kind": ("group",)}),
         Control("batch_size", "int", total, low=1, high=total, description=N_("batch size N")),

@@ -221,7 +221,7 @@ def term_label(english: str) -> str:
     its Chinese name first (without the synonyms)."""
     if language() == "en":
         return english
-    chinese = next(term.chinese for term in GLOSSARY if term.english == english)
+    chinese = GLOSSARY[TERMS.index(english)].chinese
     return f"{chinese.split(' (')[0]} · {english}"
 
 

@@ -250,11 +250,7 @@ def compute_gd_two_features(scale_ratio=10.0, learning_rate=10**-1.8, correlatio
                             features="raw") -> dict:
     """Gradient descent from w = 0 on a two-feature least-squares problem whose feature 2 is
     ``scale_ratio`` times wider than feature 1, with the given correlation; the features are
-    used raw, z-scored or whitened. Returns the view plus a two-line status.
-
-    ``features`` is one of ``FEATURES`` or its label as shown in the current language (the
-    Chinese notebook passes the label it prints)."""
-    features = next((option for option in FEATURES if features in (option, _(option))), features)
+    used raw, z-scored or whitened. Returns the view plus a two-line status."""
     # z-scoring and whitening remove feature 2's scale exactly, up to rounding: those views are
     # built at ratio 1, so that the disabled ratio slider cannot move them by a rounding error
     x, y = two_feature_problem(scale_ratio if features == "raw" else 1.0, correlation)
